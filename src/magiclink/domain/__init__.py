@@ -1,0 +1,1 @@
+"""The domain: records, errors, policies and services. Standard library and attrs only."""

@@ -1,0 +1,108 @@
+"""Every error a magiclink service raises.
+
+The tree::
+
+    MagicLinkError (Exception)            .code, .message; str(error) == error.message
+    ├── InvalidToken        UNAUTHORIZED  "Invalid token": malformed or unknown raw token
+    ├── TokenExpiredOrUsed  UNAUTHORIZED  "Token expired or used": invalidated, consumed,
+    │                                     expired, or its booking closed, moved or gone
+    ├── AccessDenied        FORBIDDEN     "Access denied": blocked guest, or a requester
+    │                                     that is neither the mentor, the guest nor the system
+    ├── RateLimited         TOO_MANY_REQUESTS  a new link requested too soon
+    ├── BookingNotFound     NOT_FOUND     the booking id (or uid) is unknown
+    ├── BookingClosed       CONFLICT      the booking is cancelled or a no-show
+    ├── DuplicateRating     CONFLICT      the booking already has its rating
+    ├── InvalidInput        BAD_REQUEST   a value that is malformed, out of range, or naive
+    └── StorageError        INTERNAL      the storage failed; .transient says whether a
+                                          retry may succeed (lost connection, lock timeout,
+                                          serialization failure, deadlock)
+
+No adapter or driver exception ever leaves a service: adapters translate theirs into
+`StorageError` (or into the domain conflict they mean) and services wrap anything else.
+Messages are one line, say what the caller can do, and never contain a raw token.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MagicLinkError(Exception):
+    """Base of every error raised by magiclink; `code` is stable, `message` is for people."""
+
+    code: ClassVar[str] = "INTERNAL"
+    default_message: ClassVar[str] = "Internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidToken(MagicLinkError):
+    """The raw token is malformed or matches no stored token."""
+
+    code = "UNAUTHORIZED"
+    default_message = "Invalid token"
+
+
+class TokenExpiredOrUsed(MagicLinkError):
+    """The token is known but dead: invalidated, consumed, expired, or its booking moved on."""
+
+    code = "UNAUTHORIZED"
+    default_message = "Token expired or used"
+
+
+class AccessDenied(MagicLinkError):
+    """The guest is blocked, or the requester may not act on this booking."""
+
+    code = "FORBIDDEN"
+    default_message = "Access denied"
+
+
+class RateLimited(MagicLinkError):
+    """The guest asked for a link too soon after the previous one."""
+
+    code = "TOO_MANY_REQUESTS"
+    default_message = "Too many requests: wait a minute before asking for a new link"
+
+
+class BookingNotFound(MagicLinkError):
+    """No booking has this id (or uid)."""
+
+    code = "NOT_FOUND"
+    default_message = "Booking not found"
+
+
+class BookingClosed(MagicLinkError):
+    """The booking is cancelled or a no-show and accepts no further change."""
+
+    code = "CONFLICT"
+    default_message = "Booking is cancelled or marked as a no-show"
+
+
+class DuplicateRating(MagicLinkError):
+    """The booking has already been rated; a booking takes one rating."""
+
+    code = "CONFLICT"
+    default_message = "This session has already been rated"
+
+
+class InvalidInput(MagicLinkError):
+    """A value given to a service is malformed, out of range, of the wrong kind, or naive."""
+
+    code = "BAD_REQUEST"
+    default_message = "Invalid input"
+
+
+class StorageError(MagicLinkError):
+    """The storage failed. `transient` is true when retrying may succeed."""
+
+    code = "INTERNAL"
+    default_message = "Storage error"
+
+    def __init__(self, message: str | None = None, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient

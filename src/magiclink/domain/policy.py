@@ -1,0 +1,117 @@
+"""Pure rules: input validation, token format and hashing, and the verification verdict."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from magiclink.domain.enums import BookingStatus, RefusalReason
+from magiclink.domain.errors import InvalidInput
+from magiclink.domain.records import TokenLookup
+
+RAW_TOKEN_BYTES = 32
+RAW_TOKEN_LENGTH = 2 * RAW_TOKEN_BYTES
+MAX_EMAIL_LENGTH = 254
+MAX_ID = 2**63 - 1
+MAX_TEXT_ID_LENGTH = 255
+
+_RAW_TOKEN = re.compile(r"[0-9a-f]{64}")
+# Deliberately simple: one @, a dot in the domain, no whitespace or control characters.
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+")
+
+
+_CLOSED = (BookingStatus.CANCELLED, BookingStatus.NO_SHOW)
+
+
+def generate_raw_token() -> str:
+    """32 random bytes from `secrets`, as 64 lowercase hex characters."""
+    return secrets.token_hex(RAW_TOKEN_BYTES)
+
+
+def is_well_formed(raw: object) -> bool:
+    """True when `raw` looks like a raw token (64 lowercase hex characters)."""
+    return isinstance(raw, str) and len(raw) == RAW_TOKEN_LENGTH and _RAW_TOKEN.fullmatch(raw) is not None
+
+
+def hash_token(raw: str) -> str:
+    """SHA-256 hex digest of a raw token: the only form in which a token is stored."""
+    return hashlib.sha256(raw.encode("ascii")).hexdigest()
+
+
+def normalize_email(email: object) -> str:
+    """Strip and lower-case an e-mail address, or raise `InvalidInput` if it is not one."""
+    if not isinstance(email, str):
+        raise InvalidInput("E-mail address must be a string")
+    normalized = email.strip().lower()
+    if len(normalized) > MAX_EMAIL_LENGTH or _EMAIL.fullmatch(normalized) is None:
+        raise InvalidInput("Invalid e-mail address")
+    return normalized
+
+
+def require_aware(value: object, name: str) -> datetime:
+    """Return `value` if it is a timezone-aware datetime, else raise `InvalidInput`."""
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"{name} must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{name} must be timezone-aware (naive datetimes are refused)")
+    return value
+
+
+def require_id(value: object, name: str) -> int:
+    """Return `value` if it is a positive integer id that storage can hold."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ID:
+        raise InvalidInput(f"{name} must be a positive integer")
+    return value
+
+
+def require_optional_id(value: object, name: str) -> int | None:
+    """Like `require_id`, but None is allowed."""
+    return None if value is None else require_id(value, name)
+
+
+def require_text(value: object, name: str, *, max_length: int, allow_empty: bool = False) -> str:
+    """Return `value` if it is a string within bounds and free of NUL characters."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string")
+    if not allow_empty and not value.strip():
+        raise InvalidInput(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise InvalidInput(f"{name} must be at most {max_length} characters")
+    if "\x00" in value:
+        raise InvalidInput(f"{name} must not contain NUL characters")
+    return value
+
+
+def require_duration(value: object, name: str) -> timedelta:
+    """Return `value` if it is a positive timedelta."""
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise InvalidInput(f"{name} must be a positive duration")
+    return value
+
+
+def refusal_reason(lookup: TokenLookup, now: datetime) -> RefusalReason | None:
+    """Why verification must refuse this token at `now`, or None when it is live (R7, §5.4).
+
+    The order is the contract: a blocked guest first (`AccessDenied`), then the token's own
+    state, then its booking (closed, moved to a new revision, or gone).
+    """
+    token = lookup.token
+    if lookup.guest.blocked:
+        return RefusalReason.BLOCKED
+    if token.invalidated:
+        return RefusalReason.INVALIDATED
+    if token.used_at is not None:
+        return RefusalReason.USED
+    if token.expires_at <= now:
+        return RefusalReason.EXPIRED
+    if token.booking_id is not None:
+        status = lookup.booking_status
+        if status is None:
+            return RefusalReason.BOOKING_MISSING
+        if status in _CLOSED:
+            return RefusalReason.BOOKING_CLOSED
+        if token.booking_revision is not None and token.booking_revision != lookup.booking_revision:
+            return RefusalReason.BOOKING_RESCHEDULED
+    return None

@@ -1,0 +1,256 @@
+"""Frozen records of the domain and the results services return.
+
+Records are plain values: adapters build them from rows explicitly, services never mutate
+them (they ask a repository for the change and get a new record back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReason
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class Guest:
+    """A person known only by e-mail (`normalized_email`: stripped, lower-cased, unique)."""
+
+    id: int
+    normalized_email: str
+    blocked: bool
+    last_request_at: datetime | None
+    created_at: datetime
+
+
+@attrs.frozen
+class Booking:
+    """A mentoring session between a mentor and a prospective student (the guest)."""
+
+    id: int
+    uid: str
+    mentor_id: int
+    guest_email: str
+    start_time: datetime
+    end_time: datetime
+    status: BookingStatus
+    revision: int
+
+    @property
+    def is_closed(self) -> bool:
+        """True when cancelled or a no-show: its links are dead and it accepts no change."""
+        return self.status.is_closed
+
+
+@attrs.frozen
+class MagicLinkToken:
+    """The stored side of a magic link. The raw token itself is never stored."""
+
+    id: int
+    token_hash: str
+    guest_id: int
+    booking_id: int | None
+    booking_revision: int | None
+    expires_at: datetime
+    used_at: datetime | None
+    invalidated: bool
+    invalidation_reason: InvalidationReason | None
+    created_at: datetime
+
+
+@attrs.frozen
+class AuditEntry:
+    """One row of the guest access log."""
+
+    id: int
+    guest_id: int | None
+    endpoint: str
+    action: str
+    resource_id: str | None
+    success: bool
+    metadata: Mapping[str, Any] = attrs.field(converter=_frozen_mapping)
+    created_at: datetime
+
+
+@attrs.frozen
+class NewAuditEntry:
+    """An audit entry about to be written (storage assigns the id)."""
+
+    guest_id: int | None
+    endpoint: str
+    action: str
+    resource_id: str | None
+    success: bool
+    metadata: Mapping[str, Any]
+    created_at: datetime
+
+
+@attrs.frozen
+class Rating:
+    """A student's 1-5 score of one booking; at most one per booking."""
+
+    id: int
+    booking_id: int
+    student_profile_id: str
+    rating: int
+    feedback: str | None
+    created_at: datetime
+
+
+@attrs.frozen
+class Incident:
+    """A report about a session, found by booking uid (`booking_id` is None when unknown)."""
+
+    id: int
+    booking_uid: str
+    booking_id: int | None
+    student_profile_id: str
+    type: IncidentType
+    description: str
+    reported_by_user_id: int | None
+    created_at: datetime
+
+
+@attrs.frozen
+class TokenLookup:
+    """What verification needs about one token, read in one go.
+
+    `booking_status` and `booking_revision` describe the token's booking as stored now;
+    both are None when the token has no booking or when that booking no longer exists.
+    """
+
+    token: MagicLinkToken
+    guest: Guest
+    booking_status: BookingStatus | None
+    booking_revision: int | None
+
+
+@attrs.frozen
+class LinkMessage:
+    """A magic link to mail: the notifier's one message."""
+
+    to: str
+    url: str = attrs.field(repr=False)
+    booking_id: int | None
+    kind: str
+
+
+@attrs.frozen
+class Requester:
+    """Who asks for a booking change: a user id, an e-mail, or the platform itself."""
+
+    user_id: int | None = None
+    email: str | None = None
+    is_system: bool = False
+
+    @classmethod
+    def system(cls) -> Requester:
+        """The platform itself (a scheduler, an admin job): allowed on every booking."""
+        return cls(is_system=True)
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ValueError(f"{attribute.name} must be a positive timedelta")
+
+
+def _non_negative(
+    _instance: object, attribute: attrs.Attribute[timedelta], value: timedelta
+) -> None:
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        raise ValueError(f"{attribute.name} must be a timedelta of zero or more")
+
+
+@attrs.frozen
+class Settings:
+    """Tunables of the library. The defaults keep the original plan's behaviour."""
+
+    token_ttl: timedelta = attrs.field(default=timedelta(minutes=15), validator=_positive)
+    request_interval: timedelta = attrs.field(
+        default=timedelta(seconds=60), validator=_non_negative
+    )
+    link_base_url: str = "http://localhost:8000/magic-link"
+    revoke_on_reuse: bool = False
+    supersede_previous_links: bool = False
+
+    def link_url(self, raw_token: str) -> str:
+        """The URL to mail: the base URL with the raw token in its `token` query parameter."""
+        separator = "&" if "?" in self.link_base_url else "?"
+        return f"{self.link_base_url}{separator}token={raw_token}"
+
+
+@attrs.frozen
+class IssuedToken:
+    """A freshly issued link. `raw` is shown once, to be mailed; it is never stored."""
+
+    raw: str = attrs.field(repr=False)
+    token_id: int
+    guest_id: int
+    booking_id: int | None
+    expires_at: datetime
+
+
+@attrs.frozen
+class VerifiedToken:
+    """A token that passed verification, with its guest."""
+
+    token: MagicLinkToken
+    guest: Guest
+
+
+@attrs.frozen
+class BookingOutcome:
+    """Result of booking a session: the stored booking and whether its first link was mailed."""
+
+    booking: Booking
+    link_sent: bool
+
+
+@attrs.frozen
+class RescheduleOutcome:
+    """Result of a reschedule: the moved booking, and whether a new link was issued and mailed."""
+
+    booking: Booking
+    link_issued: bool
+    link_sent: bool
+
+
+@attrs.frozen
+class InvalidationResult:
+    """What one batch invalidation changed: newly invalidated tokens per guest id."""
+
+    per_guest: Mapping[int, int]
+
+    @property
+    def count(self) -> int:
+        """How many tokens changed."""
+        return sum(self.per_guest.values())
+
+
+__all__ = [
+    "AuditEntry",
+    "Booking",
+    "BookingOutcome",
+    "Guest",
+    "Incident",
+    "InvalidationReason",
+    "InvalidationResult",
+    "IssuedToken",
+    "LinkMessage",
+    "MagicLinkToken",
+    "NewAuditEntry",
+    "Rating",
+    "Requester",
+    "RescheduleOutcome",
+    "Settings",
+    "TokenLookup",
+    "VerifiedToken",
+]

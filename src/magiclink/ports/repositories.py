@@ -1,0 +1,246 @@
+"""Abstract repositories. Each method is one statement in SQL (batch work included), so that
+no service ever loops over tokens or guests (R10.5).
+
+Every method runs inside the transaction that owns the repository. Adapters raise only
+`magiclink` errors: `StorageError` (with `transient`) or the domain conflict a failure means.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import attrs
+
+from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReason
+from magiclink.domain.records import (
+    AuditEntry,
+    Booking,
+    Guest,
+    Incident,
+    InvalidationResult,
+    MagicLinkToken,
+    NewAuditEntry,
+    Rating,
+    TokenLookup,
+)
+
+
+@attrs.frozen
+class TokenStats:
+    """Counts over the token table at one instant (for operators)."""
+
+    live: int
+    expired: int
+    used: int
+    invalidated: int
+    invalidated_by_reason: Mapping[str, int]
+
+
+class GuestRepository(abc.ABC):
+    """Guests, keyed by id and by normalized e-mail."""
+
+    @abc.abstractmethod
+    def get(self, guest_id: int) -> Guest | None:
+        """The guest with this id, or None."""
+
+    @abc.abstractmethod
+    def get_by_email(self, normalized_email: str) -> Guest | None:
+        """The guest with this normalized e-mail, or None."""
+
+    @abc.abstractmethod
+    def get_or_create(
+        self, normalized_email: str, *, now: datetime, last_request_at: datetime | None
+    ) -> tuple[Guest, bool]:
+        """The guest with this e-mail and whether this call created it.
+
+        A new guest is stored unblocked with `last_request_at`. A concurrent creation of the
+        same e-mail is not an error: the loser reads and returns the winner (created False).
+        """
+
+    @abc.abstractmethod
+    def claim_request_slot(self, guest_id: int, *, now: datetime, not_after: datetime) -> bool:
+        """Set `last_request_at = now` only if it is NULL or `<= not_after`; True if it did.
+
+        One conditional write, so of racing requests exactly one claims the slot.
+        """
+
+    @abc.abstractmethod
+    def set_blocked(self, guest_id: int, blocked: bool) -> Guest | None:
+        """Set the guest's `blocked` flag; the updated guest, or None if unknown."""
+
+
+class BookingRepository(abc.ABC):
+    """Bookings. A host may implement this over its own booking table (docs/adapters.md)."""
+
+    @abc.abstractmethod
+    def add(
+        self,
+        *,
+        uid: str,
+        mentor_id: int,
+        guest_email: str,
+        start_time: datetime,
+        end_time: datetime,
+        status: BookingStatus,
+        revision: int,
+    ) -> Booking:
+        """Store a new booking; storage assigns its id. A duplicate uid raises `InvalidInput`."""
+
+    @abc.abstractmethod
+    def get(self, booking_id: int, *, for_update: bool = False) -> Booking | None:
+        """The booking with this id, or None; `for_update` locks it until the transaction ends."""
+
+    @abc.abstractmethod
+    def get_by_uid(self, uid: str) -> Booking | None:
+        """The booking with this uid, or None."""
+
+    @abc.abstractmethod
+    def update(self, booking: Booking) -> None:
+        """Write the status, times and revision of an existing booking."""
+
+
+class TokenRepository(abc.ABC):
+    """Stored tokens (hashes only). A token is *live* when it is not invalidated, not used,
+    not expired, and — when bound to a booking — that booking exists, is open (scheduled or
+    completed) and, when the token has a revision, is still at that revision."""
+
+    @abc.abstractmethod
+    def add(
+        self,
+        *,
+        token_hash: str,
+        guest_id: int,
+        booking_id: int | None,
+        booking_revision: int | None,
+        expires_at: datetime,
+        created_at: datetime,
+    ) -> MagicLinkToken:
+        """Store a new, live token; storage assigns its id."""
+
+    @abc.abstractmethod
+    def lookup(self, token_hash: str) -> TokenLookup | None:
+        """The token with this hash, with its guest and its booking's status and revision.
+
+        One indexed read; None when no token has this hash.
+        """
+
+    @abc.abstractmethod
+    def get(self, token_id: int) -> MagicLinkToken | None:
+        """The token with this id, or None."""
+
+    @abc.abstractmethod
+    def consume(self, token_id: int, *, now: datetime) -> bool:
+        """Set `used_at = now` only if the token is live at `now`; True if this call did it.
+
+        One conditional write: of racing consumers exactly one gets True.
+        """
+
+    @abc.abstractmethod
+    def invalidate(
+        self, token_id: int, *, reason: InvalidationReason, now: datetime
+    ) -> MagicLinkToken | None:
+        """Invalidate one token not yet invalidated (used_at kept if set, else `now`).
+
+        The token as it was before the change, or None if it is unknown or already invalidated.
+        """
+
+    @abc.abstractmethod
+    def invalidate_by_booking(
+        self, booking_id: int, *, reason: InvalidationReason, now: datetime
+    ) -> InvalidationResult:
+        """Invalidate every token of the booking not already invalidated, in one UPDATE.
+
+        Expired and consumed tokens are included; `used_at` keeps an earlier value, else
+        becomes `now`. Returns the number of newly invalidated tokens per guest id.
+        """
+
+    @abc.abstractmethod
+    def invalidate_live(
+        self,
+        *,
+        guest_id: int,
+        booking_id: int | None,
+        reason: InvalidationReason,
+        now: datetime,
+    ) -> int:
+        """Invalidate the guest's unused, unexpired, not invalidated tokens for this booking
+        (`booking_id=None`: the guest's inbox links, those with no booking). One UPDATE;
+        returns how many changed."""
+
+    @abc.abstractmethod
+    def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:
+        """Every token of the booking, oldest first."""
+
+    @abc.abstractmethod
+    def purge_expired(self, *, expired_before: datetime, limit: int) -> int:
+        """Delete at most `limit` tokens whose `expires_at < expired_before`, in one statement;
+        returns how many were deleted."""
+
+    @abc.abstractmethod
+    def count_expired(self, *, expired_before: datetime) -> int:
+        """How many tokens have `expires_at < expired_before`."""
+
+    @abc.abstractmethod
+    def stats(self, *, now: datetime) -> TokenStats:
+        """Live, expired, used and invalidated counts, and invalidations by reason.
+
+        Here *live* ignores bookings: not invalidated, not used, `expires_at > now`.
+        """
+
+
+class RatingRepository(abc.ABC):
+    """Ratings: at most one per booking."""
+
+    @abc.abstractmethod
+    def add(
+        self,
+        *,
+        booking_id: int,
+        student_profile_id: str,
+        rating: int,
+        feedback: str | None,
+        created_at: datetime,
+    ) -> Rating:
+        """Store a rating; a second one for the same booking raises `DuplicateRating`."""
+
+    @abc.abstractmethod
+    def get_by_booking(self, booking_id: int) -> Rating | None:
+        """The booking's rating, or None."""
+
+
+class IncidentRepository(abc.ABC):
+    """Incident reports."""
+
+    @abc.abstractmethod
+    def add(
+        self,
+        *,
+        booking_uid: str,
+        booking_id: int | None,
+        student_profile_id: str,
+        type: IncidentType,
+        description: str,
+        reported_by_user_id: int | None,
+        created_at: datetime,
+    ) -> Incident:
+        """Store an incident; storage assigns its id."""
+
+    @abc.abstractmethod
+    def list_by_booking_uid(self, booking_uid: str) -> list[Incident]:
+        """Incidents reported for this booking uid, oldest first."""
+
+
+class AuditLog(abc.ABC):
+    """The guest access log: append-only."""
+
+    @abc.abstractmethod
+    def add_many(self, entries: Sequence[NewAuditEntry]) -> None:
+        """Append the entries in one batched INSERT (nothing when empty)."""
+
+    @abc.abstractmethod
+    def list(
+        self, *, booking_id: int | None = None, guest_id: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Entries newest first, filtered by `resource_id == str(booking_id)` and/or guest."""
