@@ -1,0 +1,81 @@
+"""magiclink: guest magic links tied to bookings, invalidated when the booking changes.
+
+Everything a host application needs is re-exported here; other modules are internal
+except `magiclink.ports` (abstract ports), `magiclink.adapters.*` and `magiclink.testing`.
+"""
+
+from magiclink.domain.booking_service import BookingService
+from magiclink.domain.enums import (
+    AuditAction,
+    BookingStatus,
+    IncidentType,
+    InvalidationReason,
+    RefusalReason,
+)
+from magiclink.domain.errors import (
+    AccessDenied,
+    BookingClosed,
+    BookingNotFound,
+    DuplicateRating,
+    InvalidInput,
+    InvalidToken,
+    MagicLinkError,
+    RateLimited,
+    StorageError,
+    TokenExpiredOrUsed,
+)
+from magiclink.domain.guest_service import GuestService
+from magiclink.domain.quality import QualityRepository
+from magiclink.domain.rating_service import RatingService
+from magiclink.domain.records import (
+    AuditEntry,
+    Booking,
+    BookingOutcome,
+    Guest,
+    Incident,
+    IssuedToken,
+    LinkMessage,
+    MagicLinkToken,
+    Rating,
+    Requester,
+    RescheduleOutcome,
+    Settings,
+    VerifiedToken,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "AuditAction",
+    "AuditEntry",
+    "Booking",
+    "BookingClosed",
+    "BookingNotFound",
+    "BookingOutcome",
+    "BookingService",
+    "BookingStatus",
+    "DuplicateRating",
+    "Guest",
+    "GuestService",
+    "Incident",
+    "IncidentType",
+    "InvalidInput",
+    "InvalidToken",
+    "InvalidationReason",
+    "IssuedToken",
+    "LinkMessage",
+    "MagicLinkError",
+    "MagicLinkToken",
+    "QualityRepository",
+    "RateLimited",
+    "Rating",
+    "RatingService",
+    "RefusalReason",
+    "Requester",
+    "RescheduleOutcome",
+    "Settings",
+    "StorageError",
+    "TokenExpiredOrUsed",
+    "VerifiedToken",
+]

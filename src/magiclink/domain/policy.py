@@ -32,7 +32,11 @@ def generate_raw_token() -> str:
 
 def is_well_formed(raw: object) -> bool:
     """True when `raw` looks like a raw token (64 lowercase hex characters)."""
-    return isinstance(raw, str) and len(raw) == RAW_TOKEN_LENGTH and _RAW_TOKEN.fullmatch(raw) is not None
+    return (
+        isinstance(raw, str)
+        and len(raw) == RAW_TOKEN_LENGTH
+        and _RAW_TOKEN.fullmatch(raw) is not None
+    )
 
 
 def hash_token(raw: str) -> str:

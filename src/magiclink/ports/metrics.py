@@ -30,9 +30,7 @@ COUNTERS: Final = frozenset(
         MetricNames.LIFECYCLE_STEP_FAILURES,
     }
 )
-OBSERVATIONS: Final = frozenset(
-    {MetricNames.INVALIDATION_LATENCY, MetricNames.TOKENS_INVALIDATED}
-)
+OBSERVATIONS: Final = frozenset({MetricNames.INVALIDATION_LATENCY, MetricNames.TOKENS_INVALIDATED})
 
 
 class Metrics(abc.ABC):

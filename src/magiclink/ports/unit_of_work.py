@@ -5,8 +5,7 @@ from __future__ import annotations
 import abc
 import threading
 from types import TracebackType
-
-from typing_extensions import Self
+from typing import Self
 
 from magiclink.ports.repositories import (
     AuditLog,

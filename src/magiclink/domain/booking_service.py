@@ -1,0 +1,246 @@
+"""BookingService: the booking lifecycle, whose every event kills the booking's links."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import attrs
+
+from magiclink.domain.enums import BookingStatus, InvalidationReason
+from magiclink.domain.errors import InvalidInput
+from magiclink.domain.guest_service import GuestService
+from magiclink.domain.lifecycle import (
+    MAX_FREE_TEXT,
+    load_for_change,
+    require_requester,
+    run_after_step,
+)
+from magiclink.domain.policy import (
+    MAX_TEXT_ID_LENGTH,
+    normalize_email,
+    require_aware,
+    require_duration,
+    require_id,
+    require_text,
+)
+from magiclink.domain.records import (
+    Booking,
+    BookingOutcome,
+    LinkMessage,
+    Requester,
+    RescheduleOutcome,
+)
+from magiclink.domain.transactions import run_in_transaction
+from magiclink.ports.clock import Clock
+from magiclink.ports.metrics import Metrics
+from magiclink.ports.notifier import Notifier
+from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+
+DEFAULT_DURATION: Final = timedelta(minutes=15)
+MAX_DURATION: Final = timedelta(days=7)
+CANCELLERS: Final = frozenset({"mentor", "student"})
+
+
+class BookingService:
+    """Books, cancels, reschedules and closes sessions; links die with every change.
+
+    Every change commits in its own transaction first; invalidating links, issuing the new
+    link and mailing it run afterwards, and their failure never fails the booking operation
+    (R9): it is logged at ERROR and counted. Verification is fail-closed (§5.4), so a link of
+    a closed or moved booking is refused even when its invalidation failed.
+
+    Checks of every method, first failure raising: `InvalidInput`, `BookingNotFound`,
+    `AccessDenied` (not the mentor, not the guest, not the system), `BookingClosed`.
+    A refused call changes nothing.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        guest_service: GuestService,
+        *,
+        notifier: Notifier,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._uow = uow
+        self._guests = guest_service
+        self._notifier = notifier
+        self._clock = clock if clock is not None else guest_service.clock
+        self._metrics: Metrics = metrics if metrics is not None else guest_service.metrics
+
+    def book_session(
+        self,
+        mentor_id: int,
+        guest_email: str,
+        start_time: datetime,
+        duration: timedelta = DEFAULT_DURATION,
+        uid: str | None = None,
+    ) -> BookingOutcome:
+        """Store a scheduled booking (revision 0) and mail the guest its first link.
+
+        The link is issued on the system path (never rate-limited). Failing to issue or mail
+        it does not fail the booking: `link_sent` is then False. A duplicate `uid` raises
+        `InvalidInput`.
+        """
+        mentor_id = require_id(mentor_id, "mentor_id")
+        email = normalize_email(guest_email)
+        start = require_aware(start_time, "start_time")
+        length = require_duration(duration, "duration")
+        if length > MAX_DURATION:
+            raise InvalidInput(f"duration must be at most {MAX_DURATION.days} days")
+        uid = (
+            secrets.token_urlsafe(16)
+            if uid is None
+            else require_text(uid, "uid", max_length=MAX_TEXT_ID_LENGTH)
+        )
+        end = _end_of(start, length)
+
+        def work(tx: Transaction) -> Booking:
+            return tx.bookings.add(
+                uid=uid,
+                mentor_id=mentor_id,
+                guest_email=email,
+                start_time=start,
+                end_time=end,
+                status=BookingStatus.SCHEDULED,
+                revision=0,
+            )
+
+        booking = run_in_transaction(self._uow, work)
+        sent = self._issue_and_mail(booking, "booking", reason="booking_created")
+        return BookingOutcome(booking=booking, link_sent=sent)
+
+    def cancel_session(
+        self, booking_id: int, reason: str, cancelled_by: str, requester: Requester
+    ) -> Booking:
+        """Cancel the booking (by its mentor or its student); all its links die (R1.1, R1.2)."""
+        booking_id = require_id(booking_id, "booking_id")
+        note = require_text(reason, "reason", max_length=MAX_FREE_TEXT, allow_empty=True)
+        if cancelled_by not in CANCELLERS:
+            raise InvalidInput('cancelled_by must be "mentor" or "student"')
+        who = require_requester(requester)
+        booking = self._close(booking_id, who, BookingStatus.CANCELLED)
+        self._invalidate(
+            booking,
+            InvalidationReason.BOOKING_CANCELLED,
+            {"event": "cancellation", "cancelled_by": cancelled_by, "cancellation_note": note},
+        )
+        return booking
+
+    def mark_session_as_no_show(self, booking_id: int, requester: Requester) -> Booking:
+        """Mark the booking as a no-show: a cancellation whose links all die (R1.3)."""
+        booking_id = require_id(booking_id, "booking_id")
+        who = require_requester(requester)
+        booking = self._close(booking_id, who, BookingStatus.NO_SHOW)
+        self._invalidate(booking, InvalidationReason.BOOKING_CANCELLED, {"event": "no_show"})
+        return booking
+
+    def mark_session_complete(self, booking_id: int) -> Booking:
+        """Mark the session as held. Links stay valid: the guest may still view and rate."""
+        booking_id = require_id(booking_id, "booking_id")
+
+        def work(tx: Transaction) -> Booking:
+            booking = load_for_change(tx, booking_id, None)
+            completed = attrs.evolve(booking, status=BookingStatus.COMPLETED)
+            tx.bookings.update(completed)
+            return completed
+
+        return run_in_transaction(self._uow, work)
+
+    def reschedule_session(
+        self, booking_id: int, new_start: datetime, requester: Requester
+    ) -> RescheduleOutcome:
+        """Move the booking (same duration, revision + 1), kill its old links, mail a new one.
+
+        The move commits first. Invalidating the old links (reason `booking_rescheduled`),
+        issuing exactly one new link for the booking's guest and mailing it then run in turn;
+        each may fail without failing the reschedule (R9): the outcome says what happened.
+        """
+        booking_id = require_id(booking_id, "booking_id")
+        start = require_aware(new_start, "new_start")
+        who = require_requester(requester)
+
+        def work(tx: Transaction) -> Booking:
+            booking = load_for_change(tx, booking_id, who)
+            moved = attrs.evolve(
+                booking,
+                start_time=start,
+                end_time=_end_of(start, booking.end_time - booking.start_time),
+                revision=booking.revision + 1,
+            )
+            tx.bookings.update(moved)
+            return moved
+
+        booking = run_in_transaction(self._uow, work)
+        self._invalidate(booking, InvalidationReason.BOOKING_RESCHEDULED, {"event": "reschedule"})
+        issued, raw = run_after_step(
+            self._metrics,
+            "reissue",
+            booking.id,
+            str(InvalidationReason.BOOKING_RESCHEDULED),
+            lambda: self._guests.generate_token_for_rescheduled_booking(
+                booking.guest_email, booking.id
+            ),
+        )
+        sent = False
+        if issued and raw is not None:
+            sent = self._mail(
+                booking, raw, "reschedule", str(InvalidationReason.BOOKING_RESCHEDULED)
+            )
+        return RescheduleOutcome(booking=booking, link_issued=issued, link_sent=sent)
+
+    def _close(self, booking_id: int, requester: Requester, status: BookingStatus) -> Booking:
+        def work(tx: Transaction) -> Booking:
+            booking = load_for_change(tx, booking_id, requester)
+            closed = attrs.evolve(booking, status=status)
+            tx.bookings.update(closed)
+            return closed
+
+        return run_in_transaction(self._uow, work)
+
+    def _invalidate(
+        self, booking: Booking, reason: InvalidationReason, metadata: dict[str, Any]
+    ) -> None:
+        run_after_step(
+            self._metrics,
+            "invalidate",
+            booking.id,
+            str(reason),
+            lambda: self._guests.invalidate_tokens_by_booking_id(
+                booking.id, reason, metadata=metadata
+            ),
+        )
+
+    def _issue_and_mail(self, booking: Booking, kind: str, reason: str) -> bool:
+        issued, token = run_after_step(
+            self._metrics,
+            "issue",
+            booking.id,
+            reason,
+            lambda: self._guests.issue_booking_link(booking.guest_email, booking.id),
+        )
+        if not issued or token is None:
+            return False
+        return self._mail(booking, token.raw, kind, reason)
+
+    def _mail(self, booking: Booking, raw: str, kind: str, reason: str) -> bool:
+        message = LinkMessage(
+            to=booking.guest_email,
+            url=self._guests.settings.link_url(raw),
+            booking_id=booking.id,
+            kind=kind,
+        )
+        sent, _ = run_after_step(
+            self._metrics, "notify", booking.id, reason, lambda: self._notifier.send(message)
+        )
+        return sent
+
+
+def _end_of(start: datetime, duration: timedelta) -> datetime:
+    try:
+        return start + duration
+    except OverflowError as error:
+        raise InvalidInput("The session would end after the year 9999") from error

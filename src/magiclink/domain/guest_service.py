@@ -1,0 +1,622 @@
+"""GuestService: issue, verify, consume and invalidate guest magic links, with their audit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from magiclink.domain.enums import AuditAction, InvalidationReason, IssuePath, RefusalReason
+from magiclink.domain.errors import (
+    AccessDenied,
+    BookingClosed,
+    BookingNotFound,
+    InvalidInput,
+    InvalidToken,
+    RateLimited,
+    StorageError,
+    TokenExpiredOrUsed,
+)
+from magiclink.domain.observability import Events, elapsed_ms, log_event
+from magiclink.domain.policy import (
+    generate_raw_token,
+    hash_token,
+    is_well_formed,
+    normalize_email,
+    refusal_reason,
+    require_id,
+    require_optional_id,
+    require_text,
+)
+from magiclink.domain.records import (
+    AuditEntry,
+    Booking,
+    Guest,
+    IssuedToken,
+    MagicLinkToken,
+    NewAuditEntry,
+    Settings,
+    TokenLookup,
+    VerifiedToken,
+)
+from magiclink.domain.transactions import run_in_transaction
+from magiclink.ports.clock import Clock, SystemClock
+from magiclink.ports.metrics import MetricNames, Metrics, NullMetrics
+from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+
+ENDPOINT: Final = "magiclink"
+MAX_AUDIT_TEXT: Final = 255
+MAX_AUDIT_LIMIT: Final = 10_000
+
+_OUTCOME_ACCEPTED: Final = "accepted"
+_OUTCOME_INVALID: Final = "invalid"
+# Presenting a consumed link again is the signature of a forwarded or stolen link (§5.7).
+_OUTCOMES: Final[Mapping[RefusalReason, str]] = {
+    reason: "reuse" if reason is RefusalReason.USED else str(reason) for reason in RefusalReason
+}
+
+
+def parse_reason(reason: object) -> InvalidationReason:
+    """The `InvalidationReason` named by `reason` (a member or its value), else `InvalidInput`."""
+    if isinstance(reason, InvalidationReason):
+        return reason
+    if isinstance(reason, str):
+        try:
+            return InvalidationReason(reason)
+        except ValueError:
+            pass
+    raise InvalidInput("Unknown invalidation reason")
+
+
+class GuestService:
+    """The single owner of guest links: every issue, check and invalidation goes through it.
+
+    All methods validate their input first (`InvalidInput`, `InvalidToken`), then run in one
+    short transaction of the shared unit of work. Only `MagicLinkError` subclasses escape.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        clock: Clock | None = None,
+        settings: Settings | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._uow = uow
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self.settings = settings if settings is not None else Settings()
+        self._metrics: Metrics = metrics if metrics is not None else NullMetrics()
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this service reads (lifecycle services default to it)."""
+        return self._clock
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics this service records to (lifecycle services default to it)."""
+        return self._metrics
+
+    # ------------------------------------------------------------------ issuing
+
+    def request_inbox_link(self, email: str, booking_id: int | None = None) -> IssuedToken:
+        """Issue a link on the guest's own request (optionally for one of their bookings).
+
+        Checks, first failure raising: malformed e-mail or id → `InvalidInput`; blocked guest →
+        `AccessDenied`; unknown booking → `BookingNotFound`; booking of another e-mail →
+        `AccessDenied`; cancelled or no-show booking → `BookingClosed`; a previous request less
+        than `Settings.request_interval` ago → `RateLimited`. A refused request writes nothing.
+        """
+        normalized = normalize_email(email)
+        booking_id = require_optional_id(booking_id, "booking_id")
+        now = self._clock.now()
+        not_after = now - self.settings.request_interval
+        raw = generate_raw_token()
+
+        def work(tx: Transaction) -> MagicLinkToken:
+            guest = tx.guests.get_by_email(normalized)
+            if guest is not None and guest.blocked:
+                raise AccessDenied()
+            booking = None if booking_id is None else _open_booking_of(tx, booking_id, normalized)
+            if guest is None:
+                guest, created = tx.guests.get_or_create(normalized, now=now, last_request_at=now)
+                if not created and guest.blocked:
+                    raise AccessDenied()
+            else:
+                created = False
+            if not created and not tx.guests.claim_request_slot(
+                guest.id, now=now, not_after=not_after
+            ):
+                raise RateLimited()
+            return self._store_token(tx, guest, booking, raw, now)
+
+        token = run_in_transaction(self._uow, work)
+        return self._issued(raw, token, IssuePath.INBOX)
+
+    def issue_booking_link(self, email: str, booking_id: int) -> IssuedToken:
+        """Issue a booking's link on the system path (booking creation).
+
+        Never rate-limited and never touches `last_request_at`. Raises `InvalidInput`,
+        `AccessDenied` (blocked guest, or an e-mail that is not the booking's),
+        `BookingNotFound`, `BookingClosed`.
+        """
+        return self._issue_system_link(email, booking_id, IssuePath.BOOKING)
+
+    def generate_token_for_rescheduled_booking(self, email: str, booking_id: int) -> str:
+        """Issue the fresh link of a rescheduled booking and return its raw token (R2.2).
+
+        The system path: never rate-limited, `last_request_at` untouched, standard TTL.
+        Raises like `issue_booking_link`.
+        """
+        return self._issue_system_link(email, booking_id, IssuePath.RESCHEDULE).raw
+
+    def _issue_system_link(self, email: str, booking_id: int, path: IssuePath) -> IssuedToken:
+        normalized = normalize_email(email)
+        booking_id = require_id(booking_id, "booking_id")
+        now = self._clock.now()
+        raw = generate_raw_token()
+
+        def work(tx: Transaction) -> MagicLinkToken:
+            guest = tx.guests.get_by_email(normalized)
+            if guest is not None and guest.blocked:
+                raise AccessDenied()
+            booking = _open_booking_of(tx, booking_id, normalized)
+            if guest is None:
+                guest, _ = tx.guests.get_or_create(normalized, now=now, last_request_at=None)
+                if guest.blocked:
+                    raise AccessDenied()
+            return self._store_token(tx, guest, booking, raw, now)
+
+        token = run_in_transaction(self._uow, work)
+        return self._issued(raw, token, path)
+
+    def _store_token(
+        self, tx: Transaction, guest: Guest, booking: Booking | None, raw: str, now: datetime
+    ) -> MagicLinkToken:
+        booking_id = None if booking is None else booking.id
+        entries: list[NewAuditEntry] = []
+        if self.settings.supersede_previous_links:
+            superseded = tx.tokens.invalidate_live(
+                guest_id=guest.id,
+                booking_id=booking_id,
+                reason=InvalidationReason.SUPERSEDED,
+                now=now,
+            )
+            if superseded:
+                entries.append(
+                    _invalidation_entry(
+                        guest.id, booking_id, InvalidationReason.SUPERSEDED, superseded, now
+                    )
+                )
+        token = tx.tokens.add(
+            token_hash=hash_token(raw),
+            guest_id=guest.id,
+            booking_id=booking_id,
+            booking_revision=None if booking is None else booking.revision,
+            expires_at=now + self.settings.token_ttl,
+            created_at=now,
+        )
+        entries.append(
+            NewAuditEntry(
+                guest_id=guest.id,
+                endpoint=ENDPOINT,
+                action=AuditAction.CREATE_TOKEN,
+                resource_id=_resource(booking_id),
+                success=True,
+                metadata={"token_id": token.id},
+                created_at=now,
+            )
+        )
+        tx.audit.add_many(entries)
+        return token
+
+    def _issued(self, raw: str, token: MagicLinkToken, path: IssuePath) -> IssuedToken:
+        self._metrics.increment(MetricNames.TOKENS_ISSUED, labels={"path": str(path)})
+        log_event(
+            logging.INFO,
+            Events.TOKEN_ISSUED,
+            token_id=token.id,
+            guest_id=token.guest_id,
+            booking_id=token.booking_id,
+            path=str(path),
+        )
+        return IssuedToken(
+            raw=raw,
+            token_id=token.id,
+            guest_id=token.guest_id,
+            booking_id=token.booking_id,
+            expires_at=token.expires_at,
+        )
+
+    # ------------------------------------------------------------- verification
+
+    def verify_token(self, raw: str) -> VerifiedToken:
+        """Check a link without changing it (R7); safe for mail scanners and previews.
+
+        Raises, in this order: `InvalidToken` (malformed or unknown), `AccessDenied` (blocked
+        guest), `TokenExpiredOrUsed` (invalidated, used, expired, or its booking cancelled,
+        no-show, rescheduled or gone). A refusal of a known token is audited.
+        """
+        token_hash = self._hash_or_refuse(raw, "verify")
+        now = self._clock.now()
+        lookup = run_in_transaction(
+            self._uow, lambda tx: tx.tokens.lookup(token_hash), readonly=True
+        )
+        if lookup is None:
+            self._count_verification("verify", _OUTCOME_INVALID)
+            raise InvalidToken()
+        reason = refusal_reason(lookup, now)
+        if reason is not None:
+            raise self._refuse(lookup, reason, now, "verify")
+        self._count_verification("verify", _OUTCOME_ACCEPTED)
+        return VerifiedToken(token=lookup.token, guest=lookup.guest)
+
+    def consume_token(self, raw: str) -> VerifiedToken:
+        """Verify a link (R7) and mark it used, atomically: of racing callers exactly one wins.
+
+        Raises like `verify_token`; a caller that loses the race gets `TokenExpiredOrUsed`.
+        Returns the token as it is after consumption (`used_at` set).
+        """
+        token_hash = self._hash_or_refuse(raw, "consume")
+        now = self._clock.now()
+
+        def work(tx: Transaction) -> tuple[TokenLookup | None, RefusalReason | None]:
+            lookup = tx.tokens.lookup(token_hash)
+            if lookup is None:
+                return None, None
+            reason = refusal_reason(lookup, now)
+            if reason is None and not tx.tokens.consume(lookup.token.id, now=now):
+                reason = RefusalReason.USED  # a concurrent caller consumed it first
+            return lookup, reason
+
+        lookup, reason = run_in_transaction(self._uow, work)
+        if lookup is None:
+            self._count_verification("consume", _OUTCOME_INVALID)
+            raise InvalidToken()
+        if reason is not None:
+            raise self._refuse(lookup, reason, now, "consume")
+        self._count_verification("consume", _OUTCOME_ACCEPTED)
+        log_event(
+            logging.INFO,
+            Events.TOKEN_CONSUMED,
+            token_id=lookup.token.id,
+            guest_id=lookup.guest.id,
+            booking_id=lookup.token.booking_id,
+        )
+        consumed = MagicLinkToken(
+            id=lookup.token.id,
+            token_hash=lookup.token.token_hash,
+            guest_id=lookup.token.guest_id,
+            booking_id=lookup.token.booking_id,
+            booking_revision=lookup.token.booking_revision,
+            expires_at=lookup.token.expires_at,
+            used_at=now,
+            invalidated=False,
+            invalidation_reason=None,
+            created_at=lookup.token.created_at,
+        )
+        return VerifiedToken(token=consumed, guest=lookup.guest)
+
+    def _hash_or_refuse(self, raw: object, operation: str) -> str:
+        if not is_well_formed(raw):
+            self._count_verification(operation, _OUTCOME_INVALID)
+            raise InvalidToken()
+        assert isinstance(raw, str)
+        return hash_token(raw)
+
+    def _count_verification(self, operation: str, outcome: str) -> None:
+        self._metrics.increment(
+            MetricNames.VERIFICATIONS, labels={"operation": operation, "outcome": outcome}
+        )
+
+    def _refuse(
+        self, lookup: TokenLookup, reason: RefusalReason, now: datetime, operation: str
+    ) -> AccessDenied | TokenExpiredOrUsed:
+        """Audit, count and log the refusal of a known token; return the error to raise."""
+        token = lookup.token
+        outcome = _OUTCOMES[reason]
+        self._count_verification(operation, outcome)
+        reuse = reason is RefusalReason.USED
+        revoke = reuse and self.settings.revoke_on_reuse
+
+        def work(tx: Transaction) -> int:
+            entries = [
+                NewAuditEntry(
+                    guest_id=token.guest_id,
+                    endpoint=ENDPOINT,
+                    action=AuditAction.VERIFY_TOKEN,
+                    resource_id=_resource(token.booking_id),
+                    success=False,
+                    metadata={"reason": str(reason), "token_id": token.id, "operation": operation},
+                    created_at=now,
+                )
+            ]
+            revoked = 0
+            if revoke:
+                revoked = tx.tokens.invalidate_live(
+                    guest_id=token.guest_id,
+                    booking_id=token.booking_id,
+                    reason=InvalidationReason.REUSE_DETECTED,
+                    now=now,
+                )
+                if revoked:
+                    entries.append(
+                        _invalidation_entry(
+                            token.guest_id,
+                            token.booking_id,
+                            InvalidationReason.REUSE_DETECTED,
+                            revoked,
+                            now,
+                        )
+                    )
+            tx.audit.add_many(entries)
+            return revoked
+
+        revoked = 0
+        try:
+            revoked = run_in_transaction(self._uow, work)
+        except StorageError as error:
+            # The refusal stands whatever happens to its audit entry: fail closed.
+            log_event(
+                logging.ERROR,
+                Events.AUDIT_WRITE_FAILED,
+                token_id=token.id,
+                booking_id=token.booking_id,
+                reason=str(reason),
+                error_type=type(error).__name__,
+                error=str(error),
+            )
+        level = logging.WARNING if reuse else logging.INFO
+        log_event(
+            level,
+            Events.REUSE_DETECTED if reuse else Events.VERIFY_REFUSED,
+            token_id=token.id,
+            guest_id=token.guest_id,
+            booking_id=token.booking_id,
+            reason=str(reason),
+            operation=operation,
+            count=revoked if revoke else None,
+        )
+        if revoked:
+            self._record_invalidation(InvalidationReason.REUSE_DETECTED, revoked, 0.0)
+        if reason is RefusalReason.BLOCKED:
+            return AccessDenied()
+        return TokenExpiredOrUsed()
+
+    # ------------------------------------------------------------- invalidation
+
+    def invalidate_token(self, token_id: int, reason: InvalidationReason | str) -> bool:
+        """Invalidate one token (audited); False when it is unknown or already invalidated."""
+        token_id = require_id(token_id, "token_id")
+        parsed = parse_reason(reason)
+        now = self._clock.now()
+
+        def work(tx: Transaction) -> MagicLinkToken | None:
+            before = tx.tokens.invalidate(token_id, reason=parsed, now=now)
+            if before is not None:
+                tx.audit.add_many(
+                    [_invalidation_entry(before.guest_id, before.booking_id, parsed, 1, now)]
+                )
+            return before
+
+        changed = run_in_transaction(self._uow, work) is not None
+        if changed:
+            self._record_invalidation(parsed, 1, 0.0)
+        return changed
+
+    def invalidate_tokens_by_booking_id(
+        self,
+        booking_id: int,
+        reason: InvalidationReason | str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Invalidate every not-yet-invalidated token of the booking; return how many changed.
+
+        The single entry point of lifecycle invalidation (R5). One UPDATE plus one batched
+        INSERT of `INVALIDATE_TOKEN` audit entries (one per guest affected, R8), in the same
+        transaction: both land or neither does. An unknown booking, or one with no live
+        tokens, returns 0. `metadata` is merged into each audit entry's metadata. A transient
+        `StorageError` is retried once; a failure is logged, counted and raised.
+        """
+        booking_id = require_id(booking_id, "booking_id")
+        parsed = parse_reason(reason)
+        extra = _json_object(metadata, "metadata")
+        now = self._clock.now()
+        started = time.perf_counter()
+
+        def work(tx: Transaction) -> int:
+            result = tx.tokens.invalidate_by_booking(booking_id, reason=parsed, now=now)
+            tx.audit.add_many(
+                [
+                    _invalidation_entry(guest_id, booking_id, parsed, count, now, extra)
+                    for guest_id, count in sorted(result.per_guest.items())
+                ]
+            )
+            return result.count
+
+        def retried(_error: StorageError) -> None:
+            self._metrics.increment(
+                MetricNames.INVALIDATION_RETRIES, labels={"reason": str(parsed)}
+            )
+
+        try:
+            count = run_in_transaction(
+                self._uow, work, retried_event=Events.INVALIDATION_RETRIED, on_retry=retried
+            )
+        except Exception as error:
+            duration = elapsed_ms(started)
+            labels = {"reason": str(parsed)}
+            self._metrics.increment(
+                MetricNames.INVALIDATIONS, labels={**labels, "outcome": "failed"}
+            )
+            self._metrics.increment(MetricNames.INVALIDATION_FAILURES, labels=labels)
+            log_event(
+                logging.ERROR,
+                Events.INVALIDATION_FAILED,
+                booking_id=booking_id,
+                reason=str(parsed),
+                count=0,
+                duration_ms=duration,
+                error_type=type(error).__name__,
+                error=str(error),
+            )
+            raise
+        duration = elapsed_ms(started)
+        self._record_invalidation(parsed, count, duration / 1000)
+        log_event(
+            logging.INFO,
+            Events.INVALIDATION_SUCCEEDED,
+            booking_id=booking_id,
+            reason=str(parsed),
+            count=count,
+            duration_ms=duration,
+        )
+        return count
+
+    def _record_invalidation(self, reason: InvalidationReason, count: int, seconds: float) -> None:
+        labels = {"reason": str(reason)}
+        self._metrics.increment(
+            MetricNames.INVALIDATIONS, labels={**labels, "outcome": "succeeded"}
+        )
+        self._metrics.observe(MetricNames.INVALIDATION_LATENCY, seconds, labels=labels)
+        self._metrics.observe(MetricNames.TOKENS_INVALIDATED, float(count), labels=labels)
+
+    # ------------------------------------------------------------- guests, audit
+
+    def block_guest(self, email: str) -> Guest:
+        """Block an address (creating its guest if new): it can neither get nor use links."""
+        normalized = normalize_email(email)
+        now = self._clock.now()
+
+        def work(tx: Transaction) -> Guest:
+            guest, _ = tx.guests.get_or_create(normalized, now=now, last_request_at=None)
+            blocked = tx.guests.set_blocked(guest.id, True)
+            if blocked is None:  # pragma: no cover - the row was just read in this transaction
+                raise StorageError("Guest vanished while being blocked")
+            return blocked
+
+        return run_in_transaction(self._uow, work)
+
+    def unblock_guest(self, email: str) -> Guest | None:
+        """Lift a block; the guest, or None when the address is unknown (nothing to lift)."""
+        normalized = normalize_email(email)
+
+        def work(tx: Transaction) -> Guest | None:
+            guest = tx.guests.get_by_email(normalized)
+            return None if guest is None else tx.guests.set_blocked(guest.id, False)
+
+        return run_in_transaction(self._uow, work)
+
+    def get_guest(self, email: str) -> Guest | None:
+        """The guest with this e-mail (normalized), or None."""
+        normalized = normalize_email(email)
+        return run_in_transaction(
+            self._uow, lambda tx: tx.guests.get_by_email(normalized), readonly=True
+        )
+
+    def log_access(
+        self,
+        guest_id: int | None,
+        endpoint: str,
+        action: str,
+        resource_id: str | None = None,
+        success: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one entry to the guest access log. `metadata` must be a JSON object."""
+        guest_id = require_optional_id(guest_id, "guest_id")
+        endpoint = require_text(endpoint, "endpoint", max_length=MAX_AUDIT_TEXT)
+        action = require_text(action, "action", max_length=MAX_AUDIT_TEXT)
+        if resource_id is not None:
+            resource_id = require_text(resource_id, "resource_id", max_length=MAX_AUDIT_TEXT)
+        if not isinstance(success, bool):
+            raise InvalidInput("success must be a bool")
+        entry = NewAuditEntry(
+            guest_id=guest_id,
+            endpoint=endpoint,
+            action=action,
+            resource_id=resource_id,
+            success=success,
+            metadata=_json_object(metadata, "metadata"),
+            created_at=self._clock.now(),
+        )
+        run_in_transaction(self._uow, lambda tx: tx.audit.add_many([entry]))
+
+    def tokens_for_booking(self, booking_id: int) -> list[MagicLinkToken]:
+        """Every token of the booking, oldest first (hashes only, never raw tokens)."""
+        booking_id = require_id(booking_id, "booking_id")
+        return run_in_transaction(
+            self._uow, lambda tx: tx.tokens.list_by_booking(booking_id), readonly=True
+        )
+
+    def audit_trail(
+        self, *, booking_id: int | None = None, guest_id: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first, of a booking (`resource_id == str(booking_id)`),
+        of a guest, or of both."""
+        booking_id = require_optional_id(booking_id, "booking_id")
+        guest_id = require_optional_id(guest_id, "guest_id")
+        if (
+            not isinstance(limit, int)
+            or isinstance(limit, bool)
+            or not 1 <= limit <= MAX_AUDIT_LIMIT
+        ):
+            raise InvalidInput(f"limit must be an integer between 1 and {MAX_AUDIT_LIMIT}")
+        return run_in_transaction(
+            self._uow,
+            lambda tx: tx.audit.list(booking_id=booking_id, guest_id=guest_id, limit=limit),
+            readonly=True,
+        )
+
+
+def _open_booking_of(tx: Transaction, booking_id: int, normalized_email: str) -> Booking:
+    """The booking if it exists, belongs to this e-mail and is open; else the matching error."""
+    booking = tx.bookings.get(booking_id)
+    if booking is None:
+        raise BookingNotFound()
+    if booking.guest_email != normalized_email:
+        raise AccessDenied()
+    if booking.is_closed:
+        raise BookingClosed()
+    return booking
+
+
+def _resource(booking_id: int | None) -> str | None:
+    return None if booking_id is None else str(booking_id)
+
+
+def _invalidation_entry(
+    guest_id: int,
+    booking_id: int | None,
+    reason: InvalidationReason,
+    count: int,
+    now: datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> NewAuditEntry:
+    return NewAuditEntry(
+        guest_id=guest_id,
+        endpoint=ENDPOINT,
+        action=AuditAction.INVALIDATE_TOKEN,
+        resource_id=_resource(booking_id),
+        success=True,
+        metadata={**(extra or {}), "reason": str(reason), "count": count},
+        created_at=now,
+    )
+
+
+def _json_object(value: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """A copy of `value` if it is a JSON-serialisable mapping with string keys."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidInput(f"{name} must be a mapping with string keys")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"{name} must be JSON-serialisable") from error
+    return dict(value)

@@ -1,0 +1,83 @@
+"""What every lifecycle service shares: authorization, and the non-blocking after-steps (R9)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+from magiclink.domain.errors import AccessDenied, BookingClosed, BookingNotFound, InvalidInput
+from magiclink.domain.observability import Events, elapsed_ms, log_event
+from magiclink.domain.records import Booking, Requester
+from magiclink.ports.metrics import MetricNames, Metrics
+from magiclink.ports.unit_of_work import Transaction
+
+T = TypeVar("T")
+
+MAX_FREE_TEXT: Final = 2_000
+
+
+def require_requester(requester: object) -> Requester:
+    """`requester` if it is a `Requester`, else `InvalidInput`."""
+    if not isinstance(requester, Requester):
+        raise InvalidInput("requester must be a Requester")
+    return requester
+
+
+def may_change(requester: Requester, booking: Booking) -> bool:
+    """The system, the booking's mentor, or its guest (by normalized e-mail) may change it."""
+    if requester.is_system:
+        return True
+    if requester.user_id is not None and requester.user_id == booking.mentor_id:
+        return True
+    return (
+        isinstance(requester.email, str) and requester.email.strip().lower() == booking.guest_email
+    )
+
+
+def load_for_change(tx: Transaction, booking_id: int, requester: Requester | None) -> Booking:
+    """The booking, locked for this transaction, after the checks every change makes.
+
+    Unknown → `BookingNotFound`; requester not allowed → `AccessDenied`; cancelled or no-show
+    → `BookingClosed`. `requester=None` means the platform itself.
+    """
+    booking = tx.bookings.get(booking_id, for_update=True)
+    if booking is None:
+        raise BookingNotFound()
+    if requester is not None and not may_change(requester, booking):
+        raise AccessDenied()
+    if booking.is_closed:
+        raise BookingClosed()
+    return booking
+
+
+def run_after_step(
+    metrics: Metrics,
+    step: str,
+    booking_id: int,
+    reason: str,
+    action: Callable[[], T],
+) -> tuple[bool, T | None]:
+    """Run one after-step of a committed booking change; never raise (R9.1, R9.2).
+
+    Returns (True, result) on success. Any exception is logged at ERROR on logger
+    `magiclink` with the booking id, reason, step, error type and message and duration (R9.5),
+    counted in `magiclink_lifecycle_step_failures_total`, and returns (False, None).
+    """
+    started = time.perf_counter()
+    try:
+        return True, action()
+    except Exception as error:
+        metrics.increment(MetricNames.LIFECYCLE_STEP_FAILURES, labels={"step": step})
+        log_event(
+            logging.ERROR,
+            Events.LIFECYCLE_STEP_FAILED,
+            step=step,
+            booking_id=booking_id,
+            reason=reason,
+            duration_ms=elapsed_ms(started),
+            error_type=type(error).__name__,
+            error=str(error),
+        )
+        return False, None

@@ -1,0 +1,47 @@
+"""Structured log events on logger `magiclink`, with the same fields everywhere.
+
+Every event is one record whose message starts with the event name and whose fields are
+passed as `extra` (so a JSON formatter renders them as fields): `event`, and where they apply
+`booking_id`, `reason`, `count`, `duration_ms`, `error_type`, `error`, `token_id`, `guest_id`.
+The library configures no handler. Raw tokens are never passed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final
+
+logger: Final = logging.getLogger("magiclink")
+# The library adds no handler of its own beyond this one, as the logging HOWTO advises:
+# records go wherever the host's configuration sends them, and nowhere when it has none.
+logger.addHandler(logging.NullHandler())
+
+
+class Events:
+    """Stable event names."""
+
+    INVALIDATION_SUCCEEDED: Final = "token_invalidation.succeeded"
+    INVALIDATION_FAILED: Final = "token_invalidation.failed"
+    INVALIDATION_RETRIED: Final = "token_invalidation.retried"
+    STORAGE_RETRIED: Final = "storage.retried"
+    TOKEN_ISSUED: Final = "token.issued"
+    TOKEN_CONSUMED: Final = "token.consumed"
+    VERIFY_REFUSED: Final = "token.verify_refused"
+    REUSE_DETECTED: Final = "token.reuse_detected"
+    AUDIT_WRITE_FAILED: Final = "audit.write_failed"
+    LIFECYCLE_STEP_FAILED: Final = "lifecycle.step_failed"
+    INCIDENT_BOOKING_UNKNOWN: Final = "incident.booking_unknown"
+
+
+def log_event(level: int, event: str, **fields: object) -> None:
+    """Emit `event` at `level` with `fields` as record attributes and in the message."""
+    if not logger.isEnabledFor(level):
+        return
+    rendered = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
+    logger.log(level, f"{event} {rendered}".rstrip(), extra={"event": event, **fields})
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since `started` (a `time.perf_counter()` reading), rounded to 0.001."""
+    return round((time.perf_counter() - started) * 1000, 3)

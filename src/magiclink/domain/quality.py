@@ -1,0 +1,110 @@
+"""QualityRepository: incident reports about sessions, after which the links die (R4)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from magiclink.domain.enums import IncidentType, InvalidationReason
+from magiclink.domain.errors import InvalidInput
+from magiclink.domain.guest_service import GuestService
+from magiclink.domain.lifecycle import run_after_step
+from magiclink.domain.observability import Events, log_event
+from magiclink.domain.policy import MAX_TEXT_ID_LENGTH, require_optional_id, require_text
+from magiclink.domain.records import Incident
+from magiclink.domain.transactions import run_in_transaction
+from magiclink.ports.clock import Clock
+from magiclink.ports.metrics import Metrics
+from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+
+MAX_DESCRIPTION: Final = 5_000
+
+
+def parse_incident_type(value: object) -> IncidentType:
+    """The `IncidentType` named by `value` (a member, its value or its name), else `InvalidInput`."""
+    if isinstance(value, IncidentType):
+        return value
+    if isinstance(value, str):
+        candidate = value.strip().lower()
+        if candidate in IncidentType._value2member_map_:
+            return IncidentType(candidate)
+    raise InvalidInput("Unknown incident type")
+
+
+class QualityRepository:
+    """Stores incident reports and kills the reported booking's links."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        guest_service: GuestService,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._uow = uow
+        self._guests = guest_service
+        self._clock = clock if clock is not None else guest_service.clock
+        self._metrics: Metrics = metrics if metrics is not None else guest_service.metrics
+
+    def create_incident(
+        self,
+        student_profile_id: str,
+        booking_uid: str,
+        type: IncidentType | str,
+        description: str,
+        reported_by_user_id: int | None = None,
+    ) -> Incident:
+        """Store the incident, find its booking by uid, and invalidate the booking's links.
+
+        `description` may be empty, at most 5,000 characters. Malformed input raises
+        `InvalidInput`. An unknown uid still stores the incident, skips invalidation and
+        logs a WARNING. A failed invalidation never fails the report (R9).
+        """
+        profile = require_text(
+            student_profile_id, "student_profile_id", max_length=MAX_TEXT_ID_LENGTH
+        )
+        uid = require_text(booking_uid, "booking_uid", max_length=MAX_TEXT_ID_LENGTH)
+        kind = parse_incident_type(type)
+        text = require_text(
+            description, "description", max_length=MAX_DESCRIPTION, allow_empty=True
+        )
+        reporter = require_optional_id(reported_by_user_id, "reported_by_user_id")
+        now = self._clock.now()
+
+        def work(tx: Transaction) -> Incident:
+            booking = tx.bookings.get_by_uid(uid)
+            return tx.incidents.add(
+                booking_uid=uid,
+                booking_id=None if booking is None else booking.id,
+                student_profile_id=profile,
+                type=kind,
+                description=text,
+                reported_by_user_id=reporter,
+                created_at=now,
+            )
+
+        incident = run_in_transaction(self._uow, work)
+        reason = InvalidationReason.INCIDENT_REPORTED
+        booking_id = incident.booking_id
+        if booking_id is None:
+            log_event(
+                logging.WARNING,
+                Events.INCIDENT_BOOKING_UNKNOWN,
+                reason=str(reason),
+                incident_id=incident.id,
+                count=0,
+            )
+            return incident
+        run_after_step(
+            self._metrics,
+            "invalidate",
+            booking_id,
+            str(reason),
+            lambda: self._guests.invalidate_tokens_by_booking_id(
+                booking_id,
+                reason,
+                metadata={"event": "incident", "incident_id": incident.id, "type": str(kind)},
+            ),
+        )
+        return incident

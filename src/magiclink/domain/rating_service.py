@@ -1,0 +1,84 @@
+"""RatingService: a student's one rating of a session, after which its links die (R3)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from magiclink.domain.enums import InvalidationReason
+from magiclink.domain.errors import DuplicateRating, InvalidInput
+from magiclink.domain.guest_service import GuestService
+from magiclink.domain.lifecycle import load_for_change, run_after_step
+from magiclink.domain.policy import MAX_TEXT_ID_LENGTH, require_id, require_text
+from magiclink.domain.records import Rating
+from magiclink.domain.transactions import run_in_transaction
+from magiclink.ports.clock import Clock
+from magiclink.ports.metrics import Metrics
+from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+
+MAX_FEEDBACK: Final = 2_000
+
+
+class RatingService:
+    """Stores ratings. It never sees tokens: the host consumes or verifies the link first."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        guest_service: GuestService,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._uow = uow
+        self._guests = guest_service
+        self._clock = clock if clock is not None else guest_service.clock
+        self._metrics: Metrics = metrics if metrics is not None else guest_service.metrics
+
+    def create_rating(
+        self,
+        booking_id: int,
+        student_profile_id: str,
+        rating: int,
+        feedback: str | None = None,
+    ) -> Rating:
+        """Store the booking's rating, then invalidate its links (reason `rating_submitted`).
+
+        Checks, first failure raising: rating not an int in 1..5, feedback over 2,000
+        characters, or a malformed id → `InvalidInput`; unknown booking → `BookingNotFound`;
+        cancelled or no-show → `BookingClosed`; already rated → `DuplicateRating`. A failed
+        invalidation never fails the rating (R9); it is logged and counted.
+        """
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+            raise InvalidInput("rating must be an integer from 1 to 5")
+        if feedback is not None:
+            feedback = require_text(feedback, "feedback", max_length=MAX_FEEDBACK, allow_empty=True)
+        booking_id = require_id(booking_id, "booking_id")
+        profile = require_text(
+            student_profile_id, "student_profile_id", max_length=MAX_TEXT_ID_LENGTH
+        )
+        now = self._clock.now()
+
+        def work(tx: Transaction) -> Rating:
+            load_for_change(tx, booking_id, None)
+            if tx.ratings.get_by_booking(booking_id) is not None:
+                raise DuplicateRating()
+            return tx.ratings.add(
+                booking_id=booking_id,
+                student_profile_id=profile,
+                rating=rating,
+                feedback=feedback,
+                created_at=now,
+            )
+
+        stored = run_in_transaction(self._uow, work)
+        reason = InvalidationReason.RATING_SUBMITTED
+        run_after_step(
+            self._metrics,
+            "invalidate",
+            booking_id,
+            str(reason),
+            lambda: self._guests.invalidate_tokens_by_booking_id(
+                booking_id, reason, metadata={"event": "rating", "rating_id": stored.id}
+            ),
+        )
+        return stored
