@@ -1,10 +1,15 @@
-"""Suite-wide configuration: the hypothesis profile for shared, loaded machines."""
+"""Suite-wide configuration: the hypothesis profile and the raw-token leak scan."""
 
 from __future__ import annotations
 
+import logging
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+import magiclink.domain.guest_service as guest_service_module
+from tests.leakscan import LeakScanner
 
 # Deadlines flake on shared 2-core machines; example counts are set per test (>= 100 for
 # the SPEC §6 properties). `derandomize` keeps CI runs reproducible.
@@ -16,3 +21,25 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("magiclink")
+
+LEAK_SCANNER = LeakScanner()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Remember every raw token the services issue; watch every `magiclink` log record."""
+    guest_service_module.generate_raw_token = LEAK_SCANNER.remember(  # type: ignore[method-assign]
+        guest_service_module.generate_raw_token
+    )
+    library_logger = logging.getLogger("magiclink")
+    library_logger.addHandler(LEAK_SCANNER)
+    library_logger.setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any log record of the whole suite carried a raw token."""
+    if LEAK_SCANNER.leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = ["RAW TOKEN LEAK in log records:", *LEAK_SCANNER.leaks[:20]]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
