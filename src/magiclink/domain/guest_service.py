@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from magiclink.domain.enums import AuditAction, InvalidationReason, IssuePath, RefusalReason
@@ -27,6 +27,7 @@ from magiclink.domain.policy import (
     is_well_formed,
     normalize_email,
     refusal_reason,
+    require_duration,
     require_id,
     require_optional_id,
     require_text,
@@ -45,11 +46,13 @@ from magiclink.domain.records import (
 from magiclink.domain.transactions import run_in_transaction
 from magiclink.ports.clock import Clock, SystemClock
 from magiclink.ports.metrics import MetricNames, Metrics, NullMetrics
+from magiclink.ports.repositories import TokenStats
 from magiclink.ports.unit_of_work import Transaction, UnitOfWork
 
 ENDPOINT: Final = "magiclink"
 MAX_AUDIT_TEXT: Final = 255
 MAX_AUDIT_LIMIT: Final = 10_000
+MAX_PURGE_BATCH: Final = 100_000
 
 _OUTCOME_ACCEPTED: Final = "accepted"
 _OUTCOME_INVALID: Final = "invalid"
@@ -546,6 +549,56 @@ class GuestService:
             created_at=self._clock.now(),
         )
         run_in_transaction(self._uow, lambda tx: tx.audit.add_many([entry]))
+
+    def token_stats(self) -> TokenStats:
+        """Live, expired, used and invalidated token counts, and invalidations by reason."""
+        now = self._clock.now()
+        return run_in_transaction(self._uow, lambda tx: tx.tokens.stats(now=now), readonly=True)
+
+    def count_expired_tokens(self, expired_for: timedelta) -> int:
+        """How many tokens expired more than `expired_for` ago (what a purge would delete)."""
+        before = self._clock.now() - require_duration(expired_for, "expired_for")
+        return run_in_transaction(
+            self._uow, lambda tx: tx.tokens.count_expired(expired_before=before), readonly=True
+        )
+
+    def purge_expired_tokens(
+        self,
+        expired_for: timedelta,
+        *,
+        batch_size: int = 1_000,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete tokens expired more than `expired_for` ago; return how many were deleted.
+
+        Works in batches of `batch_size`, one DELETE statement and one transaction each, so
+        the table is never locked for long: ⌈N / batch_size⌉ statements for N tokens.
+        `on_batch(deleted)` is called after each batch (for progress bars). Audit entries
+        are kept.
+        """
+        expired_for = require_duration(expired_for, "expired_for")
+        if (
+            not isinstance(batch_size, int)
+            or isinstance(batch_size, bool)
+            or not 1 <= batch_size <= MAX_PURGE_BATCH
+        ):
+            raise InvalidInput(f"batch_size must be an integer between 1 and {MAX_PURGE_BATCH}")
+        before = self._clock.now() - expired_for
+        total = run_in_transaction(
+            self._uow, lambda tx: tx.tokens.count_expired(expired_before=before), readonly=True
+        )
+        deleted = 0
+        for _ in range(-(-total // batch_size)):
+            batch = run_in_transaction(
+                self._uow,
+                lambda tx: tx.tokens.purge_expired(expired_before=before, limit=batch_size),
+            )
+            deleted += batch
+            if on_batch is not None:
+                on_batch(batch)
+            if batch == 0:
+                break
+        return deleted
 
     def tokens_for_booking(self, booking_id: int) -> list[MagicLinkToken]:
         """Every token of the booking, oldest first (hashes only, never raw tokens)."""
