@@ -1,0 +1,48 @@
+"""The SQLAlchemy 2.x adapter: every port over SQLite, PostgreSQL or MariaDB/MySQL.
+
+```
+engine = sqlalchemy.create_engine("postgresql+psycopg://...")
+upgrade_to_head(engine)          # or create_schema(engine) for a brand-new database
+uow = SqlAlchemyUnitOfWork(engine)
+```
+
+`metadata` holds the `magiclink_*` tables, for a host whose own Alembic manages them.
+"""
+
+from magiclink.adapters.sqlalchemy.migrate import (
+    alembic_config,
+    create_schema,
+    current_revision,
+    upgrade_to,
+    upgrade_to_head,
+)
+from magiclink.adapters.sqlalchemy.repositories import (
+    SqlAlchemyAuditLog,
+    SqlAlchemyBookingRepository,
+    SqlAlchemyGuestRepository,
+    SqlAlchemyIncidentRepository,
+    SqlAlchemyRatingRepository,
+    SqlAlchemyTokenRepository,
+)
+from magiclink.adapters.sqlalchemy.tables import metadata
+from magiclink.adapters.sqlalchemy.unit_of_work import (
+    SqlAlchemyTransaction,
+    SqlAlchemyUnitOfWork,
+)
+
+__all__ = [
+    "SqlAlchemyAuditLog",
+    "SqlAlchemyBookingRepository",
+    "SqlAlchemyGuestRepository",
+    "SqlAlchemyIncidentRepository",
+    "SqlAlchemyRatingRepository",
+    "SqlAlchemyTokenRepository",
+    "SqlAlchemyTransaction",
+    "SqlAlchemyUnitOfWork",
+    "alembic_config",
+    "create_schema",
+    "current_revision",
+    "metadata",
+    "upgrade_to",
+    "upgrade_to_head",
+]

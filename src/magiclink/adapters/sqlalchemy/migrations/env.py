@@ -1,0 +1,49 @@
+"""Alembic environment of the magiclink tables, driven programmatically.
+
+`magiclink.adapters.sqlalchemy.migrate` builds the Alembic `Config` in code and hands over an
+open connection in `config.attributes["connection"]`; there is no alembic.ini. The revision
+table is `magiclink_alembic_version`, so it never collides with a host's own Alembic history.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+from magiclink.adapters.sqlalchemy.migrate import VERSION_TABLE
+from magiclink.adapters.sqlalchemy.tables import metadata
+
+
+def run_offline() -> None:
+    """Render the migration as SQL for the dialect named in the config (no connection)."""
+    context.configure(
+        dialect_name=context.config.get_main_option("dialect_name") or "postgresql",
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    """Run the migration on the connection given by `migrate.py`."""
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError(
+            "magiclink migrations run through magiclink.adapters.sqlalchemy.upgrade_to_head"
+            "(engine) (or the `magiclink` command line), which supplies the connection"
+        )
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()

@@ -1,0 +1,134 @@
+"""The original plan's tables (tokens without `booking_revision`).
+
+Revision ID: 0001
+Revises:
+Create Date: 2025-01-01
+
+Types are spelled out here rather than imported from `tables.py`: a migration is a snapshot
+and must not change when the current model does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import mysql, postgresql
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def _id() -> sa.types.TypeEngine[int]:
+    # INTEGER PRIMARY KEY is SQLite's autoincrementing rowid alias; BIGINT elsewhere.
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _time() -> sa.types.TypeEngine[datetime]:
+    # Microseconds on MariaDB/MySQL need DATETIME(6); stored as naive UTC there and on SQLite.
+    return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def upgrade() -> None:
+    """Create the six magiclink tables."""
+    op.create_table(
+        "magiclink_guests",
+        sa.Column("id", _id(), primary_key=True, autoincrement=True),
+        sa.Column("normalized_email", sa.String(254), nullable=False),
+        sa.Column("blocked", sa.Boolean(), nullable=False),
+        sa.Column("last_request_at", _time(), nullable=True),
+        sa.Column("created_at", _time(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_magiclink_guests"),
+        sa.UniqueConstraint("normalized_email", name="uq_magiclink_guests_normalized_email"),
+    )
+    op.create_table(
+        "magiclink_bookings",
+        sa.Column("id", _id(), primary_key=True, autoincrement=True),
+        sa.Column("uid", sa.String(255), nullable=False),
+        sa.Column("mentor_id", sa.BigInteger(), nullable=False),
+        sa.Column("guest_email", sa.String(254), nullable=False),
+        sa.Column("start_time", _time(), nullable=False),
+        sa.Column("end_time", _time(), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_magiclink_bookings"),
+        sa.UniqueConstraint("uid", name="uq_magiclink_bookings_uid"),
+    )
+    op.create_table(
+        "magiclink_tokens",
+        sa.Column("id", _id(), primary_key=True, autoincrement=True),
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("guest_id", _id(), nullable=False),
+        sa.Column("booking_id", sa.BigInteger(), nullable=True),
+        sa.Column("expires_at", _time(), nullable=False),
+        sa.Column("used_at", _time(), nullable=True),
+        sa.Column("invalidated", sa.Boolean(), nullable=False),
+        sa.Column("invalidation_reason", sa.String(32), nullable=True),
+        sa.Column("created_at", _time(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_magiclink_tokens"),
+        sa.UniqueConstraint("token_hash", name="uq_magiclink_tokens_token_hash"),
+        sa.ForeignKeyConstraint(
+            ["guest_id"],
+            ["magiclink_guests.id"],
+            name="fk_magiclink_tokens_guest_id_magiclink_guests",
+        ),
+    )
+    op.create_index("ix_magiclink_tokens_booking_id", "magiclink_tokens", ["booking_id"])
+    op.create_index("ix_magiclink_tokens_guest_id", "magiclink_tokens", ["guest_id"])
+    op.create_index("ix_magiclink_tokens_expires_at", "magiclink_tokens", ["expires_at"])
+    op.create_table(
+        "magiclink_audit_log",
+        sa.Column("id", _id(), primary_key=True, autoincrement=True),
+        sa.Column("guest_id", sa.BigInteger(), nullable=True),
+        sa.Column("endpoint", sa.String(255), nullable=False),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("resource_id", sa.String(255), nullable=True),
+        sa.Column("success", sa.Boolean(), nullable=False),
+        sa.Column(
+            "metadata", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column("created_at", _time(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_magiclink_audit_log"),
+    )
+    op.create_index("ix_magiclink_audit_log_resource_id", "magiclink_audit_log", ["resource_id"])
+    op.create_index("ix_magiclink_audit_log_guest_id", "magiclink_audit_log", ["guest_id"])
+    op.create_table(
+        "magiclink_ratings",
+        sa.Column("id", _id(), primary_key=True, autoincrement=True),
+        sa.Column("booking_id", sa.BigInteger(), nullable=False),
+        sa.Column("student_profile_id", sa.String(255), nullable=False),
+        sa.Column("rating", sa.Integer(), nullable=False),
+        sa.Column("feedback", sa.Text(), nullable=True),
+        sa.Column("created_at", _time(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_magiclink_ratings"),
+        sa.UniqueConstraint("booking_id", name="uq_magiclink_ratings_booking_id"),
+    )
+    op.create_table(
+        "magiclink_incidents",
+        sa.Column("id", _id(), primary_key=True, autoincrement=True),
+        sa.Column("booking_uid", sa.String(255), nullable=False),
+        sa.Column("booking_id", sa.BigInteger(), nullable=True),
+        sa.Column("student_profile_id", sa.String(255), nullable=False),
+        sa.Column("type", sa.String(32), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("reported_by_user_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", _time(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_magiclink_incidents"),
+    )
+    op.create_index("ix_magiclink_incidents_booking_uid", "magiclink_incidents", ["booking_uid"])
+
+
+def downgrade() -> None:
+    """Drop the six magiclink tables."""
+    for table in (
+        "magiclink_incidents",
+        "magiclink_ratings",
+        "magiclink_audit_log",
+        "magiclink_tokens",
+        "magiclink_bookings",
+        "magiclink_guests",
+    ):
+        op.drop_table(table)

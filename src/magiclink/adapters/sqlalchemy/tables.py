@@ -1,0 +1,211 @@
+"""The tables of the SQL adapter, as SQLAlchemy Core metadata.
+
+Every table is prefixed `magiclink_` so that it can live in a host's database next to the
+host's own tables; every constraint and index has a deterministic name (the naming convention
+below) so that Alembic compares and migrates them by name on every dialect.
+
+Enumerations are stored as their string values (no native ENUM types: adding a member then
+needs no migration). Times go through `UTCDateTime`, which stores UTC and always reads back
+timezone-aware UTC datetimes, with microseconds, on SQLite, PostgreSQL and MariaDB/MySQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata: Final = MetaData(naming_convention=NAMING_CONVENTION)
+"""The metadata holding every magiclink table; a host's Alembic `target_metadata` may include it."""
+
+# Names of the unique constraints whose violation means a domain conflict (see errors.py).
+UQ_RATING_BOOKING: Final = "uq_magiclink_ratings_booking_id"
+UQ_BOOKING_UID: Final = "uq_magiclink_bookings_uid"
+UQ_GUEST_EMAIL: Final = "uq_magiclink_guests_normalized_email"
+
+# 64-bit ids everywhere, except on SQLite where only "INTEGER PRIMARY KEY" is the rowid alias
+# that autoincrements (a BIGINT primary key would not).
+Id: Final[TypeEngine[int]] = BigInteger().with_variant(Integer(), "sqlite")
+
+EMAIL_LENGTH: Final = 254
+TEXT_ID_LENGTH: Final = 255
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back as a timezone-aware UTC datetime.
+
+    PostgreSQL stores `timestamptz`; SQLite and MariaDB/MySQL store naive UTC (MariaDB as
+    `DATETIME(6)`, so microseconds survive). A naive datetime is refused on the way in: the
+    library never guesses a time zone.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """Pick the column type per dialect (microsecond precision everywhere)."""
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(DateTime(timezone=False))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """UTC on the way in; naive for the dialects whose column has no time zone."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to a timezone-aware column")
+        value = value.astimezone(UTC)
+        if dialect.name == "postgresql":
+            return value
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Aware UTC on the way out, whatever the driver returned."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact); the generic JSON type elsewhere.
+JsonObject: Final[TypeEngine[Any]] = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+guests: Final = Table(
+    "magiclink_guests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("normalized_email", String(EMAIL_LENGTH), nullable=False),
+    Column("blocked", Boolean, nullable=False),
+    Column("last_request_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("normalized_email"),
+)
+
+bookings: Final = Table(
+    "magiclink_bookings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("uid", String(TEXT_ID_LENGTH), nullable=False),
+    Column("mentor_id", BigInteger, nullable=False),
+    Column("guest_email", String(EMAIL_LENGTH), nullable=False),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("revision", Integer, nullable=False),
+    UniqueConstraint("uid"),
+)
+
+tokens: Final = Table(
+    "magiclink_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("guest_id", Id, ForeignKey("magiclink_guests.id"), nullable=False),
+    # No foreign key on purpose: a host may delete a booking (or keep bookings in its own
+    # table); verification then refuses the token as "booking_missing" (§5.4).
+    Column("booking_id", BigInteger, nullable=True),
+    # NULL for tokens issued before revisions existed: they skip the revision check (R6.6).
+    Column("booking_revision", Integer, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Column("invalidated", Boolean, nullable=False),
+    Column("invalidation_reason", String(32), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("token_hash"),
+    # R10.1: by booking (batch invalidation), by guest (supersede, inbox links), by expiry
+    # (purge); the hash is indexed by its unique constraint.
+    Index(None, "booking_id"),
+    Index(None, "guest_id"),
+    Index(None, "expires_at"),
+)
+
+audit_log: Final = Table(
+    "magiclink_audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # No foreign key: `log_access` accepts any guest id a host passes, as the in-memory log does.
+    Column("guest_id", BigInteger, nullable=True),
+    Column("endpoint", String(TEXT_ID_LENGTH), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("resource_id", String(TEXT_ID_LENGTH), nullable=True),
+    Column("success", Boolean, nullable=False),
+    Column("metadata", JsonObject, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "resource_id"),
+    Index(None, "guest_id"),
+)
+
+ratings: Final = Table(
+    "magiclink_ratings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # No foreign key: the booking table may be the host's own (docs/adapters.md).
+    Column("booking_id", BigInteger, nullable=False),
+    Column("student_profile_id", String(TEXT_ID_LENGTH), nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("feedback", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("booking_id"),
+)
+
+incidents: Final = Table(
+    "magiclink_incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("booking_uid", String(TEXT_ID_LENGTH), nullable=False),
+    Column("booking_id", BigInteger, nullable=True),
+    Column("student_profile_id", String(TEXT_ID_LENGTH), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("reported_by_user_id", BigInteger, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "booking_uid"),
+)
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "UQ_BOOKING_UID",
+    "UQ_GUEST_EMAIL",
+    "UQ_RATING_BOOKING",
+    "Id",
+    "JsonObject",
+    "UTCDateTime",
+    "audit_log",
+    "bookings",
+    "guests",
+    "incidents",
+    "metadata",
+    "ratings",
+    "tokens",
+]

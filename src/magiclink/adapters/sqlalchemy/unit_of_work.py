@@ -1,0 +1,253 @@
+"""The SQLAlchemy unit of work: one pooled connection and one database transaction per
+`transaction()`.
+
+What it does to the host's engine — nothing global: no event listener, no engine option. Each
+transaction checks out one connection from the engine's pool, sets per-connection options that
+SQLAlchemy reverts when the connection goes back to the pool, and returns it on `close()`.
+
+* **SQLite.** pysqlite's own transaction handling (a deferred BEGIN issued lazily before the
+  first write) lets two writers deadlock on a lock upgrade. So the connection is switched to
+  driver-level autocommit for the duration of the transaction and the unit of work issues
+  `BEGIN IMMEDIATE` itself for a write transaction (taking the write lock up front, waiting up
+  to the busy timeout) and a plain `BEGIN` for a read-only one. Once per pooled DBAPI
+  connection it also enables `PRAGMA foreign_keys` and raises `PRAGMA busy_timeout` to at
+  least 5 seconds; both stay set on that connection.
+* **PostgreSQL.** The transaction runs at READ COMMITTED (the server default; set per
+  connection, at no cost with psycopg), so that after losing a unique race a transaction
+  reads the winner's row, and a conditional UPDATE re-checks a row a racer just changed.
+* **MariaDB/MySQL.** The same READ COMMITTED, set for each transaction by a
+  `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` that applies to that transaction only.
+
+Other dialects run at the engine's own settings.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine
+
+from magiclink.adapters.sqlalchemy.errors import translate, translate_errors
+from magiclink.adapters.sqlalchemy.repositories import (
+    SqlAlchemyAuditLog,
+    SqlAlchemyBookingRepository,
+    SqlAlchemyGuestRepository,
+    SqlAlchemyIncidentRepository,
+    SqlAlchemyRatingRepository,
+    SqlAlchemyTokenRepository,
+)
+from magiclink.domain.errors import StorageError
+from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+
+SQLITE_MIN_BUSY_TIMEOUT_MS: Final = 5000
+_SQLITE_CONFIGURED: Final = "magiclink_sqlite_configured"
+
+
+class _Flavour(enum.Enum):
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+    MYSQL = "mysql"
+    OTHER = "other"
+
+    @classmethod
+    def of(cls, engine: Engine) -> _Flavour:
+        name = engine.dialect.name
+        if name == "mariadb":
+            return cls.MYSQL
+        try:
+            return cls(name)
+        except ValueError:
+            return cls.OTHER
+
+
+class SqlAlchemyTransaction(Transaction):
+    """One database transaction on one pooled connection, and the repositories bound to it.
+
+    The database transaction begins with the first statement (so an unused transaction costs
+    only a pool checkout), and begins again after `commit()` or `rollback()` if the
+    repositories are used once more. `close()` rolls back what was not committed and returns
+    the connection to the pool; it never raises.
+    """
+
+    def __init__(self, connection: Connection, flavour: _Flavour, *, readonly: bool) -> None:
+        self._connection: Connection | None = connection
+        self._flavour = flavour
+        self._readonly = readonly
+        self._begun = False
+        # Only PostgreSQL (and, to be safe, unknown dialects) aborts the whole transaction on
+        # a failed statement; SQLite and MariaDB roll back just that statement.
+        self._guard_inserts = flavour in (_Flavour.POSTGRESQL, _Flavour.OTHER)
+        self.guests = SqlAlchemyGuestRepository(self)
+        self.tokens = SqlAlchemyTokenRepository(self)
+        self.bookings = SqlAlchemyBookingRepository(self)
+        self.ratings = SqlAlchemyRatingRepository(self)
+        self.incidents = SqlAlchemyIncidentRepository(self)
+        self.audit = SqlAlchemyAuditLog(self)
+
+    @property
+    def guard_inserts(self) -> bool:
+        """True when conflict-prone inserts must run in a SAVEPOINT (see `ConnectionSource`)."""
+        return self._guard_inserts
+
+    def connection(self) -> Connection:
+        """The open connection, with the database transaction begun.
+
+        Raises:
+            StorageError: the transaction is closed, or BEGIN failed (transient when the
+                database is locked or unreachable).
+        """
+        connection = self._connection
+        if connection is None:
+            raise StorageError("Transaction is closed")
+        if not self._begun:
+            with translate_errors():
+                self._begin(connection)
+            self._begun = True
+        return connection
+
+    def _begin(self, connection: Connection) -> None:
+        connection.begin()
+        if self._flavour is _Flavour.SQLITE:
+            # A host's "begin" event hook, or sqlite3's autocommit=False mode, may already
+            # have opened a (deferred) transaction: then it is the one we use.
+            if not _sqlite_in_transaction(connection):
+                connection.exec_driver_sql("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
+        elif self._flavour is _Flavour.MYSQL:
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+    def commit(self) -> None:
+        """Commit what the repositories did since the transaction (or last commit) began.
+
+        Raises:
+            StorageError: the transaction is closed, or the database refused the commit.
+        """
+        connection = self._connection
+        if connection is None:
+            raise StorageError("Transaction is closed")
+        if not self._begun:
+            return
+        with translate_errors():
+            connection.commit()
+        self._begun = False
+
+    def rollback(self) -> None:
+        """Discard what the repositories did since the transaction (or last commit) began.
+
+        Raises:
+            StorageError: the transaction is closed, or the rollback failed.
+        """
+        connection = self._connection
+        if connection is None:
+            raise StorageError("Transaction is closed")
+        if not self._begun:
+            return
+        self._begun = False
+        with translate_errors():
+            self._rollback(connection)
+
+    def _rollback(self, connection: Connection) -> None:
+        if self._flavour is _Flavour.SQLITE and _sqlite_in_transaction(connection):
+            # Explicit, because SQLAlchemy skips the DBAPI rollback in autocommit mode when
+            # the engine was built with skip_autocommit_rollback=True.
+            connection.exec_driver_sql("ROLLBACK")
+        connection.rollback()
+
+    def close(self) -> None:
+        """Roll back anything not committed and return the connection to the pool.
+
+        Idempotent, and never raises: if the rollback fails the connection is broken, and
+        the database discards the transaction together with it.
+        """
+        connection = self._connection
+        if connection is None:
+            return
+        self._connection = None
+        try:
+            if self._begun:
+                self._begun = False
+                self._rollback(connection)
+        except Exception as error:
+            if translate(error) is None:
+                raise
+        finally:
+            try:
+                connection.close()
+            except Exception as error:
+                if translate(error) is None:
+                    raise
+
+
+class SqlAlchemyUnitOfWork(UnitOfWork):
+    """The unit of work over any SQLAlchemy `Engine` (SQLite, PostgreSQL, MariaDB/MySQL).
+
+    One instance serves every service and thread: each `transaction()` checks out its own
+    connection. Nothing connects until the first transaction. See the module docstring for
+    what is set on each connection.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self._engine = engine
+        self._flavour = _Flavour.of(engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine this unit of work draws its connections from."""
+        return self._engine
+
+    def transaction(self, *, readonly: bool = False) -> SqlAlchemyTransaction:
+        """Check out a connection and return a transaction on it (begun on first use).
+
+        Raises:
+            StorageError: no connection could be obtained (transient when the server is
+                unreachable or the pool timed out).
+        """
+        with translate_errors():
+            connection = self._engine.connect()
+            try:
+                self._prepare(connection)
+            except BaseException:
+                connection.close()
+                raise
+        return SqlAlchemyTransaction(connection, self._flavour, readonly=readonly)
+
+    def _prepare(self, connection: Connection) -> None:
+        if self._flavour is _Flavour.SQLITE:
+            # Reverted by SQLAlchemy when the connection returns to the pool.
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            _configure_sqlite_once(connection)
+        elif self._flavour is _Flavour.POSTGRESQL:
+            connection.execution_options(isolation_level="READ COMMITTED")
+
+
+def _dbapi_connection(connection: Connection) -> Any:
+    return connection.connection.dbapi_connection
+
+
+def _sqlite_in_transaction(connection: Connection) -> bool:
+    return bool(getattr(_dbapi_connection(connection), "in_transaction", False))
+
+
+def _configure_sqlite_once(connection: Connection) -> None:
+    """Enable foreign keys and a busy timeout, once per DBAPI connection.
+
+    Done on the raw DBAPI cursor, outside any transaction (`PRAGMA foreign_keys` is ignored
+    inside one); the pool's per-connection `info` remembers it was done.
+    """
+    info = connection.connection.info
+    if info.get(_SQLITE_CONFIGURED):
+        return
+    cursor = _dbapi_connection(connection).cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout")
+        row = cursor.fetchone()
+        if row is None or int(row[0]) < SQLITE_MIN_BUSY_TIMEOUT_MS:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_MIN_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+    info[_SQLITE_CONFIGURED] = True
+
+
+__all__ = ["SqlAlchemyTransaction", "SqlAlchemyUnitOfWork"]
