@@ -1,0 +1,392 @@
+"""Databases for every test that needs one: engines, clean schemas, statement counting.
+
+Import the fixtures into a conftest (`from tests.databases import sqlite_engine, ...`, or
+`from tests.databases import *`). Each fixture gives an engine whose `magiclink_*` tables
+exist and are empty when the test starts:
+
+* `sqlite_engine` — a SQLite file in the test's `tmp_path` (fresh tables per test);
+* `postgres_engine`, `mariadb_engine` — the servers named by `MAGICLINK_TEST_POSTGRES_URL`
+  and `MAGICLINK_TEST_MARIADB_URL` (defaults: local `test` databases), in a schema
+  (PostgreSQL) or database (MariaDB) private to the test process, `magiclink_p<pid>`. The
+  tables are created once per process and emptied before each test (a DELETE per table is
+  much faster than DDL); the engine is shared by the process and disposed at exit, when its
+  schema is dropped. `engine.url` (with `hide_password=False`) reaches the same schema from
+  a child process;
+* `any_engine` — parametrised over the three (ids `sqlite`, `postgres`, `mariadb`).
+
+A server that cannot be reached skips its tests with the reason, except under `CI=true`
+where it fails them: CI must never go green by skipping the databases.
+
+Plain helpers for tests that build their own engines (other pools, other processes,
+migrations): `sqlite_file_engine`, `sqlite_memory_engine`, `new_postgres_engine`,
+`new_mariadb_engine`, `isolated_postgres_engine`, `isolated_mariadb_engine`,
+`reset_schema`, `fresh_schema`, and `count_statements`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final, NoReturn
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import StaticPool
+
+from magiclink.adapters.sqlalchemy import metadata
+from magiclink.adapters.sqlalchemy.migrate import VERSION_TABLE
+
+POSTGRES_URL: Final = os.environ.get(
+    "MAGICLINK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_URL: Final = os.environ.get(
+    "MAGICLINK_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
+)
+CONNECT_TIMEOUT_SECONDS: Final = 3
+
+_shared_engines: dict[str, Engine] = {}
+_unreachable: dict[str, str] = {}
+_prepared: set[str] = set()
+
+
+# --- Server availability -------------------------------------------------------------------
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the current test because a database is missing; fail instead under `CI=true`."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: every database server is required)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _connect_args(url: URL) -> dict[str, object]:
+    if url.get_backend_name() == "postgresql":
+        return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if url.get_backend_name() in ("mysql", "mariadb"):
+        return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return {}
+
+
+def _server_engine(url: str | URL, label: str, **kwargs: object) -> Engine:
+    """An engine on a server, after checking (once per URL and process) that it answers."""
+    parsed = make_url(url)
+    key = parsed.render_as_string(hide_password=False)
+    if key in _unreachable:
+        unavailable(_unreachable[key])
+    kwargs.setdefault("connect_args", _connect_args(parsed))
+    engine = create_engine(parsed, **kwargs)  # type: ignore[arg-type]
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except Exception as error:
+        engine.dispose()
+        first_line = (str(getattr(error, "orig", None) or error).strip().splitlines() or [""])[0]
+        _unreachable[key] = f"{label} at {parsed.render_as_string()} unreachable: {first_line}"
+        unavailable(_unreachable[key])
+    return engine
+
+
+# --- Engine factories ----------------------------------------------------------------------
+
+
+def sqlite_file_engine(directory: Path, name: str = "magiclink.db", **kwargs: object) -> Engine:
+    """A SQLite engine on a file in `directory` (tables not created)."""
+    return create_engine(f"sqlite:///{directory / name}", **kwargs)  # type: ignore[arg-type]
+
+
+def sqlite_memory_engine() -> Engine:
+    """A private in-memory SQLite database shared by every thread (one connection).
+
+    Cheap enough to build per hypothesis example; tables not created.
+    """
+    return create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+
+
+def new_postgres_engine(url: str | URL = POSTGRES_URL, **kwargs: object) -> Engine:
+    """A new PostgreSQL engine (tables not created); skips or fails if the server is down.
+
+    The caller disposes it.
+    """
+    return _server_engine(url, "PostgreSQL", **kwargs)
+
+
+def new_mariadb_engine(url: str | URL = MARIADB_URL, **kwargs: object) -> Engine:
+    """A new MariaDB engine (tables not created); skips or fails if the server is down.
+
+    The caller disposes it.
+    """
+    return _server_engine(url, "MariaDB", **kwargs)
+
+
+def _unique_name(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def isolated_postgres_engine(**kwargs: object) -> Iterator[Engine]:
+    """A PostgreSQL engine on a brand-new, empty schema of its own, dropped afterwards.
+
+    For tests that change the schema itself (migrations). The schema is set as the
+    `search_path` in the engine's URL, so `engine.url` also works in another process.
+    """
+    admin = new_postgres_engine()
+    schema = _unique_name("magiclink_t")
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    engine = new_postgres_engine(url, **kwargs)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@contextmanager
+def isolated_mariadb_engine(**kwargs: object) -> Iterator[Engine]:
+    """A MariaDB engine on a brand-new, empty database of its own, dropped afterwards."""
+    admin = new_mariadb_engine()
+    database = _unique_name("magiclink_t")
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE `{database}`")
+    engine = new_mariadb_engine(admin.url.set(database=database), **kwargs)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE `{database}`")
+        admin.dispose()
+
+
+def _process_schema_name() -> str:
+    return f"magiclink_p{os.getpid()}"
+
+
+def _pid_alive(name: str) -> bool:
+    """Whether the test process that owns a `magiclink_p<pid>` schema/database still runs."""
+    try:
+        os.kill(int(name.removeprefix("magiclink_p")), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _shared_engine(kind: str) -> Engine:
+    """This process's engine on its own schema (PostgreSQL) or database (MariaDB).
+
+    Each test process works in a namespace of its own, so that test runs started at the same
+    time (by several people, or several CI jobs on one server) never see each other's rows.
+    Namespaces left behind by killed runs are dropped; ours is dropped at exit.
+    """
+    engine = _shared_engines.get(kind)
+    if engine is not None:
+        return engine
+    name = _process_schema_name()
+    if kind == "postgres":
+        admin = new_postgres_engine()
+        with admin.begin() as connection:
+            stale = connection.execute(
+                text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'magiclink_p%'")
+            ).scalars()
+            for schema in [s for s in stale if s != name and not _pid_alive(s)]:
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
+        engine = new_postgres_engine(
+            admin.url.update_query_dict({"options": f"-csearch_path={name}"})
+        )
+        drop = f'DROP SCHEMA IF EXISTS "{name}" CASCADE'
+    else:
+        admin = new_mariadb_engine()
+        with admin.begin() as connection:
+            stale = connection.execute(
+                text("SELECT schema_name FROM information_schema.schemata")
+            ).scalars()
+            for database in [d for d in stale if d.startswith("magiclink_p")]:
+                if database != name and not _pid_alive(database):
+                    connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
+            connection.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+        engine = new_mariadb_engine(admin.url.set(database=name))
+        drop = f"DROP DATABASE IF EXISTS `{name}`"
+
+    def cleanup() -> None:
+        engine.dispose()
+        try:
+            with admin.begin() as connection:
+                connection.exec_driver_sql(drop)
+        finally:
+            admin.dispose()
+
+    atexit.register(cleanup)
+    _shared_engines[kind] = engine
+    return engine
+
+
+# --- Schema helpers ------------------------------------------------------------------------
+
+
+def fresh_schema(engine: Engine) -> None:
+    """Drop every magiclink table (and the migration history) and create the tables anew."""
+    with engine.begin() as connection:
+        metadata.drop_all(connection)
+        connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+        metadata.create_all(connection)
+
+
+def reset_schema(engine: Engine) -> None:
+    """Empty every magiclink table (children first); recreate them if they are missing."""
+    try:
+        with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                connection.execute(table.delete())
+    except Exception:
+        # Someone dropped or changed the tables (a migration test, a CLI test): start over.
+        fresh_schema(engine)
+
+
+def _clean_shared_engine(kind: str) -> Engine:
+    engine = _shared_engine(kind)
+    if kind in _prepared:
+        reset_schema(engine)
+    else:
+        fresh_schema(engine)
+        _prepared.add(kind)
+    return engine
+
+
+@contextmanager
+def _clean_sqlite_engine(directory: Path) -> Iterator[Engine]:
+    engine = sqlite_file_engine(directory)
+    metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+# --- Fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A SQLite file engine with fresh, empty magiclink tables."""
+    with _clean_sqlite_engine(tmp_path) as engine:
+        yield engine
+
+
+@pytest.fixture
+def postgres_engine() -> Engine:
+    """The PostgreSQL test engine with empty magiclink tables (skips if no server)."""
+    return _clean_shared_engine("postgres")
+
+
+@pytest.fixture
+def mariadb_engine() -> Engine:
+    """The MariaDB test engine with empty magiclink tables (skips if no server)."""
+    return _clean_shared_engine("mariadb")
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """Each database in turn, with empty magiclink tables."""
+    if request.param == "sqlite":
+        with _clean_sqlite_engine(tmp_path) as engine:
+            yield engine
+    elif request.param == "postgres":
+        yield _clean_shared_engine("postgres")
+    else:
+        yield _clean_shared_engine("mariadb")
+
+
+# --- Statement counting ------------------------------------------------------------------
+
+_TRANSACTION_CONTROL: Final = re.compile(
+    r"\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|SET\s+TRANSACTION|PRAGMA)\b", re.IGNORECASE
+)
+
+
+class StatementLog:
+    """The SQL statements an engine sent to the database while counting."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def work(self) -> list[str]:
+        """The statements that read or write data (transaction control left out)."""
+        return [s for s in self.statements if not _TRANSACTION_CONTROL.match(s)]
+
+    @property
+    def count(self) -> int:
+        """How many statements read or wrote data (BEGIN, COMMIT, SAVEPOINT... not counted)."""
+        return len(self.work)
+
+    @property
+    def total(self) -> int:
+        """How many statements were sent, transaction control included."""
+        return len(self.statements)
+
+    def clear(self) -> None:
+        """Forget what was counted so far."""
+        self.statements.clear()
+
+
+@contextmanager
+def count_statements(engine: Engine) -> Iterator[StatementLog]:
+    """Record every statement the engine executes inside the block (an executemany is one).
+
+    Transaction control issued by the DBAPI itself (psycopg's implicit BEGIN, `commit()`)
+    never reaches the cursor and is not seen; `StatementLog.count` also leaves out what the
+    adapter issues explicitly (SQLite's BEGIN IMMEDIATE, SAVEPOINTs, MariaDB's SET
+    TRANSACTION), so counts compare across dialects; `StatementLog.total` keeps them.
+    """
+    log = StatementLog()
+
+    def record(*args: object) -> None:
+        statement = args[2]
+        log.statements.append(str(statement))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield log
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+__all__ = [
+    "MARIADB_URL",
+    "POSTGRES_URL",
+    "StatementLog",
+    "any_engine",
+    "count_statements",
+    "fresh_schema",
+    "isolated_mariadb_engine",
+    "isolated_postgres_engine",
+    "mariadb_engine",
+    "new_mariadb_engine",
+    "new_postgres_engine",
+    "postgres_engine",
+    "reset_schema",
+    "sqlite_engine",
+    "sqlite_file_engine",
+    "sqlite_memory_engine",
+    "unavailable",
+]

@@ -1,0 +1,5 @@
+"""The database fixtures of `tests.databases`, for the SQL adapter's integration tests."""
+
+from tests.databases import any_engine, mariadb_engine, postgres_engine, sqlite_engine
+
+__all__ = ["any_engine", "mariadb_engine", "postgres_engine", "sqlite_engine"]

@@ -1,0 +1,67 @@
+"""Rows for the SQL integration tests, written through the adapter itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import attrs
+
+from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
+from magiclink.domain.enums import BookingStatus
+from magiclink.domain.policy import generate_raw_token, hash_token
+from magiclink.domain.records import Booking, Guest, MagicLinkToken
+
+NOW: Final = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
+TTL: Final = timedelta(minutes=15)
+
+
+@attrs.frozen
+class Seeded:
+    """A booking, its guests and its tokens (with the raw tokens, for the services)."""
+
+    booking: Booking
+    guests: list[Guest]
+    tokens: list[MagicLinkToken]
+    raws: list[str]
+
+
+def seed_booking(
+    uow: SqlAlchemyUnitOfWork,
+    *,
+    tokens: int = 1,
+    guests: int = 1,
+    uid: str | None = None,
+    now: datetime = NOW,
+) -> Seeded:
+    """One scheduled booking with `tokens` live tokens spread round-robin over `guests`."""
+    with uow.transaction() as tx:
+        booking = tx.bookings.add(
+            uid=uid or generate_raw_token()[:16],
+            mentor_id=42,
+            guest_email="student@example.com",
+            start_time=now + timedelta(days=1),
+            end_time=now + timedelta(days=1, minutes=15),
+            status=BookingStatus.SCHEDULED,
+            revision=0,
+        )
+        people = [
+            tx.guests.get_or_create(
+                f"guest{i}-{booking.id}@example.com", now=now, last_request_at=None
+            )[0]
+            for i in range(guests)
+        ]
+        raws = [generate_raw_token() for _ in range(tokens)]
+        stored = [
+            tx.tokens.add(
+                token_hash=hash_token(raw),
+                guest_id=people[i % guests].id,
+                booking_id=booking.id,
+                booking_revision=booking.revision,
+                expires_at=now + TTL,
+                created_at=now,
+            )
+            for i, raw in enumerate(raws)
+        ]
+        tx.commit()
+    return Seeded(booking=booking, guests=people, tokens=stored, raws=raws)

@@ -1,0 +1,364 @@
+"""What the SQL adapter must get right on every dialect, beyond the shared port contract:
+time zones and precision, enum round-trips, transactions, and the no-RETURNING path."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import attrs
+import pytest
+from sqlalchemy import Engine
+
+from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
+from magiclink.adapters.sqlalchemy.tables import bookings, guests
+from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReason
+from magiclink.domain.errors import StorageError
+from magiclink.domain.policy import hash_token, refusal_reason
+from magiclink.domain.records import NewAuditEntry
+from tests.databases import count_statements
+from tests.integration.seed import NOW, TTL, seed_booking
+
+
+def test_times_come_back_aware_utc_with_microseconds(any_engine: Engine) -> None:
+    """§2: times are timezone-aware UTC on every dialect; microseconds survive the trip."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    paris = timezone(timedelta(hours=1))
+    issued = datetime(2025, 3, 14, 16, 9, 26, 535897, tzinfo=paris)
+    with uow.transaction() as tx:
+        guest, _ = tx.guests.get_or_create("t@example.com", now=issued, last_request_at=issued)
+        token = tx.tokens.add(
+            token_hash="f" * 64,
+            guest_id=guest.id,
+            booking_id=None,
+            booking_revision=None,
+            expires_at=issued + TTL,
+            created_at=issued,
+        )
+        tx.commit()
+    with uow.transaction(readonly=True) as tx:
+        stored = tx.tokens.get(token.id)
+        again = tx.guests.get(guest.id)
+    assert stored is not None and again is not None
+    for value in (stored.created_at, stored.expires_at, again.created_at, again.last_request_at):
+        assert value is not None
+        assert value.tzinfo is not None and value.utcoffset() == timedelta(0)
+    assert stored.created_at == issued
+    assert stored.created_at.microsecond == 535897
+    assert stored.created_at.hour == 15  # 16:09 in UTC+1 is stored and read as 15:09 UTC
+
+
+def test_naive_datetime_is_refused_as_storage_error(any_engine: Engine) -> None:
+    """§2: a naive datetime is never guessed into a zone (services refuse it earlier)."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    with uow.transaction() as tx, pytest.raises(StorageError):
+        tx.guests.get_or_create("n@example.com", now=datetime(2025, 1, 1), last_request_at=None)
+
+
+def test_enums_and_json_round_trip(any_engine: Engine) -> None:
+    """Rows become the domain's StrEnum members and plain JSON objects."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    seeded = seed_booking(uow)
+    with uow.transaction() as tx:
+        incident = tx.incidents.add(
+            booking_uid=seeded.booking.uid,
+            booking_id=seeded.booking.id,
+            student_profile_id="profile-1",
+            type=IncidentType.INAPPROPRIATE_BEHAVIOR,
+            description="é" * 5000,
+            reported_by_user_id=None,
+            created_at=NOW,
+        )
+        tx.audit.add_many(
+            [
+                NewAuditEntry(
+                    guest_id=None,
+                    endpoint="magiclink",
+                    action="INVALIDATE_TOKEN",
+                    resource_id=str(seeded.booking.id),
+                    success=True,
+                    metadata={"reason": "booking_cancelled", "count": 3, "nested": [1, "x"]},
+                    created_at=NOW,
+                )
+            ]
+        )
+        tx.tokens.invalidate_by_booking(
+            seeded.booking.id, reason=InvalidationReason.INCIDENT_REPORTED, now=NOW
+        )
+        tx.commit()
+    with uow.transaction(readonly=True) as tx:
+        (listed,) = tx.incidents.list_by_booking_uid(seeded.booking.uid)
+        (entry,) = tx.audit.list(booking_id=seeded.booking.id)
+        (token,) = tx.tokens.list_by_booking(seeded.booking.id)
+        booking = tx.bookings.get(seeded.booking.id)
+    assert listed == incident
+    assert listed.type is IncidentType.INAPPROPRIATE_BEHAVIOR
+    assert dict(entry.metadata) == {"reason": "booking_cancelled", "count": 3, "nested": [1, "x"]}
+    assert token.invalidation_reason is InvalidationReason.INCIDENT_REPORTED
+    assert booking is not None and booking.status is BookingStatus.SCHEDULED
+
+
+def test_lookup_reads_token_guest_and_booking_in_one_row(any_engine: Engine) -> None:
+    """R7/§5.4: the lookup reports the booking's current state, and None once it is gone."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    seeded = seed_booking(uow)
+    token_hash = hash_token(seeded.raws[0])
+    with uow.transaction() as tx:
+        lookup = tx.tokens.lookup(token_hash)
+        assert lookup is not None
+        assert lookup.token == seeded.tokens[0]
+        assert lookup.guest == seeded.guests[0]
+        assert (lookup.booking_status, lookup.booking_revision) == (BookingStatus.SCHEDULED, 0)
+        assert refusal_reason(lookup, NOW) is None
+        tx.bookings.update(attrs.evolve(seeded.booking, revision=1))
+        moved = tx.tokens.lookup(token_hash)
+        assert moved is not None and str(refusal_reason(moved, NOW)) == "booking_rescheduled"
+        assert not tx.tokens.consume(seeded.tokens[0].id, now=NOW)
+        tx.commit()
+    # A host deletes the booking: no foreign key stops it, and verification must refuse.
+    with any_engine.begin() as connection:
+        connection.execute(bookings.delete().where(bookings.c.id == seeded.booking.id))
+    with uow.transaction() as tx:
+        gone = tx.tokens.lookup(token_hash)
+        assert gone is not None
+        assert (gone.booking_status, gone.booking_revision) == (None, None)
+        assert str(refusal_reason(gone, NOW)) == "booking_missing"
+        assert not tx.tokens.consume(seeded.tokens[0].id, now=NOW)
+        assert tx.tokens.lookup("0" * 64) is None
+
+
+def test_invalidate_by_booking_counts_per_guest(any_engine: Engine) -> None:
+    """R5.3/R8.2: per-guest counts, also on MariaDB where UPDATE has no RETURNING."""
+    if any_engine.dialect.name == "mysql":
+        assert not any_engine.dialect.update_returning  # the locking SELECT path is exercised
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    seeded = seed_booking(uow, tokens=7, guests=3)
+    other = seed_booking(uow, tokens=2)
+    with uow.transaction() as tx:
+        assert tx.tokens.consume(seeded.tokens[0].id, now=NOW)
+        first = tx.tokens.invalidate(
+            seeded.tokens[1].id, reason=InvalidationReason.MANUAL_REVOCATION, now=NOW
+        )
+        assert first == seeded.tokens[1]
+        later = NOW + timedelta(minutes=1)
+        result = tx.tokens.invalidate_by_booking(
+            seeded.booking.id, reason=InvalidationReason.BOOKING_CANCELLED, now=later
+        )
+        again = tx.tokens.invalidate_by_booking(
+            seeded.booking.id, reason=InvalidationReason.BOOKING_CANCELLED, now=later
+        )
+        tx.commit()
+    g = [guest.id for guest in seeded.guests]
+    # Tokens 0..6 go round-robin to guests 0,1,2; token 1 (guest 1) was already invalidated.
+    assert dict(result.per_guest) == {g[0]: 3, g[1]: 1, g[2]: 2}
+    assert result.count == 6
+    assert dict(again.per_guest) == {}
+    with uow.transaction(readonly=True) as tx:
+        after = tx.tokens.list_by_booking(seeded.booking.id)
+        untouched = tx.tokens.list_by_booking(other.booking.id)
+    assert [t.id for t in after] == [t.id for t in seeded.tokens]
+    assert all(t.invalidated for t in after)
+    assert after[0].used_at == NOW  # consumed earlier: keeps its used_at (R1.4)
+    assert after[1].invalidation_reason is InvalidationReason.MANUAL_REVOCATION
+    assert {t.used_at for t in after[2:]} == {later}
+    assert untouched == other.tokens
+
+
+def test_invalidate_live_touches_only_live_tokens_of_that_pair(any_engine: Engine) -> None:
+    """§5.8: supersede revokes the guest's live links for one booking (or inbox) only."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    seeded = seed_booking(uow, tokens=4, guests=2)
+    guest = seeded.guests[0]
+    with uow.transaction() as tx:
+        inbox = tx.tokens.add(
+            token_hash="e" * 64,
+            guest_id=guest.id,
+            booking_id=None,
+            booking_revision=None,
+            expires_at=NOW + TTL,
+            created_at=NOW,
+        )
+        assert tx.tokens.consume(seeded.tokens[0].id, now=NOW)
+        changed = tx.tokens.invalidate_live(
+            guest_id=guest.id,
+            booking_id=seeded.booking.id,
+            reason=InvalidationReason.SUPERSEDED,
+            now=NOW,
+        )
+        assert changed == 1  # token 2 only: token 0 was used, 1 and 3 belong to guest 1
+        assert tx.tokens.invalidate_live(
+            guest_id=guest.id, booking_id=None, reason=InvalidationReason.SUPERSEDED, now=NOW
+        ) == 1
+        refreshed = tx.tokens.get(inbox.id)
+        tx.commit()
+    assert refreshed is not None and refreshed.invalidated and refreshed.used_at == NOW
+
+
+def test_stats_purge_and_count_expired(any_engine: Engine) -> None:
+    """Operators' queries: exclusive state counts, bounded purge in one statement."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    seeded = seed_booking(uow, tokens=5)
+    later = NOW + TTL + timedelta(seconds=1)
+    with uow.transaction() as tx:
+        tx.tokens.consume(seeded.tokens[0].id, now=NOW)
+        tx.tokens.invalidate(seeded.tokens[1].id, reason=InvalidationReason.SUPERSEDED, now=NOW)
+        stats_now = tx.tokens.stats(now=NOW)
+        stats_later = tx.tokens.stats(now=later)
+        assert tx.tokens.count_expired(expired_before=later) == 5
+        assert tx.tokens.purge_expired(expired_before=later, limit=0) == 0
+        assert tx.tokens.purge_expired(expired_before=later, limit=2) == 2
+        assert tx.tokens.purge_expired(expired_before=NOW, limit=10) == 0
+        assert tx.tokens.purge_expired(expired_before=later, limit=10) == 3
+        assert tx.tokens.count_expired(expired_before=later) == 0
+        tx.commit()
+    assert (stats_now.live, stats_now.expired, stats_now.used, stats_now.invalidated) == (
+        3,
+        0,
+        1,
+        1,
+    )
+    assert dict(stats_now.invalidated_by_reason) == {"superseded": 1}
+    assert (stats_later.live, stats_later.expired) == (0, 3)
+
+
+def test_audit_list_filters_and_orders_newest_first(any_engine: Engine) -> None:
+    """R8: `audit_trail(booking_id=B)` is `resource_id == str(B)`, newest first, limited."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    with uow.transaction() as tx:
+        tx.audit.add_many([])
+        tx.audit.add_many(
+            [
+                NewAuditEntry(
+                    guest_id=guest,
+                    endpoint="magiclink",
+                    action="CREATE_TOKEN",
+                    resource_id=resource,
+                    success=True,
+                    metadata={"i": i},
+                    created_at=NOW + timedelta(seconds=i % 3),
+                )
+                for i, (guest, resource) in enumerate(
+                    [(1, "10"), (2, "10"), (1, "11"), (1, "10"), (None, None), (2, "10")]
+                )
+            ]
+        )
+        tx.commit()
+    with uow.transaction(readonly=True) as tx:
+        by_booking = tx.audit.list(booking_id=10)
+        by_both = tx.audit.list(booking_id=10, guest_id=1)
+        by_guest = tx.audit.list(guest_id=2, limit=1)
+        everything = tx.audit.list()
+        nothing = tx.audit.list(limit=0)
+    assert [e.metadata["i"] for e in by_booking] == [5, 1, 3, 0]  # created_at desc, id desc
+    assert [e.metadata["i"] for e in by_both] == [3, 0]
+    assert [e.metadata["i"] for e in by_guest] == [5]
+    assert len(everything) == 6 and nothing == []
+
+
+def test_transaction_rolls_back_unless_committed(any_engine: Engine) -> None:
+    """Leaving the block without commit, or by an exception, discards the writes."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    with uow.transaction() as tx:
+        tx.guests.get_or_create("a@example.com", now=NOW, last_request_at=None)
+    with pytest.raises(RuntimeError), uow.transaction() as tx:
+        tx.guests.get_or_create("b@example.com", now=NOW, last_request_at=None)
+        raise RuntimeError("boom")
+    with uow.transaction() as tx:
+        tx.guests.get_or_create("c@example.com", now=NOW, last_request_at=None)
+        tx.rollback()
+        tx.guests.get_or_create("d@example.com", now=NOW, last_request_at=None)
+        tx.commit()
+        # After commit the same transaction object starts a new database transaction.
+        tx.guests.get_or_create("e@example.com", now=NOW, last_request_at=None)
+    with uow as tx:
+        present = [
+            email
+            for email in ("a", "b", "c", "d", "e")
+            if tx.guests.get_by_email(f"{email}@example.com") is not None
+        ]
+    assert present == ["d"]
+
+
+def test_closed_transaction_refuses_work_and_close_is_idempotent(any_engine: Engine) -> None:
+    """A closed transaction raises `StorageError`, never a SQLAlchemy error."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    tx = uow.transaction()
+    tx.close()
+    tx.close()
+    with pytest.raises(StorageError, match="closed"):
+        tx.guests.get(1)
+    with pytest.raises(StorageError):
+        tx.commit()
+
+
+def test_uncommitted_writes_are_invisible_to_other_transactions(any_engine: Engine) -> None:
+    """Isolation: another transaction sees a write only after commit."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    with uow.transaction() as writer:
+        writer.guests.get_or_create("w@example.com", now=NOW, last_request_at=None)
+        if any_engine.dialect.name != "sqlite":  # SQLite: the writer holds the only write lock
+            with uow.transaction(readonly=True) as reader:
+                assert reader.guests.get_by_email("w@example.com") is None
+        writer.commit()
+    with uow.transaction(readonly=True) as reader:
+        assert reader.guests.get_by_email("w@example.com") is not None
+
+
+def test_sqlite_transactions_begin_immediate_and_readonly_deferred(sqlite_engine: Engine) -> None:
+    """§5.1 on SQLite: a write transaction takes the write lock at BEGIN (no upgrade
+    deadlock); a read-only one does not; foreign keys are enforced."""
+    uow = SqlAlchemyUnitOfWork(sqlite_engine)
+    with count_statements(sqlite_engine) as log:
+        with uow.transaction() as tx:
+            tx.guests.get(1)
+        with uow.transaction(readonly=True) as tx:
+            tx.guests.get(1)
+    begins = [s for s in log.statements if s.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
+    with uow.transaction() as tx, pytest.raises(StorageError):
+        tx.tokens.add(
+            token_hash="1" * 64,
+            guest_id=999,
+            booking_id=None,
+            booking_revision=None,
+            expires_at=NOW,
+            created_at=NOW,
+        )
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_server_transactions_run_read_committed(any_engine: Engine, readonly: bool) -> None:
+    """READ COMMITTED on PostgreSQL and MariaDB, so a race loser can read the winner."""
+    if any_engine.dialect.name == "sqlite":
+        pytest.skip("SQLite transactions are serializable")
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    with uow.transaction(readonly=readonly) as tx:
+        connection = tx.connection()
+        if any_engine.dialect.name == "postgresql":
+            level = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+            assert level == "read committed"
+        else:
+            # The transaction's own level is not visible in MariaDB; check behaviour instead.
+            tx.guests.get_by_email("late@example.com")
+            with any_engine.begin() as other:
+                other.execute(
+                    guests.insert(),
+                    {
+                        "normalized_email": "late@example.com",
+                        "blocked": False,
+                        "last_request_at": None,
+                        "created_at": NOW,
+                    },
+                )
+            assert tx.guests.get_by_email("late@example.com") is not None
+
+
+def test_uow_leaves_engine_defaults_alone(any_engine: Engine) -> None:
+    """The host's engine is not reconfigured: after our transaction, a pooled connection
+    has its original isolation level (SQLAlchemy reverts per-connection options)."""
+    with any_engine.connect() as connection:
+        before = connection.get_isolation_level()
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    with uow.transaction() as tx:
+        tx.guests.get(1)
+    with any_engine.connect() as connection:
+        assert connection.get_isolation_level() == before
