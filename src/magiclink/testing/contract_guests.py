@@ -1,0 +1,153 @@
+"""Contract of `GuestRepository`: creation, lookup, the request slot and the blocked flag."""
+
+from __future__ import annotations
+
+import attrs
+
+from magiclink.ports.unit_of_work import UnitOfWork
+from magiclink.testing.contract_support import MICRO, MISSING_ID, T0, ContractBase, new_email
+
+
+class GuestRepositoryContract(ContractBase):
+    """Every `GuestRepository` behaves like this (SPEC §2 Guest, §4 `request_inbox_link`)."""
+
+    def test_get_or_create_creates_an_unblocked_guest_once(self, uow: UnitOfWork) -> None:
+        """The first call stores a new guest and says so; the next returns it, unchanged."""
+        email = new_email()
+        last = T0 - MICRO
+
+        guest, created = self.run(
+            uow, lambda tx: tx.guests.get_or_create(email, now=T0, last_request_at=last)
+        )
+        assert created is True
+        assert isinstance(guest.id, int)
+        assert guest.normalized_email == email
+        assert guest.blocked is False
+        assert guest.last_request_at == last
+        assert guest.created_at == T0
+
+        # A later call with other times neither creates nor overwrites anything.
+        again, created_again = self.run(
+            uow,
+            lambda tx: tx.guests.get_or_create(
+                email, now=T0 + MICRO, last_request_at=T0 + 2 * MICRO
+            ),
+        )
+        assert created_again is False
+        assert again == guest
+        assert self.read(uow, lambda tx: tx.guests.get(guest.id)) == guest
+
+    def test_get_or_create_without_last_request_stores_null(self, uow: UnitOfWork) -> None:
+        """A guest created on the system path has no `last_request_at` (never rate-limited)."""
+        guest, _ = self.run(
+            uow, lambda tx: tx.guests.get_or_create(new_email(), now=T0, last_request_at=None)
+        )
+        stored = self.read(uow, lambda tx: tx.guests.get(guest.id))
+        assert stored is not None
+        assert stored.last_request_at is None
+
+    def test_distinct_emails_are_distinct_guests(self, uow: UnitOfWork) -> None:
+        """Guests are keyed by normalized e-mail: two addresses, two ids."""
+        first = self.run(uow, self.add_guest)
+        second = self.run(uow, self.add_guest)
+        assert first.id != second.id
+        assert first.normalized_email != second.normalized_email
+
+    def test_get_and_get_by_email(self, uow: UnitOfWork) -> None:
+        """Both reads return the stored guest; unknown ids and e-mails give None."""
+        guest = self.run(uow, self.add_guest)
+        with uow.transaction() as tx:
+            assert tx.guests.get(guest.id) == guest
+            assert tx.guests.get_by_email(guest.normalized_email) == guest
+            assert tx.guests.get(MISSING_ID) is None
+            assert tx.guests.get_by_email(new_email()) is None
+
+    def test_claim_request_slot_when_never_requested(self, uow: UnitOfWork) -> None:
+        """A NULL `last_request_at` is claimable: True, and it becomes `now`."""
+        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=None))
+        claimed = self.run(
+            uow, lambda tx: tx.guests.claim_request_slot(guest.id, now=T0, not_after=T0 - MICRO)
+        )
+        assert claimed is True
+        stored = self.read(uow, lambda tx: tx.guests.get(guest.id))
+        assert stored is not None
+        assert stored.last_request_at == T0
+
+    def test_claim_request_slot_at_the_boundary_is_allowed(self, uow: UnitOfWork) -> None:
+        """`last_request_at == not_after` claims the slot (`now - last < interval` is refused)."""
+        not_after = T0 - MICRO * 60_000_000
+        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=not_after))
+        claimed = self.run(
+            uow, lambda tx: tx.guests.claim_request_slot(guest.id, now=T0, not_after=not_after)
+        )
+        assert claimed is True
+        stored = self.read(uow, lambda tx: tx.guests.get(guest.id))
+        assert stored is not None
+        assert stored.last_request_at == T0
+
+    def test_claim_request_slot_before_the_boundary_is_allowed(self, uow: UnitOfWork) -> None:
+        """A previous request older than `not_after` claims the slot."""
+        not_after = T0 - MICRO * 60_000_000
+        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=not_after - MICRO))
+        assert self.run(
+            uow, lambda tx: tx.guests.claim_request_slot(guest.id, now=T0, not_after=not_after)
+        )
+
+    def test_claim_request_slot_after_the_boundary_is_refused(self, uow: UnitOfWork) -> None:
+        """`last_request_at > not_after` (by one microsecond) refuses and changes nothing."""
+        not_after = T0 - MICRO * 60_000_000
+        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=not_after + MICRO))
+        claimed = self.run(
+            uow, lambda tx: tx.guests.claim_request_slot(guest.id, now=T0, not_after=not_after)
+        )
+        assert claimed is False
+        assert self.read(uow, lambda tx: tx.guests.get(guest.id)) == guest
+
+    def test_claim_request_slot_of_unknown_guest_is_false(self, uow: UnitOfWork) -> None:
+        """No guest, no slot: False, and no guest appears."""
+        claimed = self.run(
+            uow, lambda tx: tx.guests.claim_request_slot(MISSING_ID, now=T0, not_after=T0)
+        )
+        assert claimed is False
+        assert self.read(uow, lambda tx: tx.guests.get(MISSING_ID)) is None
+
+    def test_set_blocked_changes_only_the_flag(self, uow: UnitOfWork) -> None:
+        """Blocking and unblocking return the updated guest and persist just `blocked`."""
+        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=T0 - MICRO))
+
+        blocked = self.run(uow, lambda tx: tx.guests.set_blocked(guest.id, True))
+        assert blocked == attrs.evolve(guest, blocked=True)
+        assert self.read(uow, lambda tx: tx.guests.get(guest.id)) == blocked
+        assert self.read(uow, lambda tx: tx.guests.get_by_email(guest.normalized_email)) == blocked
+
+        unblocked = self.run(uow, lambda tx: tx.guests.set_blocked(guest.id, False))
+        assert unblocked == guest
+        assert self.read(uow, lambda tx: tx.guests.get(guest.id)) == guest
+
+    def test_set_blocked_is_idempotent(self, uow: UnitOfWork) -> None:
+        """Blocking a blocked guest returns it blocked (the flag is set, not toggled)."""
+        guest = self.run(uow, self.add_guest)
+        self.run(uow, lambda tx: tx.guests.set_blocked(guest.id, True))
+        again = self.run(uow, lambda tx: tx.guests.set_blocked(guest.id, True))
+        assert again is not None
+        assert again.blocked is True
+
+    def test_set_blocked_of_unknown_guest_is_none(self, uow: UnitOfWork) -> None:
+        """An unknown guest id gives None and creates nothing."""
+        assert self.run(uow, lambda tx: tx.guests.set_blocked(MISSING_ID, True)) is None
+        assert self.read(uow, lambda tx: tx.guests.get(MISSING_ID)) is None
+
+    def test_get_or_create_returns_a_blocked_guest_as_is(self, uow: UnitOfWork) -> None:
+        """An existing blocked guest comes back blocked and not created (issuing then refuses)."""
+        guest = self.run(uow, self.add_guest)
+        self.run(uow, lambda tx: tx.guests.set_blocked(guest.id, True))
+        again, created = self.run(
+            uow,
+            lambda tx: tx.guests.get_or_create(guest.normalized_email, now=T0, last_request_at=T0),
+        )
+        assert created is False
+        assert again.id == guest.id
+        assert again.blocked is True
+
+
+__all__ = ["GuestRepositoryContract"]
