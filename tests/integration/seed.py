@@ -34,22 +34,24 @@ def seed_booking(
     uid: str | None = None,
     now: datetime = NOW,
 ) -> Seeded:
-    """One scheduled booking with `tokens` live tokens spread round-robin over `guests`."""
+    """One scheduled booking with `tokens` live tokens spread round-robin over `guests`.
+
+    The booking's own guest e-mail is the first guest's.
+    """
+    uid = uid or generate_raw_token()[:16]
+    emails = [f"guest{i}-{uid}@example.com" for i in range(guests)]
     with uow.transaction() as tx:
         booking = tx.bookings.add(
-            uid=uid or generate_raw_token()[:16],
+            uid=uid,
             mentor_id=42,
-            guest_email="student@example.com",
+            guest_email=emails[0],
             start_time=now + timedelta(days=1),
             end_time=now + timedelta(days=1, minutes=15),
             status=BookingStatus.SCHEDULED,
             revision=0,
         )
         people = [
-            tx.guests.get_or_create(
-                f"guest{i}-{booking.id}@example.com", now=now, last_request_at=None
-            )[0]
-            for i in range(guests)
+            tx.guests.get_or_create(email, now=now, last_request_at=None)[0] for email in emails
         ]
         raws = [generate_raw_token() for _ in range(tokens)]
         stored = [

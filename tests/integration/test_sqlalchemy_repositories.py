@@ -185,9 +185,12 @@ def test_invalidate_live_touches_only_live_tokens_of_that_pair(any_engine: Engin
             now=NOW,
         )
         assert changed == 1  # token 2 only: token 0 was used, 1 and 3 belong to guest 1
-        assert tx.tokens.invalidate_live(
-            guest_id=guest.id, booking_id=None, reason=InvalidationReason.SUPERSEDED, now=NOW
-        ) == 1
+        assert (
+            tx.tokens.invalidate_live(
+                guest_id=guest.id, booking_id=None, reason=InvalidationReason.SUPERSEDED, now=NOW
+            )
+            == 1
+        )
         refreshed = tx.tokens.get(inbox.id)
         tx.commit()
     assert refreshed is not None and refreshed.invalidated and refreshed.used_at == NOW
@@ -326,10 +329,18 @@ def test_sqlite_transactions_begin_immediate_and_readonly_deferred(sqlite_engine
 
 
 @pytest.mark.parametrize("readonly", [False, True])
-def test_server_transactions_run_read_committed(any_engine: Engine, readonly: bool) -> None:
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param("postgres_engine", marks=pytest.mark.postgres),
+        pytest.param("mariadb_engine", marks=pytest.mark.mariadb),
+    ],
+)
+def test_server_transactions_run_read_committed(
+    request: pytest.FixtureRequest, server: str, readonly: bool
+) -> None:
     """READ COMMITTED on PostgreSQL and MariaDB, so a race loser can read the winner."""
-    if any_engine.dialect.name == "sqlite":
-        pytest.skip("SQLite transactions are serializable")
+    any_engine: Engine = request.getfixturevalue(server)
     uow = SqlAlchemyUnitOfWork(any_engine)
     with uow.transaction(readonly=readonly) as tx:
         connection = tx.connection()

@@ -45,6 +45,7 @@ _PG_TRANSIENT_STATES: Final = frozenset(
 # connections, connection killed/idle timeout; client-side (CR_*) errors are lost connections.
 _MYSQL_TRANSIENT_CODES: Final = frozenset({1205, 1213, 1040, 1053, 1927, 4031})
 _MYSQL_CLIENT_ERRORS: Final = range(2000, 3000)
+_MYSQL_DRIVERS: Final = frozenset({"pymysql", "MySQLdb", "mysql", "mariadb", "aiomysql", "asyncmy"})
 # SQLite primary result codes: SQLITE_BUSY and SQLITE_LOCKED.
 _SQLITE_TRANSIENT_CODES: Final = frozenset({5, 6})
 _MYSQL_SYNTAX_ERROR: Final = 1064
@@ -133,15 +134,18 @@ def is_transient(error: BaseException) -> bool:
             return True
         text = str(orig).lower()
         return "database is locked" in text or "database table is locked" in text
+    module = _module_of(orig)
+    if module in _MYSQL_DRIVERS:
+        # MySQL drivers report the server's error number first; their SQLSTATE is mostly
+        # the catch-all HY000, so it is not used.
+        code = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None
+        return code is not None and (code in _MYSQL_TRANSIENT_CODES or code in _MYSQL_CLIENT_ERRORS)
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if isinstance(sqlstate, str):
         return sqlstate in _PG_TRANSIENT_STATES or sqlstate.startswith("08")
-    if _module_of(orig) == "psycopg":
-        # psycopg leaves sqlstate unset when the server could not be reached at all.
+    if module in ("psycopg", "psycopg2"):
+        # No SQLSTATE: the failure happened client-side, the server could not be reached.
         return isinstance(error, sa_exc.OperationalError)
-    code = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None
-    if code is not None and _module_of(orig) in ("pymysql", "MySQLdb", "mysql", "mariadb"):
-        return code in _MYSQL_TRANSIENT_CODES or code in _MYSQL_CLIENT_ERRORS
     return False
 
 

@@ -10,8 +10,8 @@ SQLAlchemy reverts when the connection goes back to the pool, and returns it on 
   driver-level autocommit for the duration of the transaction and the unit of work issues
   `BEGIN IMMEDIATE` itself for a write transaction (taking the write lock up front, waiting up
   to the busy timeout) and a plain `BEGIN` for a read-only one. Once per pooled DBAPI
-  connection it also enables `PRAGMA foreign_keys` and raises `PRAGMA busy_timeout` to at
-  least 5 seconds; both stay set on that connection.
+  connection it also enables `PRAGMA foreign_keys` and, if the connection has no busy timeout
+  at all, sets one of 5 seconds; both stay set on that connection.
 * **PostgreSQL.** The transaction runs at READ COMMITTED (the server default; set per
   connection, at no cost with psycopg), so that after losing a unique race a transaction
   reads the winner's row, and a conditional UPDATE re-checks a row a racer just changed.
@@ -40,7 +40,7 @@ from magiclink.adapters.sqlalchemy.repositories import (
 from magiclink.domain.errors import StorageError
 from magiclink.ports.unit_of_work import Transaction, UnitOfWork
 
-SQLITE_MIN_BUSY_TIMEOUT_MS: Final = 5000
+SQLITE_DEFAULT_BUSY_TIMEOUT_MS: Final = 5000
 _SQLITE_CONFIGURED: Final = "magiclink_sqlite_configured"
 
 
@@ -230,7 +230,9 @@ def _sqlite_in_transaction(connection: Connection) -> bool:
 
 
 def _configure_sqlite_once(connection: Connection) -> None:
-    """Enable foreign keys and a busy timeout, once per DBAPI connection.
+    """Enable foreign keys, and a busy timeout if the connection has none, once per DBAPI
+    connection (pysqlite already sets the `timeout` connect argument, 5 s by default, as the
+    busy timeout: a host's explicit choice is kept).
 
     Done on the raw DBAPI cursor, outside any transaction (`PRAGMA foreign_keys` is ignored
     inside one); the pool's per-connection `info` remembers it was done.
@@ -243,8 +245,8 @@ def _configure_sqlite_once(connection: Connection) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA busy_timeout")
         row = cursor.fetchone()
-        if row is None or int(row[0]) < SQLITE_MIN_BUSY_TIMEOUT_MS:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_MIN_BUSY_TIMEOUT_MS}")
+        if row is None or int(row[0]) == 0:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_DEFAULT_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
     info[_SQLITE_CONFIGURED] = True
