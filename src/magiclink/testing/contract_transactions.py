@@ -221,16 +221,18 @@ class TransactionContract(ContractBase):
         assert stored == [i % 4 == 0 for i in range(60)]
 
     def test_unit_of_work_as_context_manager(self, uow: UnitOfWork) -> None:
-        """`with uow as tx:` is a transaction of the current thread, like `uow.transaction()`."""
+        """`with uow as tx:` is a transaction of the current thread, like `uow.transaction()`:
+        committed changes stay, uncommitted ones are rolled back on exit."""
         email = new_email()
         with uow as tx:
             self.add_guest(tx, email)
             tx.commit()
         with uow as tx:
             assert tx.guests.get_by_email(email) is not None
+        abandoned = new_email()
         with uow as tx:
-            self.add_guest(tx)
-        assert self.read(uow, lambda tx: tx.audit.list()) == []
+            self.add_guest(tx, abandoned)
+        assert self.read(uow, lambda tx: tx.guests.get_by_email(abandoned)) is None
 
     def test_readonly_transaction_reads_committed_data(self, uow: UnitOfWork) -> None:
         """`readonly=True` is a hint: such a transaction reads everything committed."""
