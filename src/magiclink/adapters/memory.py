@@ -620,7 +620,8 @@ class InMemoryMetrics(Metrics):
         data = sorted(self.values(name, **labels))
         if not data:
             return None
-        rank = max(1, math.ceil(q / 100 * len(data)))
+        # round() first: q / 100 * n in floats gives 7.000000000000001 for p7 of 100 values.
+        rank = max(1, math.ceil(round(q * len(data) / 100, 9)))
         return data[min(rank, len(data)) - 1]
 
     def summary(self, name: str, **labels: str) -> dict[str, float | None]:

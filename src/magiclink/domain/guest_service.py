@@ -120,7 +120,7 @@ class GuestService:
         not_after = now - self.settings.request_interval
         raw = generate_raw_token()
 
-        def work(tx: Transaction) -> MagicLinkToken:
+        def work(tx: Transaction) -> tuple[MagicLinkToken, int]:
             guest = tx.guests.get_by_email(normalized)
             if guest is not None and guest.blocked:
                 raise AccessDenied()
@@ -137,8 +137,8 @@ class GuestService:
                 raise RateLimited()
             return self._store_token(tx, guest, booking, raw, now)
 
-        token = run_in_transaction(self._uow, work)
-        return self._issued(raw, token, IssuePath.INBOX)
+        token, superseded = run_in_transaction(self._uow, work)
+        return self._issued(raw, token, IssuePath.INBOX, superseded)
 
     def issue_booking_link(self, email: str, booking_id: int) -> IssuedToken:
         """Issue a booking's link on the system path (booking creation).
@@ -163,7 +163,7 @@ class GuestService:
         now = self._clock.now()
         raw = generate_raw_token()
 
-        def work(tx: Transaction) -> MagicLinkToken:
+        def work(tx: Transaction) -> tuple[MagicLinkToken, int]:
             guest = tx.guests.get_by_email(normalized)
             if guest is not None and guest.blocked:
                 raise AccessDenied()
@@ -174,14 +174,22 @@ class GuestService:
                     raise AccessDenied()
             return self._store_token(tx, guest, booking, raw, now)
 
-        token = run_in_transaction(self._uow, work)
-        return self._issued(raw, token, path)
+        token, superseded = run_in_transaction(self._uow, work)
+        return self._issued(raw, token, path, superseded)
 
     def _store_token(
         self, tx: Transaction, guest: Guest, booking: Booking | None, raw: str, now: datetime
-    ) -> MagicLinkToken:
+    ) -> tuple[MagicLinkToken, int]:
+        """Store the token and its CREATE_TOKEN entry; with supersede on, first revoke the
+        pair's earlier live links (§5.8). Returns the token and how many it superseded.
+
+        Racing issuers of one pair are serialized before this point: a booking's links by
+        the booking row lock (`_open_booking_of`), inbox links by the guest row write of the
+        rate limit. So the supersede UPDATE of the later one sees the earlier one's token.
+        """
         booking_id = None if booking is None else booking.id
         entries: list[NewAuditEntry] = []
+        superseded = 0
         if self.settings.supersede_previous_links:
             superseded = tx.tokens.invalidate_live(
                 guest_id=guest.id,
@@ -215,10 +223,14 @@ class GuestService:
             )
         )
         tx.audit.add_many(entries)
-        return token
+        return token, superseded
 
-    def _issued(self, raw: str, token: MagicLinkToken, path: IssuePath) -> IssuedToken:
+    def _issued(
+        self, raw: str, token: MagicLinkToken, path: IssuePath, superseded: int
+    ) -> IssuedToken:
         self._metrics.increment(MetricNames.TOKENS_ISSUED, labels={"path": str(path)})
+        if superseded:
+            self._record_invalidation(InvalidationReason.SUPERSEDED, superseded)
         log_event(
             logging.INFO,
             Events.TOKEN_ISSUED,
@@ -385,7 +397,7 @@ class GuestService:
             count=revoked if revoke else None,
         )
         if revoked:
-            self._record_invalidation(InvalidationReason.REUSE_DETECTED, revoked, 0.0)
+            self._record_invalidation(InvalidationReason.REUSE_DETECTED, revoked)
         if reason is RefusalReason.BLOCKED:
             return AccessDenied()
         return TokenExpiredOrUsed()
@@ -397,6 +409,7 @@ class GuestService:
         token_id = require_id(token_id, "token_id")
         parsed = parse_reason(reason)
         now = self._clock.now()
+        started = time.perf_counter()
 
         def work(tx: Transaction) -> MagicLinkToken | None:
             before = tx.tokens.invalidate(token_id, reason=parsed, now=now)
@@ -408,7 +421,7 @@ class GuestService:
 
         changed = run_in_transaction(self._uow, work) is not None
         if changed:
-            self._record_invalidation(parsed, 1, 0.0)
+            self._record_invalidation(parsed, 1, elapsed_ms(started) / 1000)
         return changed
 
     def invalidate_tokens_by_booking_id(
@@ -449,7 +462,11 @@ class GuestService:
 
         try:
             count = run_in_transaction(
-                self._uow, work, retried_event=Events.INVALIDATION_RETRIED, on_retry=retried
+                self._uow,
+                work,
+                retried_event=Events.INVALIDATION_RETRIED,
+                on_retry=retried,
+                log_fields={"booking_id": booking_id, "reason": str(parsed)},
             )
         except Exception as error:
             duration = elapsed_ms(started)
@@ -481,12 +498,17 @@ class GuestService:
         )
         return count
 
-    def _record_invalidation(self, reason: InvalidationReason, count: int, seconds: float) -> None:
+    def _record_invalidation(
+        self, reason: InvalidationReason, count: int, seconds: float | None = None
+    ) -> None:
+        """Count a successful invalidation. `seconds` is its own latency; None when it ran
+        inside another operation's transaction (supersede, reuse revocation)."""
         labels = {"reason": str(reason)}
         self._metrics.increment(
             MetricNames.INVALIDATIONS, labels={**labels, "outcome": "succeeded"}
         )
-        self._metrics.observe(MetricNames.INVALIDATION_LATENCY, seconds, labels=labels)
+        if seconds is not None:
+            self._metrics.observe(MetricNames.INVALIDATION_LATENCY, seconds, labels=labels)
         self._metrics.observe(MetricNames.TOKENS_INVALIDATED, float(count), labels=labels)
 
     # ------------------------------------------------------------- guests, audit
@@ -628,8 +650,12 @@ class GuestService:
 
 
 def _open_booking_of(tx: Transaction, booking_id: int, normalized_email: str) -> Booking:
-    """The booking if it exists, belongs to this e-mail and is open; else the matching error."""
-    booking = tx.bookings.get(booking_id)
+    """The booking if it exists, belongs to this e-mail and is open; else the matching error.
+
+    The row is locked until the transaction ends, so links of one booking are issued one
+    at a time and never concurrently with a change of the booking.
+    """
+    booking = tx.bookings.get(booking_id, for_update=True)
     if booking is None:
         raise BookingNotFound()
     if booking.guest_email != normalized_email:

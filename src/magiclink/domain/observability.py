@@ -2,13 +2,18 @@
 
 Every event is one record whose message starts with the event name and whose fields are
 passed as `extra` (so a JSON formatter renders them as fields): `event`, and where they apply
-`booking_id`, `reason`, `count`, `duration_ms`, `error_type`, `error`, `token_id`, `guest_id`.
-The library configures no handler. Raw tokens are never passed here.
+`booking_id`, `reason`, `count`, `duration_ms`, `error_type`, `error`, `token_id`, `guest_id`,
+`path`, `operation`, `step`, `incident_id`. The library configures no handler.
+
+Raw tokens are never passed here; and because a field such as `error` may carry text from a
+host's own code (a notifier exception quoting the link URL), every 64-hex-character run in a
+string field is redacted before the record is built.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Final
 
@@ -34,10 +39,22 @@ class Events:
     INCIDENT_BOOKING_UNKNOWN: Final = "incident.booking_unknown"
 
 
+_SECRET_LIKE: Final = re.compile(r"[0-9a-fA-F]{64}")
+REDACTED: Final = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """`text` with every run of 64 hex characters (a raw token or its hash) redacted."""
+    return _SECRET_LIKE.sub(REDACTED, text)
+
+
 def log_event(level: int, event: str, **fields: object) -> None:
     """Emit `event` at `level` with `fields` as record attributes and in the message."""
     if not logger.isEnabledFor(level):
         return
+    for key, value in fields.items():
+        if isinstance(value, str) and len(value) >= 64:
+            fields[key] = redact(value)
     rendered = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
     logger.log(level, f"{event} {rendered}".rstrip(), extra={"event": event, **fields})
 

@@ -91,6 +91,7 @@ class QualityRepository:
             log_event(
                 logging.WARNING,
                 Events.INCIDENT_BOOKING_UNKNOWN,
+                booking_id=None,
                 reason=str(reason),
                 incident_id=incident.id,
                 count=0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from magiclink.domain.errors import MagicLinkError, StorageError
@@ -22,13 +22,14 @@ def run_in_transaction(
     readonly: bool = False,
     retried_event: str = "storage.retried",
     on_retry: Callable[[StorageError], None] | None = None,
+    log_fields: Mapping[str, object] | None = None,
 ) -> T:
     """Run `work` in a fresh transaction and commit it; return what `work` returned.
 
     Domain errors raised by `work` roll back and propagate unchanged. A transient
     `StorageError` is retried exactly once (R9.4) in a new transaction. Any other exception
     from the ports (a host adapter's, a driver's) becomes `StorageError`, so nothing foreign
-    reaches the caller.
+    reaches the caller. `log_fields` (booking id, reason…) are added to the retry event.
     """
     attempt = 0
     while True:
@@ -42,7 +43,11 @@ def run_in_transaction(
                 raise
             attempt += 1
             log_event(
-                logging.WARNING, retried_event, error_type=type(error).__name__, error=str(error)
+                logging.WARNING,
+                retried_event,
+                **(log_fields or {}),
+                error_type=type(error).__name__,
+                error=str(error),
             )
             if on_retry is not None:
                 on_retry(error)

@@ -1,5 +1,11 @@
-"""Abstract ports the domain depends on; adapters implement them."""
+"""Abstract ports the domain depends on; adapters implement them.
 
+The records an adapter builds or returns (`TokenLookup`, `NewAuditEntry`,
+`InvalidationResult`, `TokenStats`) are re-exported here, so an adapter needs no internal
+module.
+"""
+
+from magiclink.domain.records import InvalidationResult, NewAuditEntry, TokenLookup
 from magiclink.ports.clock import Clock, SystemClock
 from magiclink.ports.metrics import MetricNames, Metrics, NullMetrics
 from magiclink.ports.notifier import Notifier
@@ -20,12 +26,15 @@ __all__ = [
     "Clock",
     "GuestRepository",
     "IncidentRepository",
+    "InvalidationResult",
     "MetricNames",
     "Metrics",
+    "NewAuditEntry",
     "Notifier",
     "NullMetrics",
     "RatingRepository",
     "SystemClock",
+    "TokenLookup",
     "TokenRepository",
     "TokenStats",
     "Transaction",
