@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,20 +42,55 @@ def _memory_session() -> Iterator[UowFactory]:
     yield InMemoryUnitOfWork
 
 
+class _SqliteTemplate:
+    """An in-memory SQLite database on which `create_schema` ran once; cloned per storage.
+
+    Cloning with SQLite's backup API costs a fraction of a millisecond, against several for
+    `create_schema` (DDL plus the Alembic stamp); the clone is the same database, page for page.
+    """
+
+    def __init__(self) -> None:
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def clone(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._connection is None:
+                self._connection = self._build()
+            copy = sqlite3.connect(":memory:", check_same_thread=False)
+            self._connection.backup(copy)
+            return copy
+
+    @staticmethod
+    def _build() -> sqlite3.Connection:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import StaticPool
+
+        # Imported here, not guarded: with SQLAlchemy installed, a broken adapter must fail.
+        adapter = importlib.import_module("magiclink.adapters.sqlalchemy")
+        template = sqlite3.connect(":memory:", check_same_thread=False)
+        engine = create_engine("sqlite://", creator=lambda: template, poolclass=StaticPool)
+        adapter.create_schema(engine)
+        return template
+
+
+_TEMPLATE = _SqliteTemplate()
+
+
 @contextmanager
 def _sqlite_session() -> Iterator[UowFactory]:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import StaticPool
 
-    # Imported here, not guarded: with SQLAlchemy installed, a broken adapter must fail.
     adapter = importlib.import_module("magiclink.adapters.sqlalchemy")
     engines: list[Any] = []
 
     def factory() -> UnitOfWork:
-        # One private in-memory database per call; StaticPool keeps its single connection.
-        engine = create_engine("sqlite://", poolclass=StaticPool)
+        # A private in-memory database per call (a clone of the schema-only template);
+        # StaticPool keeps its single connection for the engine's life.
+        connection = _TEMPLATE.clone()
+        engine = create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
         engines.append(engine)
-        adapter.create_schema(engine)
         uow: UnitOfWork = adapter.SqlAlchemyUnitOfWork(engine)
         return uow
 
