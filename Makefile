@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(VENV)/bin/magiclink demo
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests
-	$(PY) -m ruff format --check src tests
+	$(PY) -m ruff check src tests examples
+	$(PY) -m ruff format --check src tests examples
 
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict src
