@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,11 +18,12 @@ from magiclink import (
     InvalidationReason,
     InvalidToken,
     MagicLinkError,
+    StorageError,
     TokenExpiredOrUsed,
     VerifiedToken,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.testing.faults import FaultyUnitOfWork
+from magiclink.testing.faults import FaultyUnitOfWork, InjectedFault
 from magiclink.testing.strategies import malformed_raw_tokens, non_string_values, raw_tokens
 from tests.unit.harness import STUDENT, TTL, Harness, snapshot
 
@@ -329,3 +331,41 @@ def test_storage_error_transient_flag() -> None:
 
     assert StorageError().transient is False
     assert StorageError("lost", transient=True).transient is True
+
+
+# ------------------------------------------------------------------ storage failures
+
+
+def test_refusal_stands_when_its_audit_entry_cannot_be_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Fail closed: a dead link is refused even when the VERIFY_TOKEN write fails."""
+    faulty = FaultyUnitOfWork(InMemoryUnitOfWork())
+    h = Harness.build(faulty)
+    _, raw = h.book()
+    h.guests.consume_token(raw)
+    faulty.arm(1, times=10, match="audit.add_many")
+    with caplog.at_level(logging.ERROR, logger="magiclink"):
+        with pytest.raises(TokenExpiredOrUsed):
+            h.guests.verify_token(raw)
+        with pytest.raises(TokenExpiredOrUsed):
+            h.guests.consume_token(raw)
+    assert faulty.failures == ["audit.add_many", "audit.add_many"]
+    assert [r.__dict__.get("event") for r in caplog.records if r.levelno == logging.ERROR] == [
+        "audit.write_failed",
+        "audit.write_failed",
+    ]
+    faulty.disarm()
+    assert h.verify_audits() == []
+
+
+def test_consume_storage_failure_raises_storage_error_and_leaves_token_unused() -> None:
+    faulty = FaultyUnitOfWork(InMemoryUnitOfWork())
+    h = Harness.build(faulty)
+    _, raw = h.book()
+    faulty.arm(1, match="tokens.consume", error_factory=InjectedFault)
+    with pytest.raises(StorageError):
+        h.guests.consume_token(raw)
+    faulty.disarm()
+    assert h.token(raw).used_at is None
+    assert h.guests.consume_token(raw).token.used_at == h.clock.now()
