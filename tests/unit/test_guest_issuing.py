@@ -3,6 +3,7 @@ TTL on every path (R2.5, R6.4), link URLs and Settings."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -320,3 +321,35 @@ def test_settings_are_frozen_and_custom_ttl_is_used() -> None:
     h = Harness.build(settings=settings)
     issued = h.guests.request_inbox_link(STUDENT)
     assert issued.expires_at == T0 + timedelta(minutes=2)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_racing_requests_of_one_guest_issue_exactly_one_link(existing: bool) -> None:
+    """The rate limit is one conditional write: of 16 racing requests exactly one wins."""
+    h = Harness.build()
+    if existing:
+        h.guests.request_inbox_link(STUDENT)
+        h.clock.advance(INTERVAL)
+    barrier = threading.Barrier(16)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def request() -> None:
+        barrier.wait()
+        try:
+            h.guests.request_inbox_link(STUDENT)
+            outcome = "issued"
+        except RateLimited:
+            outcome = "limited"
+        except Exception as error:  # pragma: no cover - reported by the assertion
+            outcome = repr(error)
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=request) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["issued"] + ["limited"] * 15
+    assert len(h.audit(AuditAction.CREATE_TOKEN)) == 1 + existing
