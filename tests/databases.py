@@ -80,7 +80,7 @@ def _server_engine(url: str | URL, label: str, **kwargs: object) -> Engine:
     if key in _unreachable:
         unavailable(_unreachable[key])
     kwargs.setdefault("connect_args", _connect_args(parsed))
-    engine = create_engine(parsed, **kwargs)  # type: ignore[arg-type]
+    engine = create_engine(parsed, **kwargs)
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
@@ -97,7 +97,7 @@ def _server_engine(url: str | URL, label: str, **kwargs: object) -> Engine:
 
 def sqlite_file_engine(directory: Path, name: str = "magiclink.db", **kwargs: object) -> Engine:
     """A SQLite engine on a file in `directory` (tables not created)."""
-    return create_engine(f"sqlite:///{directory / name}", **kwargs)  # type: ignore[arg-type]
+    return create_engine(f"sqlite:///{directory / name}", **kwargs)
 
 
 def sqlite_memory_engine() -> Engine:

@@ -7,6 +7,7 @@ pool, as in a multi-worker web server) race on PostgreSQL.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import queue
 import threading
@@ -97,13 +98,23 @@ def check_guest_round(results: list[tuple[int, bool, bool]]) -> None:
     assert sum(claimed for _, _, claimed in results) == 1
 
 
+def _consume_racer(uow: SqlAlchemyUnitOfWork, token_id: int, _racer: int) -> bool:
+    return consume_once(uow, token_id)
+
+
+def _first_request_racer(
+    uow: SqlAlchemyUnitOfWork, email: str, _racer: int
+) -> tuple[int, bool, bool]:
+    return first_request(uow, email)
+
+
 def test_consume_race_threads_exactly_one_winner(any_engine: Engine) -> None:
     """§5.1: 16 threads consume one token, 20 rounds: exactly one True each round."""
     seeded = seed_booking(SqlAlchemyUnitOfWork(any_engine), tokens=CONSUME_ROUNDS)
     with racing_engine(any_engine) as engine:
         uow = SqlAlchemyUnitOfWork(engine)
         for token in seeded.tokens:
-            wins = race_threads(lambda _i, token_id=token.id: consume_once(uow, token_id))
+            wins = race_threads(functools.partial(_consume_racer, uow, token.id))
             assert wins.count(True) == 1, wins
 
 
@@ -113,7 +124,7 @@ def test_first_request_race_threads_one_guest_one_slot(any_engine: Engine) -> No
     with racing_engine(any_engine) as engine:
         uow = SqlAlchemyUnitOfWork(engine)
         for email in emails:
-            check_guest_round(race_threads(lambda _i, email=email: first_request(uow, email)))
+            check_guest_round(race_threads(functools.partial(_first_request_racer, uow, email)))
     assert_one_guest_per_email(any_engine, emails)
 
 

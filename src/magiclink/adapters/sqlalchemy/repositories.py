@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Executable,
     Integer,
     and_,
@@ -454,7 +455,7 @@ class _SqlAlchemyRepository:
             return _new_id(conn.execute(statement, params))
 
 
-def _new_id(result: Any) -> int:
+def _new_id(result: CursorResult[Any]) -> int:
     primary_key = result.inserted_primary_key
     if primary_key is None or primary_key[0] is None:
         raise StorageError("Storage error: the database returned no id for a new row")
