@@ -161,6 +161,7 @@ class BookingService:
         """
         booking_id = require_id(booking_id, "booking_id")
         start = require_aware(new_start, "new_start")
+        _end_of(start, MAX_DURATION)  # bad input is refused before the booking is read
         who = require_requester(requester)
 
         def work(tx: Transaction) -> Booking:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from magiclink.domain.enums import BookingStatus, RefusalReason
 from magiclink.domain.errors import InvalidInput
@@ -55,12 +55,19 @@ def normalize_email(email: object) -> str:
 
 
 def require_aware(value: object, name: str) -> datetime:
-    """Return `value` if it is a timezone-aware datetime, else raise `InvalidInput`."""
+    """`value` converted to UTC if it is a timezone-aware datetime, else `InvalidInput`.
+
+    Every time inside the library is UTC, whatever zone the caller used (SPEC §2), so both
+    adapters return the same records for the same input.
+    """
     if not isinstance(value, datetime):
         raise InvalidInput(f"{name} must be a datetime")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"{name} must be timezone-aware (naive datetimes are refused)")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:
+        raise InvalidInput(f"{name} is out of range") from error
 
 
 def require_id(value: object, name: str) -> int:

@@ -157,16 +157,20 @@ class Requester:
         return cls(is_system=True)
 
 
+# Bounds keep every computed time (now + ttl, now - interval) far inside datetime's range.
+_MAX_SETTING = timedelta(days=366)
+
+
 def _positive(_instance: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
-    if not isinstance(value, timedelta) or value <= timedelta(0):
-        raise ValueError(f"{attribute.name} must be a positive timedelta")
+    if not isinstance(value, timedelta) or not timedelta(0) < value <= _MAX_SETTING:
+        raise ValueError(f"{attribute.name} must be a positive timedelta of at most 366 days")
 
 
 def _non_negative(
     _instance: object, attribute: attrs.Attribute[timedelta], value: timedelta
 ) -> None:
-    if not isinstance(value, timedelta) or value < timedelta(0):
-        raise ValueError(f"{attribute.name} must be a timedelta of zero or more")
+    if not isinstance(value, timedelta) or not timedelta(0) <= value <= _MAX_SETTING:
+        raise ValueError(f"{attribute.name} must be a timedelta from zero to 366 days")
 
 
 @attrs.frozen
