@@ -373,3 +373,34 @@ def test_uow_leaves_engine_defaults_alone(any_engine: Engine) -> None:
         tx.guests.get(1)
     with any_engine.connect() as connection:
         assert connection.get_isolation_level() == before
+
+
+def test_identifiers_compare_exactly_on_every_dialect(any_engine: Engine) -> None:
+    """E-mails, uids and hashes are compared byte for byte: MariaDB's default collation
+    would make "josé" equal "jose" (one guest for two people) and "ABC" equal "abc"."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    with uow.transaction() as tx:
+        accented, created_accented = tx.guests.get_or_create(
+            "josé@example.com", now=NOW, last_request_at=None
+        )
+        plain, created_plain = tx.guests.get_or_create(
+            "jose@example.com", now=NOW, last_request_at=None
+        )
+        for uid in ("ABC", "abc"):
+            tx.bookings.add(
+                uid=uid,
+                mentor_id=1,
+                guest_email="jose@example.com",
+                start_time=NOW,
+                end_time=NOW + TTL,
+                status=BookingStatus.SCHEDULED,
+                revision=0,
+            )
+        tx.commit()
+    assert created_accented and created_plain and accented.id != plain.id
+    with uow.transaction(readonly=True) as tx:
+        found = tx.guests.get_by_email("josé@example.com")
+        upper = tx.bookings.get_by_uid("ABC")
+        lower = tx.bookings.get_by_uid("abc")
+    assert found == accented
+    assert upper is not None and lower is not None and upper.id != lower.id

@@ -53,6 +53,16 @@ UQ_GUEST_EMAIL: Final = "uq_magiclink_guests_normalized_email"
 # that autoincrements (a BIGINT primary key would not).
 Id: Final[TypeEngine[int]] = BigInteger().with_variant(Integer(), "sqlite")
 
+# MySQL/MariaDB: always utf8mb4 (whatever the database's default charset), compared byte for
+# byte. The usual default collation (utf8mb4_general_ci) says "josé" = "jose" and "ABC" =
+# "abc": two people would share one guest row, two bookings one uid. Note that utf8mb4_bin
+# still ignores trailing spaces in comparisons (PAD SPACE), which no stored identifier has
+# (e-mails are stripped; ids are digits or hex).
+MYSQL_TABLE_OPTIONS: Final[dict[str, Any]] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
 EMAIL_LENGTH: Final = 254
 TEXT_ID_LENGTH: Final = 255
 
@@ -110,6 +120,7 @@ guests: Final = Table(
     Column("last_request_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("normalized_email"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 bookings: Final = Table(
@@ -124,6 +135,7 @@ bookings: Final = Table(
     Column("status", String(16), nullable=False),
     Column("revision", Integer, nullable=False),
     UniqueConstraint("uid"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 tokens: Final = Table(
@@ -148,6 +160,7 @@ tokens: Final = Table(
     Index(None, "booking_id"),
     Index(None, "guest_id"),
     Index(None, "expires_at"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 audit_log: Final = Table(
@@ -157,13 +170,14 @@ audit_log: Final = Table(
     # No foreign key: `log_access` accepts any guest id a host passes, as the in-memory log does.
     Column("guest_id", BigInteger, nullable=True),
     Column("endpoint", String(TEXT_ID_LENGTH), nullable=False),
-    Column("action", String(64), nullable=False),
+    Column("action", String(TEXT_ID_LENGTH), nullable=False),
     Column("resource_id", String(TEXT_ID_LENGTH), nullable=True),
     Column("success", Boolean, nullable=False),
     Column("metadata", JsonObject, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "resource_id"),
     Index(None, "guest_id"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 ratings: Final = Table(
@@ -177,6 +191,7 @@ ratings: Final = Table(
     Column("feedback", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("booking_id"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 incidents: Final = Table(
@@ -191,9 +206,11 @@ incidents: Final = Table(
     Column("reported_by_user_id", BigInteger, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "booking_uid"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 __all__ = [
+    "MYSQL_TABLE_OPTIONS",
     "NAMING_CONVENTION",
     "UQ_BOOKING_UID",
     "UQ_GUEST_EMAIL",

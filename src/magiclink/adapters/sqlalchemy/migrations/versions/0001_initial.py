@@ -11,6 +11,7 @@ and must not change when the current model does.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,6 +21,10 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+# utf8mb4 compared byte for byte on MySQL/MariaDB (see tables.py): "josé" is not "jose".
+_MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
 def _id() -> sa.types.TypeEngine[int]:
@@ -43,6 +48,7 @@ def upgrade() -> None:
         sa.Column("created_at", _time(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_magiclink_guests"),
         sa.UniqueConstraint("normalized_email", name="uq_magiclink_guests_normalized_email"),
+        **_MYSQL,
     )
     op.create_table(
         "magiclink_bookings",
@@ -56,6 +62,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_magiclink_bookings"),
         sa.UniqueConstraint("uid", name="uq_magiclink_bookings_uid"),
+        **_MYSQL,
     )
     op.create_table(
         "magiclink_tokens",
@@ -75,6 +82,7 @@ def upgrade() -> None:
             ["magiclink_guests.id"],
             name="fk_magiclink_tokens_guest_id_magiclink_guests",
         ),
+        **_MYSQL,
     )
     op.create_index("ix_magiclink_tokens_booking_id", "magiclink_tokens", ["booking_id"])
     op.create_index("ix_magiclink_tokens_guest_id", "magiclink_tokens", ["guest_id"])
@@ -84,7 +92,7 @@ def upgrade() -> None:
         sa.Column("id", _id(), primary_key=True, autoincrement=True),
         sa.Column("guest_id", sa.BigInteger(), nullable=True),
         sa.Column("endpoint", sa.String(255), nullable=False),
-        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("action", sa.String(255), nullable=False),
         sa.Column("resource_id", sa.String(255), nullable=True),
         sa.Column("success", sa.Boolean(), nullable=False),
         sa.Column(
@@ -92,6 +100,7 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", _time(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_magiclink_audit_log"),
+        **_MYSQL,
     )
     op.create_index("ix_magiclink_audit_log_resource_id", "magiclink_audit_log", ["resource_id"])
     op.create_index("ix_magiclink_audit_log_guest_id", "magiclink_audit_log", ["guest_id"])
@@ -105,6 +114,7 @@ def upgrade() -> None:
         sa.Column("created_at", _time(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_magiclink_ratings"),
         sa.UniqueConstraint("booking_id", name="uq_magiclink_ratings_booking_id"),
+        **_MYSQL,
     )
     op.create_table(
         "magiclink_incidents",
@@ -117,6 +127,7 @@ def upgrade() -> None:
         sa.Column("reported_by_user_id", sa.BigInteger(), nullable=True),
         sa.Column("created_at", _time(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_magiclink_incidents"),
+        **_MYSQL,
     )
     op.create_index("ix_magiclink_incidents_booking_uid", "magiclink_incidents", ["booking_uid"])
 
