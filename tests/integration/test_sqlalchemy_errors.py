@@ -118,6 +118,18 @@ def test_get_or_create_loser_reads_the_winner(any_engine: Engine) -> None:
         assert any(s.startswith("ROLLBACK TO SAVEPOINT") for s in log.statements)
 
 
+def test_text_the_driver_cannot_encode_is_storage_error(any_engine: Engine) -> None:
+    """A lone surrogate cannot be encoded by any driver: a `StorageError`, not the driver's
+    raw UnicodeEncodeError (which escapes SQLAlchemy's own wrapping)."""
+    with (
+        pytest.raises(StorageError) as caught,
+        SqlAlchemyUnitOfWork(any_engine).transaction() as tx,
+    ):
+        tx.guests.get_or_create("\ud800@example.com", now=NOW, last_request_at=None)
+    assert not caught.value.transient
+    assert isinstance(caught.value.__cause__, UnicodeEncodeError)
+
+
 def test_unreachable_servers_raise_transient_storage_error() -> None:
     """A server that does not answer is `StorageError(transient=True)`, password-free."""
     urls = [

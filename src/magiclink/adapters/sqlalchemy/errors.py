@@ -5,7 +5,8 @@
 * any other integrity failure is `StorageError(transient=False)`;
 * a lost connection, a lock or busy timeout, a deadlock or a serialization failure is
   `StorageError(transient=True)`, which the services retry once (R9.4);
-* anything else raised by SQLAlchemy or the driver is `StorageError(transient=False)`.
+* anything else raised by SQLAlchemy or the driver (or text the driver cannot encode) is
+  `StorageError(transient=False)`.
 
 Messages name the exception class and, for operational failures, the first line of the
 driver's own message, never SQLAlchemy's rendering (which carries the statement's parameters:
@@ -92,6 +93,12 @@ def translate(error: BaseException) -> MagicLinkError | None:
         return integrity_error(error)
     if isinstance(error, sa_exc.SQLAlchemyError) or _is_driver_error(error):
         return storage_error(error)
+    if isinstance(error, UnicodeEncodeError):
+        # Drivers encode text themselves and let this escape unwrapped: a lone surrogate
+        # cannot be stored in UTF-8 on any database.
+        return StorageError(
+            "Storage error (UnicodeEncodeError): text the database cannot store (not UTF-8)"
+        )
     return None
 
 
