@@ -7,7 +7,7 @@ exist and are empty when the test starts:
 * `sqlite_engine` — a SQLite file in the test's `tmp_path` (fresh tables per test);
 * `postgres_engine`, `mariadb_engine` — the servers named by `MAGICLINK_TEST_POSTGRES_URL`
   and `MAGICLINK_TEST_MARIADB_URL` (defaults: local `test` databases), in a schema
-  (PostgreSQL) or database (MariaDB) private to the test process, `magiclink_p<pid>`. The
+  (PostgreSQL) or database (MariaDB) private to the test process, `magiclink_p_<pid>`. The
   tables are created once per process and emptied before each test (a DELETE per table is
   much faster than DDL); the engine is shared by the process and disposed at exit, when its
   schema is dropped. `engine.url` (with `hide_password=False`) reaches the same schema from
@@ -126,8 +126,25 @@ def new_mariadb_engine(url: str | URL = MARIADB_URL, **kwargs: object) -> Engine
     return _server_engine(url, "MariaDB", **kwargs)
 
 
+_NAMESPACE: Final = re.compile(r"^magiclink_[pt]_(\d+)(_[0-9a-f]+)?$")
+
+
 def _unique_name(prefix: str) -> str:
     return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+def _left_behind(name: str) -> bool:
+    """True for a test schema/database whose owning process no longer runs (a killed run)."""
+    match = _NAMESPACE.match(name)
+    if match is None or int(match.group(1)) == os.getpid():
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @contextmanager
@@ -169,63 +186,45 @@ def isolated_mariadb_engine(**kwargs: object) -> Iterator[Engine]:
         admin.dispose()
 
 
-def _process_schema_name() -> str:
-    return f"magiclink_p{os.getpid()}"
-
-
-def _pid_alive(name: str) -> bool:
-    """Whether the test process that owns a `magiclink_p<pid>` schema/database still runs."""
-    try:
-        os.kill(int(name.removeprefix("magiclink_p")), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _shared_engine(kind: str) -> Engine:
     """This process's engine on its own schema (PostgreSQL) or database (MariaDB).
 
-    Each test process works in a namespace of its own, so that test runs started at the same
-    time (by several people, or several CI jobs on one server) never see each other's rows.
-    Namespaces left behind by killed runs are dropped; ours is dropped at exit.
+    Each test process works in a namespace of its own, `magiclink_p_<pid>`, so that test runs
+    started at the same time (by several people, or CI jobs sharing a server) never see each
+    other's rows. Namespaces left behind by killed runs are dropped; ours is dropped at exit.
+    Without the privilege to create one, the tests use the configured database itself.
     """
     engine = _shared_engines.get(kind)
     if engine is not None:
         return engine
-    name = _process_schema_name()
+    name = f"magiclink_p_{os.getpid()}"
     if kind == "postgres":
         admin = new_postgres_engine()
-        with admin.begin() as connection:
-            stale = connection.execute(
-                text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'magiclink_p%'")
-            ).scalars()
-            for schema in [s for s in stale if s != name and not _pid_alive(s)]:
-                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
-        engine = new_postgres_engine(
-            admin.url.update_query_dict({"options": f"-csearch_path={name}"})
-        )
-        drop = f'DROP SCHEMA IF EXISTS "{name}" CASCADE'
+        listing = "SELECT nspname FROM pg_namespace"
+        create, drop = f'CREATE SCHEMA IF NOT EXISTS "{name}"', 'DROP SCHEMA IF EXISTS "{}" CASCADE'
+        private_url = admin.url.update_query_dict({"options": f"-csearch_path={name}"})
     else:
         admin = new_mariadb_engine()
+        listing = "SELECT schema_name FROM information_schema.schemata"
+        create, drop = f"CREATE DATABASE IF NOT EXISTS `{name}`", "DROP DATABASE IF EXISTS `{}`"
+        private_url = admin.url.set(database=name)
+    try:
         with admin.begin() as connection:
-            stale = connection.execute(
-                text("SELECT schema_name FROM information_schema.schemata")
-            ).scalars()
-            for database in [d for d in stale if d.startswith("magiclink_p")]:
-                if database != name and not _pid_alive(database):
-                    connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-            connection.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{name}`")
-        engine = new_mariadb_engine(admin.url.set(database=name))
-        drop = f"DROP DATABASE IF EXISTS `{name}`"
+            for stale in connection.execute(text(listing)).scalars().all():
+                if _left_behind(stale):
+                    connection.exec_driver_sql(drop.format(stale))
+            connection.exec_driver_sql(create)
+    except Exception:
+        _shared_engines[kind] = admin  # no CREATE privilege: share the configured database
+        atexit.register(admin.dispose)
+        return admin
+    engine = _server_engine(private_url, "PostgreSQL" if kind == "postgres" else "MariaDB")
 
     def cleanup() -> None:
         engine.dispose()
         try:
             with admin.begin() as connection:
-                connection.exec_driver_sql(drop)
+                connection.exec_driver_sql(drop.format(name))
         finally:
             admin.dispose()
 
