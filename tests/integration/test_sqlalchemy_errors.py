@@ -273,3 +273,26 @@ def test_non_storage_exceptions_pass_through() -> None:
     assert translate(ValueError("x")) is None
     assert isinstance(translate(sa_exc.TimeoutError("pool")), StorageError)
     assert is_transient(sa_exc.TimeoutError("pool"))
+
+
+def test_failed_begin_can_be_retried_on_the_same_transaction(tmp_path: Path) -> None:
+    """SQLite: BEGIN IMMEDIATE times out while another writer holds the lock (transient);
+    once the lock is released the same transaction object begins and works."""
+    path = tmp_path / "retry.db"
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.1})
+    metadata.create_all(engine)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with SqlAlchemyUnitOfWork(engine).transaction() as tx:
+            with pytest.raises(StorageError) as caught:
+                tx.guests.get(1)
+            assert caught.value.transient
+            blocker.execute("ROLLBACK")
+            tx.guests.get_or_create("later@example.com", now=NOW, last_request_at=None)
+            tx.commit()
+    finally:
+        blocker.close()
+    with SqlAlchemyUnitOfWork(engine).transaction(readonly=True) as tx:
+        assert tx.guests.get_by_email("later@example.com") is not None
+    engine.dispose()

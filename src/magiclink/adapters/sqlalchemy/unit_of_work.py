@@ -23,6 +23,7 @@ Other dialects run at the engine's own settings.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from typing import Any, Final
 
@@ -102,7 +103,13 @@ class SqlAlchemyTransaction(Transaction):
             raise StorageError("Transaction is closed")
         if not self._begun:
             with translate_errors():
-                self._begin(connection)
+                try:
+                    self._begin(connection)
+                except BaseException:
+                    # Leave the connection reusable: a later call may try BEGIN again.
+                    with contextlib.suppress(Exception):
+                        connection.rollback()
+                    raise
             self._begun = True
         return connection
 
