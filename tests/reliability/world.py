@@ -79,8 +79,8 @@ class World:
     quality: QualityRepository
 
     @classmethod
-    def build(cls, uow: UnitOfWork) -> World:
-        clock = ManualClock(T0)
+    def build(cls, uow: UnitOfWork, start: datetime = T0) -> World:
+        clock = ManualClock(start)
         metrics = InMemoryMetrics()
         notifier = InMemoryNotifier()
         guests = GuestService(uow, clock=clock, metrics=metrics)
