@@ -96,6 +96,8 @@ class BookingService:
             if uid is None
             else require_text(uid, "uid", max_length=MAX_TEXT_ID_LENGTH)
         )
+        if uid != uid.strip():  # MariaDB compares "abc" and "abc " as equal
+            raise InvalidInput("uid must not start or end with whitespace")
         end = _end_of(start, length)
 
         def work(tx: Transaction) -> Booking:

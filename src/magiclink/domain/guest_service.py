@@ -695,7 +695,11 @@ def _json_object(value: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise InvalidInput(f"{name} must be a mapping with string keys")
     try:
-        json.dumps(value, allow_nan=False)
+        # ensure_ascii=False + encode: lone surrogates fail here rather than in a driver.
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
     except (TypeError, ValueError) as error:
         raise InvalidInput(f"{name} must be JSON-serialisable") from error
+    if "\\u0000" in text:  # PostgreSQL's JSONB cannot store NUL characters
+        raise InvalidInput(f"{name} must not contain NUL characters")
     return dict(value)

@@ -49,9 +49,22 @@ def normalize_email(email: object) -> str:
     if not isinstance(email, str):
         raise InvalidInput("E-mail address must be a string")
     normalized = email.strip().lower()
-    if len(normalized) > MAX_EMAIL_LENGTH or _EMAIL.fullmatch(normalized) is None:
+    if (
+        len(normalized) > MAX_EMAIL_LENGTH
+        or _EMAIL.fullmatch(normalized) is None
+        or not is_encodable(normalized)
+    ):
         raise InvalidInput("Invalid e-mail address")
     return normalized
+
+
+def is_encodable(text: str) -> bool:
+    """True when `text` is valid Unicode that every storage can hold (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def require_aware(value: object, name: str) -> datetime:
@@ -92,6 +105,8 @@ def require_text(value: object, name: str, *, max_length: int, allow_empty: bool
         raise InvalidInput(f"{name} must be at most {max_length} characters")
     if "\x00" in value:
         raise InvalidInput(f"{name} must not contain NUL characters")
+    if not is_encodable(value):
+        raise InvalidInput(f"{name} must be valid Unicode text")
     return value
 
 

@@ -1,5 +1,6 @@
-"""Abstract repositories. Each method is one statement in SQL (batch work included), so that
-no service ever loops over tokens or guests (R10.5).
+"""Abstract repositories. Each method is a constant number of statements in SQL — one for
+nearly all, batch work included — so that no service ever loops over tokens or guests and
+no operation's statement count grows with them (R10.5).
 
 Every method runs inside the transaction that owns the repository. Adapters raise only
 `magiclink` errors: `StorageError` (with `transient`) or the domain conflict a failure means.

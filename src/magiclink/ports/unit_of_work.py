@@ -22,6 +22,8 @@ class Transaction(abc.ABC):
 
     Use it as a context manager: leaving the block without `commit()`, or by an exception,
     rolls everything back. Changes are visible to other transactions only after `commit()`.
+    Work done after a `commit()` belongs to a new transaction, rolled back unless committed
+    in turn.
     """
 
     guests: GuestRepository
@@ -67,7 +69,8 @@ class UnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     def transaction(self, *, readonly: bool = False) -> Transaction:
-        """Begin a new transaction. `readonly` promises no writes (a hint for the adapter)."""
+        """Begin a new transaction. `readonly` promises no writes: a hint the adapter may use
+        (SQLite begins deferred instead of immediate), not an enforcement."""
 
     def __enter__(self) -> Transaction:
         stack: list[Transaction] = self._local.__dict__.setdefault("stack", [])
