@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -111,7 +112,15 @@ class BookingService:
                 revision=0,
             )
 
-        booking = run_in_transaction(self._uow, work)
+        def landed(tx: Transaction) -> Booking | None:
+            booking = tx.bookings.get_by_uid(uid)
+            ours = booking is not None and (booking.mentor_id, booking.start_time) == (
+                mentor_id,
+                start,
+            )
+            return booking if ours else None
+
+        booking = run_in_transaction(self._uow, work, landed=landed)
         sent = self._issue_and_mail(booking, "booking", reason="booking_created")
         return BookingOutcome(booking=booking, link_sent=sent)
 
@@ -121,7 +130,7 @@ class BookingService:
         """Cancel the booking (by its mentor or its student); all its links die (R1.1, R1.2)."""
         booking_id = require_id(booking_id, "booking_id")
         note = require_text(reason, "reason", max_length=MAX_FREE_TEXT, allow_empty=True)
-        if cancelled_by not in CANCELLERS:
+        if not isinstance(cancelled_by, str) or cancelled_by not in CANCELLERS:
             raise InvalidInput('cancelled_by must be "mentor" or "student"')
         who = require_requester(requester)
         booking = self._close(booking_id, who, BookingStatus.CANCELLED)
@@ -150,7 +159,9 @@ class BookingService:
             tx.bookings.update(completed)
             return completed
 
-        return run_in_transaction(self._uow, work)
+        return run_in_transaction(
+            self._uow, work, landed=_in_status(booking_id, BookingStatus.COMPLETED)
+        )
 
     def reschedule_session(
         self, booking_id: int, new_start: datetime, requester: Requester
@@ -166,6 +177,8 @@ class BookingService:
         _end_of(start, MAX_DURATION)  # bad input is refused before the booking is read
         who = require_requester(requester)
 
+        attempts: list[Booking] = []
+
         def work(tx: Transaction) -> Booking:
             booking = load_for_change(tx, booking_id, who)
             moved = attrs.evolve(
@@ -175,9 +188,14 @@ class BookingService:
                 revision=booking.revision + 1,
             )
             tx.bookings.update(moved)
+            attempts.append(moved)
             return moved
 
-        booking = run_in_transaction(self._uow, work)
+        def landed(tx: Transaction) -> Booking | None:
+            booking = tx.bookings.get(booking_id)
+            return booking if attempts and booking == attempts[-1] else None
+
+        booking = run_in_transaction(self._uow, work, landed=landed)
         self._invalidate(booking, InvalidationReason.BOOKING_RESCHEDULED, {"event": "reschedule"})
         issued, raw = run_after_step(
             self._metrics,
@@ -202,7 +220,7 @@ class BookingService:
             tx.bookings.update(closed)
             return closed
 
-        return run_in_transaction(self._uow, work)
+        return run_in_transaction(self._uow, work, landed=_in_status(booking_id, status))
 
     def _invalidate(
         self, booking: Booking, reason: InvalidationReason, metadata: dict[str, Any]
@@ -240,6 +258,16 @@ class BookingService:
             self._metrics, "notify", booking.id, reason, lambda: self._notifier.send(message)
         )
         return sent
+
+
+def _in_status(booking_id: int, status: BookingStatus) -> Callable[[Transaction], Booking | None]:
+    """The `landed` check of a status change: the booking already has that status."""
+
+    def landed(tx: Transaction) -> Booking | None:
+        booking = tx.bookings.get(booking_id)
+        return booking if booking is not None and booking.status is status else None
+
+    return landed
 
 
 def _end_of(start: datetime, duration: timedelta) -> datetime:

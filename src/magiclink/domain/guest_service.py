@@ -43,7 +43,7 @@ from magiclink.domain.records import (
     TokenLookup,
     VerifiedToken,
 )
-from magiclink.domain.transactions import run_in_transaction
+from magiclink.domain.transactions import rerun, run_in_transaction
 from magiclink.ports.clock import Clock, SystemClock
 from magiclink.ports.metrics import MetricNames, Metrics, NullMetrics
 from magiclink.ports.repositories import TokenStats
@@ -137,7 +137,7 @@ class GuestService:
                 raise RateLimited()
             return self._store_token(tx, guest, booking, raw, now)
 
-        token, superseded = run_in_transaction(self._uow, work)
+        token, superseded = run_in_transaction(self._uow, work, landed=_token_stored(raw))
         return self._issued(raw, token, IssuePath.INBOX, superseded)
 
     def issue_booking_link(self, email: str, booking_id: int) -> IssuedToken:
@@ -174,7 +174,7 @@ class GuestService:
                     raise AccessDenied()
             return self._store_token(tx, guest, booking, raw, now)
 
-        token, superseded = run_in_transaction(self._uow, work)
+        token, superseded = run_in_transaction(self._uow, work, landed=_token_stored(raw))
         return self._issued(raw, token, path, superseded)
 
     def _store_token(
@@ -288,7 +288,12 @@ class GuestService:
                 reason = RefusalReason.USED  # a concurrent caller consumed it first
             return lookup, reason
 
-        lookup, reason = run_in_transaction(self._uow, work)
+        def landed(tx: Transaction) -> tuple[TokenLookup | None, RefusalReason | None] | None:
+            lookup = tx.tokens.lookup(token_hash)
+            won = lookup is not None and lookup.token.used_at == now
+            return (lookup, None) if won else None
+
+        lookup, reason = run_in_transaction(self._uow, work, landed=landed)
         if lookup is None:
             self._count_verification("consume", _OUTCOME_INVALID)
             raise InvalidToken()
@@ -419,7 +424,12 @@ class GuestService:
                 )
             return before
 
-        changed = run_in_transaction(self._uow, work) is not None
+        def landed(tx: Transaction) -> MagicLinkToken | None:
+            token = tx.tokens.get(token_id)
+            done = token is not None and token.invalidation_reason == parsed
+            return token if done else None
+
+        changed = run_in_transaction(self._uow, work, landed=landed) is not None
         if changed:
             self._record_invalidation(parsed, 1, elapsed_ms(started) / 1000)
         return changed
@@ -455,6 +465,18 @@ class GuestService:
             )
             return result.count
 
+        def landed(tx: Transaction) -> int | None:
+            # The first attempt's audit entries carry its instant and reason; none at all
+            # means nothing landed (or nothing was left to invalidate): running again is safe.
+            counts = [
+                int(entry.metadata.get("count", 0))
+                for entry in tx.audit.list(booking_id=booking_id, limit=MAX_AUDIT_LIMIT)
+                if entry.action == AuditAction.INVALIDATE_TOKEN
+                and entry.created_at == now
+                and entry.metadata.get("reason") == str(parsed)
+            ]
+            return sum(counts) if counts else None
+
         def retried(_error: StorageError) -> None:
             self._metrics.increment(
                 MetricNames.INVALIDATION_RETRIES, labels={"reason": str(parsed)}
@@ -464,6 +486,7 @@ class GuestService:
             count = run_in_transaction(
                 self._uow,
                 work,
+                landed=landed,
                 retried_event=Events.INVALIDATION_RETRIED,
                 on_retry=retried,
                 log_fields={"booking_id": booking_id, "reason": str(parsed)},
@@ -525,7 +548,7 @@ class GuestService:
                 raise StorageError("Guest vanished while being blocked")
             return blocked
 
-        return run_in_transaction(self._uow, work)
+        return run_in_transaction(self._uow, work, landed=rerun)
 
     def unblock_guest(self, email: str) -> Guest | None:
         """Lift a block; the guest, or None when the address is unknown (nothing to lift)."""
@@ -535,7 +558,7 @@ class GuestService:
             guest = tx.guests.get_by_email(normalized)
             return None if guest is None else tx.guests.set_blocked(guest.id, False)
 
-        return run_in_transaction(self._uow, work)
+        return run_in_transaction(self._uow, work, landed=rerun)
 
     def get_guest(self, email: str) -> Guest | None:
         """The guest with this e-mail (normalized), or None."""
@@ -579,7 +602,7 @@ class GuestService:
 
     def count_expired_tokens(self, expired_for: timedelta) -> int:
         """How many tokens expired more than `expired_for` ago (what a purge would delete)."""
-        before = self._clock.now() - require_duration(expired_for, "expired_for")
+        before = _before(self._clock.now(), expired_for)
         return run_in_transaction(
             self._uow, lambda tx: tx.tokens.count_expired(expired_before=before), readonly=True
         )
@@ -598,14 +621,13 @@ class GuestService:
         `on_batch(deleted)` is called after each batch (for progress bars). Audit entries
         are kept.
         """
-        expired_for = require_duration(expired_for, "expired_for")
+        before = _before(self._clock.now(), expired_for)
         if (
             not isinstance(batch_size, int)
             or isinstance(batch_size, bool)
             or not 1 <= batch_size <= MAX_PURGE_BATCH
         ):
             raise InvalidInput(f"batch_size must be an integer between 1 and {MAX_PURGE_BATCH}")
-        before = self._clock.now() - expired_for
         total = run_in_transaction(
             self._uow, lambda tx: tx.tokens.count_expired(expired_before=before), readonly=True
         )
@@ -614,6 +636,7 @@ class GuestService:
             batch = run_in_transaction(
                 self._uow,
                 lambda tx: tx.tokens.purge_expired(expired_before=before, limit=batch_size),
+                landed=rerun,
             )
             deleted += batch
             if on_batch is not None:
@@ -649,6 +672,17 @@ class GuestService:
         )
 
 
+def _token_stored(raw: str) -> Callable[[Transaction], tuple[MagicLinkToken, int] | None]:
+    """The `landed` check of an issue: the token of this raw value is stored."""
+    token_hash = hash_token(raw)
+
+    def landed(tx: Transaction) -> tuple[MagicLinkToken, int] | None:
+        lookup = tx.tokens.lookup(token_hash)
+        return None if lookup is None else (lookup.token, 0)
+
+    return landed
+
+
 def _open_booking_of(tx: Transaction, booking_id: int, normalized_email: str) -> Booking:
     """The booking if it exists, belongs to this e-mail and is open; else the matching error.
 
@@ -663,6 +697,14 @@ def _open_booking_of(tx: Transaction, booking_id: int, normalized_email: str) ->
     if booking.is_closed:
         raise BookingClosed()
     return booking
+
+
+def _before(now: datetime, expired_for: object) -> datetime:
+    """`now - expired_for`, refusing a duration that is not one or reaches before year 1."""
+    try:
+        return now - require_duration(expired_for, "expired_for")
+    except OverflowError as error:
+        raise InvalidInput("expired_for is out of range") from error
 
 
 def _resource(booking_id: int | None) -> str | None:
@@ -698,7 +740,7 @@ def _json_object(value: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
         # ensure_ascii=False + encode: lone surrogates fail here rather than in a driver.
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
         text.encode("utf-8")
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         raise InvalidInput(f"{name} must be JSON-serialisable") from error
     if "\\u0000" in text:  # PostgreSQL's JSONB cannot store NUL characters
         raise InvalidInput(f"{name} must not contain NUL characters")

@@ -19,9 +19,20 @@ MAX_FREE_TEXT: Final = 2_000
 
 
 def require_requester(requester: object) -> Requester:
-    """`requester` if it is a `Requester`, else `InvalidInput`."""
+    """`requester` if it is a well-typed `Requester`, else `InvalidInput`.
+
+    The fields are checked, not trusted: a host that fills `is_system` from JSON must not
+    turn the string "false" into the platform's rights.
+    """
     if not isinstance(requester, Requester):
         raise InvalidInput("requester must be a Requester")
+    user_id = requester.user_id
+    if not isinstance(requester.is_system, bool):
+        raise InvalidInput("requester.is_system must be a bool")
+    if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
+        raise InvalidInput("requester.user_id must be an integer or None")
+    if requester.email is not None and not isinstance(requester.email, str):
+        raise InvalidInput("requester.email must be a string or None")
     return requester
 
 

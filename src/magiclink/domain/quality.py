@@ -84,7 +84,17 @@ class QualityRepository:
                 created_at=now,
             )
 
-        incident = run_in_transaction(self._uow, work)
+        def landed(tx: Transaction) -> Incident | None:
+            ours = [
+                incident
+                for incident in tx.incidents.list_by_booking_uid(uid)
+                if (incident.created_at, incident.student_profile_id, incident.type)
+                == (now, profile, kind)
+                and incident.description == text
+            ]
+            return ours[-1] if ours else None
+
+        incident = run_in_transaction(self._uow, work, landed=landed)
         reason = InvalidationReason.INCIDENT_REPORTED
         booking_id = incident.booking_id
         if booking_id is None:

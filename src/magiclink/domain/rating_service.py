@@ -70,7 +70,16 @@ class RatingService:
                 created_at=now,
             )
 
-        stored = run_in_transaction(self._uow, work)
+        def landed(tx: Transaction) -> Rating | None:
+            rating_now = tx.ratings.get_by_booking(booking_id)
+            ours = rating_now is not None and (
+                rating_now.created_at,
+                rating_now.student_profile_id,
+                rating_now.rating,
+            ) == (now, profile, rating)
+            return rating_now if ours else None
+
+        stored = run_in_transaction(self._uow, work, landed=landed)
         reason = InvalidationReason.RATING_SUBMITTED
         run_after_step(
             self._metrics,
