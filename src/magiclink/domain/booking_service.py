@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
@@ -14,6 +14,7 @@ from magiclink.domain.errors import InvalidInput
 from magiclink.domain.guest_service import GuestService
 from magiclink.domain.lifecycle import (
     MAX_FREE_TEXT,
+    LifecycleService,
     load_for_change,
     require_requester,
     run_after_step,
@@ -44,7 +45,7 @@ MAX_DURATION: Final = timedelta(days=7)
 CANCELLERS: Final = frozenset({"mentor", "student"})
 
 
-class BookingService:
+class BookingService(LifecycleService):
     """Books, cancels, reschedules and closes sessions; links die with every change.
 
     Every change commits in its own transaction first; invalidating links, issuing the new
@@ -66,11 +67,8 @@ class BookingService:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self._uow = uow
-        self._guests = guest_service
+        super().__init__(uow, guest_service, clock=clock, metrics=metrics)
         self._notifier = notifier
-        self._clock = clock if clock is not None else guest_service.clock
-        self._metrics: Metrics = metrics if metrics is not None else guest_service.metrics
 
     def book_session(
         self,
@@ -134,8 +132,8 @@ class BookingService:
             raise InvalidInput('cancelled_by must be "mentor" or "student"')
         who = require_requester(requester)
         booking = self._close(booking_id, who, BookingStatus.CANCELLED)
-        self._invalidate(
-            booking,
+        self._invalidate_after(
+            booking.id,
             InvalidationReason.BOOKING_CANCELLED,
             {"event": "cancellation", "cancelled_by": cancelled_by, "cancellation_note": note},
         )
@@ -146,7 +144,9 @@ class BookingService:
         booking_id = require_id(booking_id, "booking_id")
         who = require_requester(requester)
         booking = self._close(booking_id, who, BookingStatus.NO_SHOW)
-        self._invalidate(booking, InvalidationReason.BOOKING_CANCELLED, {"event": "no_show"})
+        self._invalidate_after(
+            booking.id, InvalidationReason.BOOKING_CANCELLED, {"event": "no_show"}
+        )
         return booking
 
     def mark_session_complete(self, booking_id: int) -> Booking:
@@ -196,7 +196,9 @@ class BookingService:
             return booking if attempts and booking == attempts[-1] else None
 
         booking = run_in_transaction(self._uow, work, landed=landed)
-        self._invalidate(booking, InvalidationReason.BOOKING_RESCHEDULED, {"event": "reschedule"})
+        self._invalidate_after(
+            booking.id, InvalidationReason.BOOKING_RESCHEDULED, {"event": "reschedule"}
+        )
         issued, raw = run_after_step(
             self._metrics,
             "reissue",
@@ -221,19 +223,6 @@ class BookingService:
             return closed
 
         return run_in_transaction(self._uow, work, landed=_in_status(booking_id, status))
-
-    def _invalidate(
-        self, booking: Booking, reason: InvalidationReason, metadata: dict[str, Any]
-    ) -> None:
-        run_after_step(
-            self._metrics,
-            "invalidate",
-            booking.id,
-            str(reason),
-            lambda: self._guests.invalidate_tokens_by_booking_id(
-                booking.id, reason, metadata=metadata
-            ),
-        )
 
     def _issue_and_mail(self, booking: Booking, kind: str, reason: str) -> bool:
         issued, token = run_after_step(

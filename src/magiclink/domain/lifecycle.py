@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
+from magiclink.domain.enums import InvalidationReason
 from magiclink.domain.errors import AccessDenied, BookingClosed, BookingNotFound, InvalidInput
+from magiclink.domain.guest_service import GuestService
 from magiclink.domain.observability import Events, elapsed_ms, log_event
 from magiclink.domain.records import Booking, Requester
+from magiclink.ports.clock import Clock
 from magiclink.ports.metrics import MetricNames, Metrics
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.ports.unit_of_work import Transaction, UnitOfWork
 
 T = TypeVar("T")
 
@@ -92,3 +95,38 @@ def run_after_step(
             error=str(error),
         )
         return False, None
+
+
+class LifecycleService:
+    """Base of the lifecycle services: the shared unit of work, and the guest service they
+    were given, through which — and only through which — they invalidate links (R5.1).
+
+    Clock and metrics default to the guest service's, so one configuration serves all.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        guest_service: GuestService,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._uow = uow
+        self._guests = guest_service
+        self._clock: Clock = clock if clock is not None else guest_service.clock
+        self._metrics: Metrics = metrics if metrics is not None else guest_service.metrics
+
+    def _invalidate_after(
+        self, booking_id: int, reason: InvalidationReason, metadata: dict[str, Any]
+    ) -> None:
+        """Invalidate the booking's links after its change committed; never raise (R9)."""
+        run_after_step(
+            self._metrics,
+            "invalidate",
+            booking_id,
+            str(reason),
+            lambda: self._guests.invalidate_tokens_by_booking_id(
+                booking_id, reason, metadata=metadata
+            ),
+        )

@@ -7,15 +7,12 @@ from typing import Final
 
 from magiclink.domain.enums import IncidentType, InvalidationReason
 from magiclink.domain.errors import InvalidInput
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.lifecycle import run_after_step
+from magiclink.domain.lifecycle import LifecycleService
 from magiclink.domain.observability import Events, log_event
 from magiclink.domain.policy import MAX_TEXT_ID_LENGTH, require_optional_id, require_text
 from magiclink.domain.records import Incident
 from magiclink.domain.transactions import run_in_transaction
-from magiclink.ports.clock import Clock
-from magiclink.ports.metrics import Metrics
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.ports.unit_of_work import Transaction
 
 MAX_DESCRIPTION: Final = 5_000
 
@@ -31,21 +28,11 @@ def parse_incident_type(value: object) -> IncidentType:
     raise InvalidInput("Unknown incident type")
 
 
-class QualityRepository:
-    """Stores incident reports and kills the reported booking's links."""
+class QualityRepository(LifecycleService):
+    """Stores incident reports and kills the reported booking's links.
 
-    def __init__(
-        self,
-        uow: UnitOfWork,
-        guest_service: GuestService,
-        *,
-        clock: Clock | None = None,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self._uow = uow
-        self._guests = guest_service
-        self._clock = clock if clock is not None else guest_service.clock
-        self._metrics: Metrics = metrics if metrics is not None else guest_service.metrics
+    `QualityRepository(uow, guest_service, *, clock=None, metrics=None)`.
+    """
 
     def create_incident(
         self,
@@ -107,15 +94,9 @@ class QualityRepository:
                 count=0,
             )
             return incident
-        run_after_step(
-            self._metrics,
-            "invalidate",
+        self._invalidate_after(
             booking_id,
-            str(reason),
-            lambda: self._guests.invalidate_tokens_by_booking_id(
-                booking_id,
-                reason,
-                metadata={"event": "incident", "incident_id": incident.id, "type": str(kind)},
-            ),
+            reason,
+            {"event": "incident", "incident_id": incident.id, "type": str(kind)},
         )
         return incident

@@ -6,33 +6,20 @@ from typing import Final
 
 from magiclink.domain.enums import InvalidationReason
 from magiclink.domain.errors import DuplicateRating, InvalidInput
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.lifecycle import load_for_change, run_after_step
+from magiclink.domain.lifecycle import LifecycleService, load_for_change
 from magiclink.domain.policy import MAX_TEXT_ID_LENGTH, require_id, require_text
 from magiclink.domain.records import Rating
 from magiclink.domain.transactions import run_in_transaction
-from magiclink.ports.clock import Clock
-from magiclink.ports.metrics import Metrics
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.ports.unit_of_work import Transaction
 
 MAX_FEEDBACK: Final = 2_000
 
 
-class RatingService:
-    """Stores ratings. It never sees tokens: the host consumes or verifies the link first."""
+class RatingService(LifecycleService):
+    """Stores ratings. It never sees tokens: the host consumes or verifies the link first.
 
-    def __init__(
-        self,
-        uow: UnitOfWork,
-        guest_service: GuestService,
-        *,
-        clock: Clock | None = None,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self._uow = uow
-        self._guests = guest_service
-        self._clock = clock if clock is not None else guest_service.clock
-        self._metrics: Metrics = metrics if metrics is not None else guest_service.metrics
+    `RatingService(uow, guest_service, *, clock=None, metrics=None)`.
+    """
 
     def create_rating(
         self,
@@ -81,13 +68,5 @@ class RatingService:
 
         stored = run_in_transaction(self._uow, work, landed=landed)
         reason = InvalidationReason.RATING_SUBMITTED
-        run_after_step(
-            self._metrics,
-            "invalidate",
-            booking_id,
-            str(reason),
-            lambda: self._guests.invalidate_tokens_by_booking_id(
-                booking_id, reason, metadata={"event": "rating", "rating_id": stored.id}
-            ),
-        )
+        self._invalidate_after(booking_id, reason, {"event": "rating", "rating_id": stored.id})
         return stored
