@@ -155,6 +155,13 @@ def statement_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _loads(env: dict[str, Any]) -> str:
+    before, after = env.get("load_average") or [None, None]
+    if not before or not after:
+        return "unknown"
+    return f"{'/'.join(map(str, before))} at start, {'/'.join(map(str, after))} at end"
+
+
 def markdown_page(document: dict[str, Any]) -> str:
     """The whole run as a Markdown page (what `--reference` writes)."""
     env = document["environment"]
@@ -166,12 +173,20 @@ def markdown_page(document: dict[str, Any]) -> str:
         f"SQLAlchemy {env['sqlalchemy']}, SQLite {env['sqlite']}, psycopg {env['psycopg']}. "
         f"{document['plan']['rounds']} rounds of ~{document['plan']['round_seconds']} s per "
         f"subject and operation after {document['plan']['warmup']} warm-up calls; wall time "
-        f"{document['wall_seconds']:.0f} s. Median of the rounds' mean µs per call; "
+        f"{document['wall_seconds']:.0f} s; load average (1, 5, 15 min) "
+        f"{_loads(env)}. Median of the rounds' mean µs per call; "
         "ratio = ours / floor, same run. Method: the docstring of `bench/run.py`.",
         "",
         "## Targets",
         "",
         *verdict_lines(document["results"]),
+        "",
+        "Reading the tables: the ratio is what the targets judge, because both sides ran in",
+        "the same process, interleaved round by round, on identically seeded databases; the",
+        "absolute µs depend on the machine and its load. The floor is one raw driver call",
+        "plus its commit: on SQLite a few µs, so the fixed per-transaction and per-statement",
+        "costs of SQLAlchemy Core and its pool weigh heavily in the ratio; on PostgreSQL the",
+        "floor's three round trips (BEGIN, statement, COMMIT) dominate.",
         "",
     ]
     for name, storage in document["results"].items():

@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py --storage sqlite-file --ops verify,consume
     .venv/bin/python bench/run.py --profile verify --storage sqlite-file
     .venv/bin/python bench/run.py --reference xeon-2vcpu   # also bench/results/reference-*.md
+    .venv/bin/python bench/run.py --reference xeon-2vcpu --from-json bench/results/latest.json
 
 Method
 ------
@@ -204,9 +205,32 @@ def bench_storage(name: str, ops: list[str], plan: Plan, scratch: Path) -> dict[
         return {"note": storage.note, "ops": results}
 
 
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def write_reference(name: str, document: dict[str, Any]) -> Path:
+    """bench/results/reference-NAME.md: the committed copy of a full run."""
+    if document.get("mode") != "full":
+        raise SystemExit("a reference is written from a full run only (not --quick)")
+    page = RESULTS / f"reference-{name}.md"
+    page.write_text(markdown_page({**document, "reference": name}))
+    return page
+
+
 def run(args: argparse.Namespace) -> int:
     """The full or quick benchmark; prints the tables and targets, writes the JSON."""
+    if args.from_json:
+        if not args.reference:
+            raise SystemExit("--from-json needs --reference NAME")
+        document = json.loads(Path(args.from_json).read_text())
+        print(f"Wrote {write_reference(args.reference, document)}")
+        return 0
     started = time.perf_counter()
+    load_before = _load()
     plan = QUICK if args.quick else FULL
     mode = "quick" if args.quick else "full"
     ops = _ops(args.ops)
@@ -228,12 +252,12 @@ def run(args: argparse.Namespace) -> int:
         memory = memory_per_token(tokens)
     wall = time.perf_counter() - started
     document = {
-        "command": "bench/run.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["bench/run.py", *sys.argv[1:]]),
         "mode": mode,
         "reference": args.reference,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(wall, 1),
-        "environment": environment(),
+        "environment": {**environment(), "load_average": [load_before, _load()]},
         "plan": {"rounds": plan.rounds, "round_seconds": plan.round_seconds, "warmup": plan.warmup},
         "results": results,
         "skipped": skipped,
@@ -260,9 +284,7 @@ def run(args: argparse.Namespace) -> int:
     output.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(f"\nWrote {output}")
     if args.reference:
-        page = RESULTS / f"reference-{args.reference}.md"
-        page.write_text(markdown_page(document))
-        print(f"Wrote {page}")
+        print(f"Wrote {write_reference(args.reference, document)}")
     print(f"Wall time {wall:.1f} s")
     return 0
 
@@ -366,6 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         "--reference",
         metavar="NAME",
         help="also write bench/results/reference-NAME.md (the committed copy of a full run)",
+    )
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="with --reference: write the page from a saved full run instead of measuring",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--profile", metavar="OP", help="profile one operation of ours")
