@@ -8,6 +8,7 @@ rollback — explicit, by exception, or by leaving the block without commit — 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import threading
@@ -90,12 +91,32 @@ class _InMemoryTransaction(Transaction):
         self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
         self._open = True
         store.lock.acquire()
-        self.guests = InMemoryGuestRepository(self)
-        self.tokens = InMemoryTokenRepository(self)
-        self.bookings = InMemoryBookingRepository(self)
-        self.ratings = InMemoryRatingRepository(self)
-        self.incidents = InMemoryIncidentRepository(self)
-        self.audit = InMemoryAuditLog(self)
+
+    # Built on first use: most transactions touch one or two repositories, and building
+    # all six per transaction was the largest cost of an in-memory verification.
+    @functools.cached_property
+    def guests(self) -> InMemoryGuestRepository:  # type: ignore[override]
+        return InMemoryGuestRepository(self)
+
+    @functools.cached_property
+    def tokens(self) -> InMemoryTokenRepository:  # type: ignore[override]
+        return InMemoryTokenRepository(self)
+
+    @functools.cached_property
+    def bookings(self) -> InMemoryBookingRepository:  # type: ignore[override]
+        return InMemoryBookingRepository(self)
+
+    @functools.cached_property
+    def ratings(self) -> InMemoryRatingRepository:  # type: ignore[override]
+        return InMemoryRatingRepository(self)
+
+    @functools.cached_property
+    def incidents(self) -> InMemoryIncidentRepository:  # type: ignore[override]
+        return InMemoryIncidentRepository(self)
+
+    @functools.cached_property
+    def audit(self) -> InMemoryAuditLog:  # type: ignore[override]
+        return InMemoryAuditLog(self)
 
     @property
     def store(self) -> _Store:
