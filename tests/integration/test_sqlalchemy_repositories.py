@@ -3,19 +3,24 @@ time zones and precision, enum round-trips, transactions, and the no-RETURNING p
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
+from magiclink.adapters.sqlalchemy import SqlAlchemyTransaction, SqlAlchemyUnitOfWork, metadata
 from magiclink.adapters.sqlalchemy.tables import bookings, guests
 from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReason
 from magiclink.domain.errors import StorageError
 from magiclink.domain.policy import hash_token, refusal_reason
 from magiclink.domain.records import NewAuditEntry
-from tests.databases import count_statements
+from tests.databases import count_statements, sqlite_file_engine
 from tests.integration.seed import NOW, TTL, seed_booking
 
 
@@ -326,6 +331,83 @@ def test_sqlite_transactions_begin_immediate_and_readonly_deferred(sqlite_engine
             expires_at=NOW,
             created_at=NOW,
         )
+
+
+# What opens or ends a transaction (savepoints, ROLLBACK TO, left out).
+_SQLITE_CONTROL = re.compile(r"\s*(BEGIN|COMMIT|END|ROLLBACK(?!\s+TO))\b", re.IGNORECASE)
+
+
+@contextmanager
+def sqlite_trace(engine: Engine) -> Iterator[list[str]]:
+    """Every statement SQLite itself runs on the engine's connections while tracing: the
+    driver's own transaction control included (pysqlite's implicit BEGIN, the COMMIT of
+    `commit()`), which `count_statements` cannot see."""
+    traced: list[str] = []
+
+    def on_checkout(dbapi_connection: Any, _record: object, _proxy: object) -> None:
+        dbapi_connection.set_trace_callback(traced.append)
+
+    def on_checkin(dbapi_connection: Any, _record: object) -> None:
+        if dbapi_connection is not None:
+            dbapi_connection.set_trace_callback(None)
+
+    event.listen(engine, "checkout", on_checkout)
+    event.listen(engine, "checkin", on_checkin)
+    try:
+        yield traced
+    finally:
+        event.remove(engine, "checkout", on_checkout)
+        event.remove(engine, "checkin", on_checkin)
+
+
+@pytest.mark.parametrize("host_level", [None, "AUTOCOMMIT", "SERIALIZABLE"])
+def test_sqlite_driver_adds_no_transaction_control_of_its_own(
+    tmp_path: Path, host_level: str | None
+) -> None:
+    """§5.1/§5.2 on SQLite, seen from SQLite itself: our BEGIN IMMEDIATE (BEGIN when
+    read-only) comes before every statement, so pysqlite never adds its own deferred BEGIN
+    before a write; each transaction ends in exactly one COMMIT or ROLLBACK; a rolled-back
+    write leaves nothing. And the connection's isolation level is never switched (reverting
+    it costs `PRAGMA read_uncommitted`, which expires every prepared statement). Whatever
+    the host's engine level: the driver's default, AUTOCOMMIT, or SERIALIZABLE."""
+    options = {} if host_level is None else {"isolation_level": host_level}
+    engine = sqlite_file_engine(tmp_path, **options)
+    metadata.create_all(engine)
+    uow = SqlAlchemyUnitOfWork(engine)
+
+    def control(statements: list[str]) -> list[str]:
+        return [s.strip().upper() for s in statements if _SQLITE_CONTROL.match(s)]
+
+    def run(
+        work: Callable[[SqlAlchemyTransaction], object], *, readonly: bool = False
+    ) -> list[str]:
+        with sqlite_trace(engine) as traced, uow.transaction(readonly=readonly) as tx:
+            work(tx)
+        statements = [s for s in traced if not s.lstrip().upper().startswith("PRAGMA")]
+        assert statements[0].startswith("BEGIN"), statements  # nothing before our BEGIN
+        assert not [s for s in traced if "read_uncommitted" in s.lower()], traced
+        return control(statements)
+
+    def write_and_commit(tx: SqlAlchemyTransaction) -> None:
+        tx.guests.get_or_create("kept@example.com", now=NOW, last_request_at=None)
+        tx.commit()
+        tx.guests.set_blocked(1, True)  # the transaction begins again after a commit
+        tx.commit()
+
+    def write_and_drop(tx: SqlAlchemyTransaction) -> None:
+        tx.guests.get_or_create("dropped@example.com", now=NOW, last_request_at=None)
+
+    try:
+        committed = ["BEGIN IMMEDIATE", "COMMIT", "BEGIN IMMEDIATE", "COMMIT"]
+        assert run(write_and_commit) == committed
+        assert run(write_and_drop) == ["BEGIN IMMEDIATE", "ROLLBACK"]
+        assert run(lambda tx: tx.guests.get(1), readonly=True) == ["BEGIN", "ROLLBACK"]
+        with uow.transaction(readonly=True) as tx:
+            kept = tx.guests.get_by_email("kept@example.com")
+            assert kept is not None and kept.blocked
+            assert tx.guests.get_by_email("dropped@example.com") is None
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("readonly", [False, True])

@@ -2,16 +2,22 @@
 `transaction()`.
 
 What it does to the host's engine — nothing global: no event listener, no engine option. Each
-transaction checks out one connection from the engine's pool, sets per-connection options that
-SQLAlchemy reverts when the connection goes back to the pool, and returns it on `close()`.
+transaction checks out one connection from the engine's pool, sets only what it must on that
+connection (SQLAlchemy reverts per-connection options when the connection goes back to the
+pool), and returns it on `close()`.
 
 * **SQLite.** pysqlite's own transaction handling (a deferred BEGIN issued lazily before the
-  first write) lets two writers deadlock on a lock upgrade. So the connection is switched to
-  driver-level autocommit for the duration of the transaction and the unit of work issues
-  `BEGIN IMMEDIATE` itself for a write transaction (taking the write lock up front, waiting up
-  to the busy timeout) and a plain `BEGIN` for a read-only one. Once per pooled DBAPI
-  connection it also enables `PRAGMA foreign_keys` and, if the connection has no busy timeout
-  at all, sets one of 5 seconds; both stay set on that connection.
+  first INSERT/UPDATE/DELETE) lets two writers deadlock on a lock upgrade. So the unit of work
+  sends `BEGIN IMMEDIATE` itself before the first statement of a write transaction (taking
+  the write lock up front, waiting up to the busy timeout) and a plain `BEGIN` before that of
+  a read-only one. pysqlite adds its implicit BEGIN only when no transaction is open, so with
+  ours always first it never does; its `commit()` and `rollback()` end our transaction. The
+  connection's isolation level is left as it is: switching it to AUTOCOMMIT for each
+  transaction would make SQLAlchemy revert it on the way back to the pool with
+  `PRAGMA read_uncommitted = 0`, which expires every prepared statement of the connection
+  (each statement of the next transaction would be compiled by SQLite again). Once per pooled
+  DBAPI connection it also enables `PRAGMA foreign_keys` and, if the connection has no busy
+  timeout at all, sets one of 5 seconds; both stay set on that connection.
 * **PostgreSQL.** The transaction runs at READ COMMITTED (the server default; set per
   connection, at no cost with psycopg), so that after losing a unique race a transaction
   reads the winner's row, and a conditional UPDATE re-checks a row a racer just changed.
@@ -155,8 +161,8 @@ class SqlAlchemyTransaction(Transaction):
 
     def _rollback(self, connection: Connection) -> None:
         if self._flavour is _Flavour.SQLITE and _sqlite_in_transaction(connection):
-            # Explicit, because SQLAlchemy skips the DBAPI rollback in autocommit mode when
-            # the engine was built with skip_autocommit_rollback=True.
+            # Explicit, because SQLAlchemy skips the DBAPI rollback when the host's engine
+            # runs in AUTOCOMMIT mode and was built with skip_autocommit_rollback=True.
             connection.exec_driver_sql("ROLLBACK")
         connection.rollback()
 
@@ -221,8 +227,6 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
 
     def _prepare(self, connection: Connection) -> None:
         if self._flavour is _Flavour.SQLITE:
-            # Reverted by SQLAlchemy when the connection returns to the pool.
-            connection.execution_options(isolation_level="AUTOCOMMIT")
             _configure_sqlite_once(connection)
         elif self._flavour is _Flavour.POSTGRESQL:
             connection.execution_options(isolation_level="READ COMMITTED")
