@@ -20,7 +20,7 @@ from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReas
 from magiclink.domain.errors import StorageError
 from magiclink.domain.policy import hash_token, refusal_reason
 from magiclink.domain.records import NewAuditEntry
-from tests.databases import count_statements, sqlite_file_engine
+from tests.databases import count_statements, new_postgres_engine, sqlite_file_engine
 from tests.integration.seed import NOW, TTL, seed_booking
 
 
@@ -443,6 +443,87 @@ def test_server_transactions_run_read_committed(
                     },
                 )
             assert tx.guests.get_by_email("late@example.com") is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("setting", "level"),
+    [
+        ("engine", "AUTOCOMMIT"),
+        ("engine", "REPEATABLE READ"),
+        ("execution_options", "SERIALIZABLE"),
+        ("execution_options", "AUTOCOMMIT"),
+    ],
+)
+def test_postgres_read_committed_whatever_the_host_set(
+    postgres_engine: Engine, setting: str, level: str
+) -> None:
+    """The resting level of a pooled connection is read once and then trusted, yet a
+    host's own level still never leaks into our transactions: an engine built at another
+    level or in AUTOCOMMIT (which `get_isolation_level()` does not report), or
+    `execution_options(isolation_level=...)` on an engine sharing the pool of one at READ
+    COMMITTED. Each of our transactions is one READ COMMITTED transaction (a rollback
+    undoes its write), and the connection goes back at the host's level."""
+    base = new_postgres_engine(postgres_engine.url, pool_size=1, max_overflow=0)
+    host = base
+    if setting == "engine":
+        host = new_postgres_engine(postgres_engine.url, isolation_level=level)
+    try:
+        # One transaction on the plain engine first: its connection's level is remembered.
+        with SqlAlchemyUnitOfWork(base).transaction() as tx:
+            tx.guests.get(1)
+        if setting == "execution_options":
+            host = base.execution_options(isolation_level=level)
+        uow = SqlAlchemyUnitOfWork(host)
+        for attempt in range(2):
+            with uow.transaction() as tx:
+                connection = tx.connection()
+                isolation = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+                assert isolation == "read committed"
+                tx.guests.get_or_create(f"{attempt}@example.com", now=NOW, last_request_at=None)
+            with uow.transaction(readonly=True) as tx:
+                assert tx.guests.get_by_email(f"{attempt}@example.com") is None
+        with host.connect() as connection:
+            if level == "AUTOCOMMIT":
+                assert connection.connection.dbapi_connection.autocommit  # type: ignore[union-attr]
+            else:
+                assert connection.get_isolation_level() == level
+    finally:
+        if host is not base:
+            host.dispose()
+        base.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_level_is_read_once_and_never_set_when_already_read_committed(
+    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the server's default level nothing is set on the connection (setting it, and
+    SQLAlchemy reverting it at every check-in, was a measurable share of a verification);
+    the level is read once per pooled connection, not per transaction."""
+    engine = new_postgres_engine(postgres_engine.url, pool_size=1, max_overflow=0)
+    calls: list[str] = []
+    dialect = engine.dialect
+    real_get, real_set = dialect.get_isolation_level, dialect.set_isolation_level
+
+    def get_level(dbapi_connection: Any) -> Any:
+        calls.append("get")
+        return real_get(dbapi_connection)
+
+    def set_level(dbapi_connection: Any, level: Any) -> None:
+        calls.append(f"set {level}")
+        real_set(dbapi_connection, level)
+
+    monkeypatch.setattr(dialect, "get_isolation_level", get_level)
+    monkeypatch.setattr(dialect, "set_isolation_level", set_level)
+    try:
+        uow = SqlAlchemyUnitOfWork(engine)
+        for readonly in (False, True, False):
+            with uow.transaction(readonly=readonly) as tx:
+                tx.guests.get(1)
+        assert calls == ["get"]
+    finally:
+        engine.dispose()
 
 
 def test_uow_leaves_engine_defaults_alone(any_engine: Engine) -> None:

@@ -18,9 +18,11 @@ pool), and returns it on `close()`.
   (each statement of the next transaction would be compiled by SQLite again). Once per pooled
   DBAPI connection it also enables `PRAGMA foreign_keys` and, if the connection has no busy
   timeout at all, sets one of 5 seconds; both stay set on that connection.
-* **PostgreSQL.** The transaction runs at READ COMMITTED (the server default; set per
-  connection, at no cost with psycopg), so that after losing a unique race a transaction
-  reads the winner's row, and a conditional UPDATE re-checks a row a racer just changed.
+* **PostgreSQL.** The transaction runs at READ COMMITTED (the server default), so that after
+  losing a unique race a transaction reads the winner's row, and a conditional UPDATE
+  re-checks a row a racer just changed. The level a pooled connection rests at is read once
+  per DBAPI connection; it is set for the transaction only when that level is another one,
+  when the host's engine or connection asks for another one, or in autocommit mode.
 * **MariaDB/MySQL.** The same READ COMMITTED, set for each transaction by a
   `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` that applies to that transaction only.
 
@@ -49,6 +51,8 @@ from magiclink.ports.unit_of_work import Transaction, UnitOfWork
 
 SQLITE_DEFAULT_BUSY_TIMEOUT_MS: Final = 5000
 _SQLITE_CONFIGURED: Final = "magiclink_sqlite_configured"
+_PG_RESTING_LEVEL: Final = "magiclink_postgresql_resting_isolation_level"
+_READ_COMMITTED: Final = "READ COMMITTED"
 
 
 class _Flavour(enum.Enum):
@@ -229,7 +233,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         if self._flavour is _Flavour.SQLITE:
             _configure_sqlite_once(connection)
         elif self._flavour is _Flavour.POSTGRESQL:
-            connection.execution_options(isolation_level="READ COMMITTED")
+            _ensure_read_committed(connection)
 
 
 def _dbapi_connection(connection: Connection) -> Any:
@@ -238,6 +242,34 @@ def _dbapi_connection(connection: Connection) -> Any:
 
 def _sqlite_in_transaction(connection: Connection) -> bool:
     return bool(getattr(_dbapi_connection(connection), "in_transaction", False))
+
+
+def _ensure_read_committed(connection: Connection) -> None:
+    """Make the connection's next transaction run at READ COMMITTED, setting nothing when it
+    already would (PostgreSQL).
+
+    SQLAlchemy puts every connection back to its engine's level when it returns to the pool,
+    so the level a pooled connection rests at is read once per DBAPI connection (one round
+    trip, `get_isolation_level()`) and remembered in the pool's per-connection `info`. The
+    level is set for this checkout (and reverted by SQLAlchemy on return) only when
+    * that resting level is another one (the server's or role's default, or the engine's
+      `isolation_level`);
+    * this checkout asked for another level: `execution_options(isolation_level=...)` on the
+      host's engine or connection, already applied when the connection was handed over;
+    * the DBAPI connection is in autocommit mode (an engine built with
+      `isolation_level="AUTOCOMMIT"`), which `get_isolation_level()` does not report.
+    """
+    info = connection.connection.info
+    resting = info.get(_PG_RESTING_LEVEL)
+    if resting is None:
+        resting = info[_PG_RESTING_LEVEL] = connection.get_isolation_level()
+    requested = connection.get_execution_options().get("isolation_level")
+    if (
+        resting != _READ_COMMITTED
+        or requested not in (None, _READ_COMMITTED)
+        or getattr(_dbapi_connection(connection), "autocommit", False)
+    ):
+        connection.execution_options(isolation_level=_READ_COMMITTED)
 
 
 def _configure_sqlite_once(connection: Connection) -> None:
