@@ -132,7 +132,9 @@ def test_lookup_reads_token_guest_and_booking_in_one_row(any_engine: Engine) -> 
 
 
 def test_invalidate_by_booking_counts_per_guest(any_engine: Engine) -> None:
-    """R5.3/R8.2: per-guest counts, also on MariaDB where UPDATE has no RETURNING."""
+    """R5.3/R8.2: per-guest counts, on every path: UPDATE ... RETURNING (PostgreSQL), and the
+    count-then-update one (MariaDB, where UPDATE has no RETURNING; SQLite, where it is
+    slower)."""
     if any_engine.dialect.name == "mysql":
         assert not any_engine.dialect.update_returning  # the locking SELECT path is exercised
     uow = SqlAlchemyUnitOfWork(any_engine)
