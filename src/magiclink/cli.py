@@ -83,6 +83,7 @@ class DurationType(click.ParamType[timedelta]):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> timedelta:
+        """Parse the option's text, or fail as a usage error (exit 2)."""
         if isinstance(value, timedelta):
             return value
         try:
@@ -107,6 +108,7 @@ class Runtime:
 
     @property
     def engine(self) -> Engine:
+        """The engine for the URL, created on first use (a bad URL is a one-line failure)."""
         if self._engine is None:
             try:
                 self._engine = create_engine(self.url)
@@ -127,14 +129,17 @@ class Runtime:
 
     @functools.cached_property
     def uow(self) -> SqlAlchemyUnitOfWork:
+        """The unit of work, once the database is known to hold the magiclink tables."""
         self.require_schema()
         return SqlAlchemyUnitOfWork(self.engine)
 
     @functools.cached_property
     def guests(self) -> GuestService:
+        """The guest service every command works through, recording to `metrics`."""
         return GuestService(self.uow, metrics=self.metrics)
 
     def dispose(self) -> None:
+        """Close the engine's pooled connections."""
         if self._engine is not None:
             self._engine.dispose()
 

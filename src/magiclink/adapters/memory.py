@@ -171,6 +171,9 @@ class InMemoryUnitOfWork(UnitOfWork):
 
 
 class _Repository:
+    """Base of the in-memory repositories. Their methods implement the port methods of the
+    same names and keep the contracts documented there (`magiclink.ports.repositories`)."""
+
     def __init__(self, tx: _InMemoryTransaction) -> None:
         self._tx = tx
 
