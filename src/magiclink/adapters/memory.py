@@ -25,7 +25,7 @@ from magiclink.domain.enums import (
     InvalidationReason,
 )
 from magiclink.domain.errors import DuplicateRating, InvalidInput, StorageError
-from magiclink.domain.policy import require_aware
+from magiclink.domain.policy import require_aware, token_refusal
 from magiclink.domain.records import (
     AuditEntry,
     Booking,
@@ -55,7 +55,6 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _MISSING: Final = object()
-_OPEN = (BookingStatus.SCHEDULED, BookingStatus.COMPLETED)
 
 
 class _Store:
@@ -335,16 +334,11 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         return self._tx.store.tokens.get(token_id)
 
     def _is_live(self, token: MagicLinkToken, now: datetime) -> bool:
-        if token.invalidated or token.used_at is not None or token.expires_at <= now:
-            return False
-        if token.booking_id is None:
-            return True
-        booking = self._tx.store.bookings.get(token.booking_id)
-        return (
-            booking is not None
-            and booking.status in _OPEN
-            and (token.booking_revision is None or token.booking_revision == booking.revision)
+        booking = (
+            None if token.booking_id is None else self._tx.store.bookings.get(token.booking_id)
         )
+        status, revision = (None, None) if booking is None else (booking.status, booking.revision)
+        return token_refusal(token, status, revision, now) is None
 
     def consume(self, token_id: int, *, now: datetime) -> bool:
         store = self._tx.store

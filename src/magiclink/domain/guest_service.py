@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import attrs
+
 from magiclink.domain.enums import AuditAction, InvalidationReason, IssuePath, RefusalReason
 from magiclink.domain.errors import (
     AccessDenied,
@@ -307,18 +309,7 @@ class GuestService:
             guest_id=lookup.guest.id,
             booking_id=lookup.token.booking_id,
         )
-        consumed = MagicLinkToken(
-            id=lookup.token.id,
-            token_hash=lookup.token.token_hash,
-            guest_id=lookup.token.guest_id,
-            booking_id=lookup.token.booking_id,
-            booking_revision=lookup.token.booking_revision,
-            expires_at=lookup.token.expires_at,
-            used_at=now,
-            invalidated=False,
-            invalidation_reason=None,
-            created_at=lookup.token.created_at,
-        )
+        consumed = attrs.evolve(lookup.token, used_at=now)
         return VerifiedToken(token=consumed, guest=lookup.guest)
 
     def _hash_or_refuse(self, raw: object, operation: str) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from magiclink.domain.enums import BookingStatus, RefusalReason
 from magiclink.domain.errors import InvalidInput
-from magiclink.domain.records import TokenLookup
+from magiclink.domain.records import MagicLinkToken, TokenLookup
 
 RAW_TOKEN_BYTES = 32
 RAW_TOKEN_LENGTH = 2 * RAW_TOKEN_BYTES
@@ -20,9 +20,6 @@ MAX_TEXT_ID_LENGTH = 255
 _RAW_TOKEN = re.compile(r"[0-9a-f]{64}")
 # Deliberately simple: one @, a dot in the domain, no whitespace or control characters.
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+")
-
-
-_CLOSED = (BookingStatus.CANCELLED, BookingStatus.NO_SHOW)
 
 
 def generate_raw_token() -> str:
@@ -123,9 +120,22 @@ def refusal_reason(lookup: TokenLookup, now: datetime) -> RefusalReason | None:
     The order is the contract: a blocked guest first (`AccessDenied`), then the token's own
     state, then its booking (closed, moved to a new revision, or gone).
     """
-    token = lookup.token
     if lookup.guest.blocked:
         return RefusalReason.BLOCKED
+    return token_refusal(lookup.token, lookup.booking_status, lookup.booking_revision, now)
+
+
+def token_refusal(
+    token: MagicLinkToken,
+    booking_status: BookingStatus | None,
+    booking_revision: int | None,
+    now: datetime,
+) -> RefusalReason | None:
+    """Why the token itself is dead at `now`, or None when it is live; its guest aside.
+
+    The one statement of the liveness rule: verification uses it through `refusal_reason`,
+    and an adapter whose storage is Python objects uses it for the conditional consume.
+    """
     if token.invalidated:
         return RefusalReason.INVALIDATED
     if token.used_at is not None:
@@ -133,11 +143,10 @@ def refusal_reason(lookup: TokenLookup, now: datetime) -> RefusalReason | None:
     if token.expires_at <= now:
         return RefusalReason.EXPIRED
     if token.booking_id is not None:
-        status = lookup.booking_status
-        if status is None:
+        if booking_status is None:
             return RefusalReason.BOOKING_MISSING
-        if status in _CLOSED:
+        if booking_status.is_closed:
             return RefusalReason.BOOKING_CLOSED
-        if token.booking_revision is not None and token.booking_revision != lookup.booking_revision:
+        if token.booking_revision is not None and token.booking_revision != booking_revision:
             return RefusalReason.BOOKING_RESCHEDULED
     return None

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Final, TypeVar
 
 from magiclink.domain.errors import MagicLinkError, StorageError
-from magiclink.domain.observability import log_event
+from magiclink.domain.observability import Events, log_event
 from magiclink.ports.unit_of_work import Transaction, UnitOfWork
 
 T = TypeVar("T")
@@ -26,7 +26,7 @@ def run_in_transaction(
     *,
     readonly: bool = False,
     landed: Callable[[Transaction], T | None] | None = None,
-    retried_event: str = "storage.retried",
+    retried_event: str = Events.STORAGE_RETRIED,
     on_retry: Callable[[StorageError], None] | None = None,
     log_fields: Mapping[str, object] | None = None,
 ) -> T:
