@@ -38,11 +38,11 @@ SPEC_NAMES = {
     "InvalidInput",
     "StorageError",
 }
-EXTRA_NAMES = {"AuditAction", "LinkMessage", "RefusalReason"}
+EXTRA_NAMES = {"AuditAction", "LinkMessage", "RefusalReason", "Services", "build_services"}
 
 
 def test_all_is_pinned() -> None:
-    """`magiclink.__all__` is exactly the SPEC §4 names plus three documented extras."""
+    """`magiclink.__all__` is exactly the SPEC §4 names plus the documented extras."""
     assert set(magiclink.__all__) == SPEC_NAMES | EXTRA_NAMES
     assert len(magiclink.__all__) == len(set(magiclink.__all__))
     for name in magiclink.__all__:
@@ -109,3 +109,18 @@ def test_importing_magiclink_loads_no_adapter_or_test_tooling() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_build_services_wires_one_guest_service() -> None:
+    """The composition root: every lifecycle service invalidates through the one guest service
+    it was given (R5.1), on the one unit of work, with the settings passed."""
+    from magiclink.adapters.memory import InMemoryNotifier, InMemoryUnitOfWork
+
+    settings = magiclink.Settings(revoke_on_reuse=True)
+    services = magiclink.build_services(
+        InMemoryUnitOfWork(), notifier=InMemoryNotifier(), settings=settings
+    )
+    assert services.guests.settings is settings
+    for lifecycle in (services.bookings, services.ratings, services.quality):
+        assert lifecycle._guests is services.guests
+        assert lifecycle._uow is services.guests._uow

@@ -4,6 +4,7 @@ Everything a host application needs is re-exported here; other modules are inter
 except `magiclink.ports` (abstract ports), `magiclink.adapters.*` and `magiclink.testing`.
 """
 
+from magiclink._bootstrap import Services, build_services
 from magiclink.domain.booking_service import BookingService
 from magiclink.domain.enums import (
     AuditAction,
@@ -74,8 +75,10 @@ __all__ = [
     "RefusalReason",
     "Requester",
     "RescheduleOutcome",
+    "Services",
     "Settings",
     "StorageError",
     "TokenExpiredOrUsed",
     "VerifiedToken",
+    "build_services",
 ]
