@@ -11,7 +11,6 @@ the §8 actions are on main.
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
