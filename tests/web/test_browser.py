@@ -57,8 +57,11 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def served(browser: object) -> Iterator[tuple[World, str]]:
     holder: dict[str, Flask] = {}
-    server = make_server("127.0.0.1", 0, lambda e, s: holder["app"](e, s), threaded=True,
-                         request_handler=Quiet)  # fmt: skip
+
+    def late_bound(environ, start_response):  # type: ignore[no-untyped-def]
+        return holder["app"](environ, start_response)
+
+    server = make_server("127.0.0.1", 0, late_bound, threaded=True, request_handler=Quiet)
     origin = f"http://127.0.0.1:{server.server_port}"
     world = make_world(f"{origin}/magic-link")
     app = Flask(__name__)
