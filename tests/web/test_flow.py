@@ -128,3 +128,15 @@ def test_12_flask_blueprint_is_the_same_flow(world: World) -> None:
     assert done.status_code == 200
     rating = world.services.ratings.get_rating(world.booking.id)
     assert rating is not None and rating.rating == 4
+
+
+def test_12_fastapi_mounts_the_asgi_app(world: World) -> None:
+    from fastapi import FastAPI
+
+    host = FastAPI()
+    host.mount("/", create_asgi_app(world.services, secret_key=SECRET))
+    client = TestClient(host)
+    assert client.get(f"/magic-link?token={world.raw}").status_code == 200
+    page = client.get("/magic-link")
+    assert page.status_code == 200 and "Report a problem" in page.text
+    assert client.get("/magic-link/static/page.css").headers["content-type"].startswith("text/css")

@@ -78,9 +78,7 @@ class BookingService(LifecycleService):
     def get_booking(self, booking_id: int) -> Booking | None:
         """The booking with this id, or None (read-only; the guest's page shows it)."""
         booking_id = require_id(booking_id, "booking_id")
-        return run_in_transaction(
-            self._uow, lambda tx: tx.bookings.get(booking_id), readonly=True
-        )
+        return run_in_transaction(self._uow, lambda tx: tx.bookings.get(booking_id), readonly=True)
 
     def book_session(
         self,
