@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-quick soak clean
+.PHONY: demo demo-web test lint typecheck unit bench bench-quick soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/magiclink demo
+
+demo-web: $(STAMP)
+	$(PY) -m magiclink.web._demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests examples

@@ -70,6 +70,16 @@ class BookingService(LifecycleService):
         super().__init__(uow, guest_service, clock=clock, metrics=metrics)
         self._notifier = notifier
 
+    @property
+    def notifier(self) -> Notifier:
+        """The notifier this service mails links through (web front: fresh-link requests)."""
+        return self._notifier
+
+    def get_booking(self, booking_id: int) -> Booking | None:
+        """The booking with this id, or None (read-only; the guest's page shows it)."""
+        booking_id = require_id(booking_id, "booking_id")
+        return run_in_transaction(self._uow, lambda tx: tx.bookings.get(booking_id), readonly=True)
+
     def book_session(
         self,
         mentor_id: int,

@@ -21,6 +21,13 @@ class RatingService(LifecycleService):
     `RatingService(uow, guest_service, *, clock=None, metrics=None)`.
     """
 
+    def get_rating(self, booking_id: int) -> Rating | None:
+        """The booking's rating, or None (read-only; the guest's page hides "rate" once rated)."""
+        booking_id = require_id(booking_id, "booking_id")
+        return run_in_transaction(
+            self._uow, lambda tx: tx.ratings.get_by_booking(booking_id), readonly=True
+        )
+
     def create_rating(
         self,
         booking_id: int,

@@ -1,0 +1,76 @@
+"""The guest's page behind a magic link (SPEC §12), for any Python web framework.
+
+Install `magiclink[web]`. One framework-free flow, `GuestPage.handle(WebRequest) -> WebResponse`,
+does the whole journey; thin shells mount it:
+
+* `create_asgi_app(services, *, secret_key, ...)` — a Starlette app (`fastapi_app.mount("/",
+  create_asgi_app(...))`, or route it under any prefix: it answers the path of
+  `Settings.link_base_url`);
+* `flask_blueprint(services, *, secret_key, ...)` — `flask_app.register_blueprint(...)`;
+* Django: a view of a few lines around `GuestPage` (see docs/web.md, run by the tests).
+
+`services` is `magiclink.build_services(...)`. Options (keyword-only) of all three:
+`secret_key` (≥ 16 bytes, signs the CSRF tokens), `notifier` (mails fresh links; default the
+booking service's), `mentor_name(booking) -> str`, `timezone` (a `tzinfo`, default UTC),
+`base_path` (default: the path of `Settings.link_base_url`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, tzinfo
+from typing import TYPE_CHECKING
+
+from magiclink._bootstrap import Services
+from magiclink.domain.records import Booking
+from magiclink.ports.notifier import Notifier
+from magiclink.web._flow import COOKIE_NAME, GuestPage
+from magiclink.web._http import WebRequest, WebResponse
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+    from starlette.applications import Starlette
+
+__all__ = [
+    "COOKIE_NAME",
+    "GuestPage",
+    "WebRequest",
+    "WebResponse",
+    "create_asgi_app",
+    "flask_blueprint",
+]
+
+
+def create_asgi_app(
+    services: Services,
+    *,
+    secret_key: str | bytes,
+    notifier: Notifier | None = None,
+    mentor_name: Callable[[Booking], str] | None = None,
+    timezone: tzinfo = UTC,
+    base_path: str | None = None,
+) -> Starlette:
+    """The guest's page as a Starlette application (mountable in FastAPI)."""
+    from magiclink.web._asgi import asgi_app
+
+    page = GuestPage(services, secret_key=secret_key, notifier=notifier,
+                     mentor_name=mentor_name, timezone=timezone, base_path=base_path)  # fmt: skip
+    return asgi_app(page)
+
+
+def flask_blueprint(
+    services: Services,
+    *,
+    secret_key: str | bytes,
+    notifier: Notifier | None = None,
+    mentor_name: Callable[[Booking], str] | None = None,
+    timezone: tzinfo = UTC,
+    base_path: str | None = None,
+    name: str = "magiclink_web",
+) -> Blueprint:
+    """The guest's page as a Flask blueprint (Flask itself is the host's dependency)."""
+    from magiclink.web._flask import blueprint
+
+    page = GuestPage(services, secret_key=secret_key, notifier=notifier,
+                     mentor_name=mentor_name, timezone=timezone, base_path=base_path)  # fmt: skip
+    return blueprint(page, name)
