@@ -222,6 +222,8 @@ def strategies(seed: Seed) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
             "rating": either(1, 5, 0, 6),
             "feedback": either(None, "great", "y" * 2_001),
         },
+        "get_booking": {"booking_id": booking_ids},
+        "get_rating": {"booking_id": booking_ids},
         "create_incident": {
             "student_profile_id": either(PROFILE),
             "booking_uid": either(seed.booking.uid, "unknown-uid"),
@@ -262,6 +264,8 @@ METHODS = [
     "mark_session_as_no_show",
     "mark_session_complete",
     "create_rating",
+    "get_booking",
+    "get_rating",
     "create_incident",
 ]
 
