@@ -157,7 +157,7 @@ def test_audit_trail_refuses_bad_limit(limit: object) -> None:
 def test_tokens_for_booking_lists_oldest_first() -> None:
     h = Harness.build()
     booking, first = h.book()
-    second = h.inbox(booking_id=booking.id)
+    second = h.inbox(booking_id=booking.id).raw
     tokens = h.guests.tokens_for_booking(booking.id)
     assert [t.id for t in tokens] == [h.token(first).id, h.token(second).id]
     assert h.guests.tokens_for_booking(12345) == []
