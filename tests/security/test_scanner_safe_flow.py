@@ -34,7 +34,7 @@ create_app: Callable[[GuestService], Flask] = load_example().create_app
 
 @pytest.fixture
 def world() -> World:
-    return World(InMemoryUnitOfWork())
+    return World.over(InMemoryUnitOfWork())
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def client(world: World) -> FlaskClient:
 
 @pytest.fixture
 def link(world: World) -> Link:
-    return world.book(ADA)[1]
+    return world.book_link(ADA)[1]
 
 
 def hidden_token(page: str) -> str:
@@ -56,7 +56,7 @@ def hidden_token(page: str) -> str:
 def test_opening_the_link_renders_a_form_and_changes_nothing(
     world: World, client: FlaskClient, link: Link
 ) -> None:
-    before = world.token(link)
+    before = world.stored(link)
 
     scanner = client.get("/magic-link", query_string={"token": link.raw})
     guest = client.get("/magic-link", query_string={"token": link.raw})
@@ -69,7 +69,7 @@ def test_opening_the_link_renders_a_form_and_changes_nothing(
         assert ADA in page
         assert response.headers["Referrer-Policy"] == "no-referrer"
         assert response.headers["Cache-Control"] == "no-store"
-    assert world.token(link) == before  # still unused, not invalidated
+    assert world.stored(link) == before  # still unused, not invalidated
     assert world.guests.verify_token(link.raw).token.used_at is None
     assert world.entries(AuditAction.VERIFY_TOKEN) == []
     assert world.metrics.count("magiclink_verifications_total", operation="consume") == 0
@@ -85,7 +85,7 @@ def test_the_form_post_consumes_the_link_exactly_once(
 
     assert first.status_code == 200
     assert f"Signed in as {ADA}." in first.get_data(as_text=True)
-    assert world.token(link).used_at == world.clock.now()
+    assert world.stored(link).used_at == world.clock.now()
     assert second.status_code == 401
     assert "Token expired or used" in second.get_data(as_text=True)
     assert world.metrics.count("magiclink_verifications_total", outcome="accepted") == 2
@@ -146,12 +146,12 @@ def test_a_blocked_guest_is_403_access_denied(
     ):
         assert response.status_code == 403
         assert "Access denied" in response.get_data(as_text=True)
-    assert world.token(link).used_at is None
+    assert world.stored(link).used_at is None
 
 
 def test_the_page_escapes_what_it_shows(world: World, client: FlaskClient) -> None:
     email = "<b>ada</b>@example.com"
-    _, link = world.book(email)
+    _, link = world.book_link(email)
 
     page = client.get("/magic-link", query_string={"token": link.raw}).get_data(as_text=True)
 
