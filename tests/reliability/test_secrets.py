@@ -78,7 +78,7 @@ class Lifecycle:
         w.guests.unblock_guest(STUDENT)
         moved = w.bookings.reschedule_session(seed.booking.id, T0 + timedelta(days=2), student())
         assert moved.link_sent
-        self.raws.append(w.last_link())
+        self.raws.append(w.last_raw())
         self.refused(lambda: w.guests.verify_token(seed.live[0]), TokenExpiredOrUsed)
         w.ratings.create_rating(seed.booking.id, PROFILE, 5, "thanks")
         w.quality.create_incident(PROFILE, seed.booking.uid, IncidentType.OTHER, "x")
