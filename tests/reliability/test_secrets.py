@@ -170,7 +170,7 @@ def test_no_raw_token_in_storage_logs_statements_or_errors(
             assert not [raw for raw in raws if raw in renderings(link)], repr(link)
         assert not [raw for raw in raws if sha256_hex(raw) in renderings(error)], repr(error)
     # What a host might log: the mailed message's and the issued token's repr.
-    for message in world.notifier.sent:
+    for message in world.sent:
         assert not [raw for raw in raws if raw in repr(message)]
     issued = world.guests.request_inbox_link("repr@example.com")
     assert issued.raw not in repr(issued)

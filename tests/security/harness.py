@@ -34,7 +34,7 @@ class World(_World):
         )
         return cls.build(uow, start=START, settings=settings)
 
-    def redeployed(self, **options: bool) -> World:
+    def redeployed(self, **options: Any) -> World:
         """The same storage at the same time under other options (a host's redeploy)."""
         return self.reconfigured(Settings(**options))
 

@@ -139,6 +139,7 @@ def test_supersede_leaves_consumed_expired_and_invalidated_links_as_they_were(
     expired = world.system(ADA, booking.id)
     world.clock.advance(world.settings.token_ttl)
     revoked = world.system(ADA, booking.id)
+    assert revoked.token_id is not None
     world.guests.invalidate_token(revoked.token_id, InvalidationReason.MANUAL_REVOCATION)
     before = {link.token_id: world.stored(link) for link in (consumed, expired, revoked)}
     world_on = world.redeployed(supersede_previous_links=True)

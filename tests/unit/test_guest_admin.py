@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -171,7 +172,7 @@ def test_tokens_for_booking_lists_oldest_first() -> None:
 def test_invalid_email_is_invalid_input_everywhere_without_storage_calls(email: str) -> None:
     faulty = FaultyUnitOfWork(InMemoryUnitOfWork(), count_begins=True)
     h = Harness.build(faulty)
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: h.guests.request_inbox_link(email),
         lambda: h.guests.generate_token_for_rescheduled_booking(email, 1),
         lambda: h.guests.block_guest(email),
