@@ -58,6 +58,7 @@ from magiclink.testing.world import World as _World
 __all__ = [
     "EVENT_REASONS",
     "PROPERTIES",
+    "DeadKind",
     "Link",
     "Property",
     "PropertyFailed",
