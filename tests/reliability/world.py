@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,20 +70,8 @@ class Seed:
 class World(_World):
     """The shipped world at `T0`, booking with `MENTOR`, plus the seed of the reliability tests."""
 
-    @classmethod
-    def build(cls, uow: UnitOfWork | None = None, *, start: datetime = T0, **options: Any) -> World:
-        """Wire the services over `uow` with the clock at `start`."""
-        return super().build(uow, start=start, **options)
-
-    def book(
-        self,
-        email: str = STUDENT,
-        *,
-        mentor_id: int = MENTOR,
-        ahead: timedelta = timedelta(days=1),
-    ) -> tuple[Booking, str]:
-        """Book a session starting tomorrow; the booking and the raw token it mailed."""
-        return super().book(email, mentor_id=mentor_id, ahead=ahead)
+    start = T0
+    mentor_id = MENTOR
 
     def craft_link(self, email: str, booking: Booking) -> str:
         """A link of another guest bound to `booking`, stored through the ports alone

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from magiclink import AuditAction, AuditEntry, Booking
+from magiclink import AuditAction, AuditEntry
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.ports import UnitOfWork
 from magiclink.testing import World, hash_token
@@ -41,22 +41,8 @@ hash_of = hash_token
 class Harness(World):
     """The shipped world started at `T0`, booking with `MENTOR`."""
 
-    @classmethod
-    def build(
-        cls, uow: UnitOfWork | None = None, *, start: datetime = T0, **options: Any
-    ) -> Harness:
-        """Wire the services over `uow` (a fresh in-memory one by default)."""
-        return super().build(uow, start=start, **options)
-
-    def book(
-        self,
-        email: str = STUDENT,
-        *,
-        mentor_id: int = MENTOR,
-        ahead: timedelta = timedelta(days=1),
-    ) -> tuple[Booking, str]:
-        """Book a session starting tomorrow; the booking and the raw token it mailed."""
-        return super().book(email, mentor_id=mentor_id, ahead=ahead)
+    start = T0
+    mentor_id = MENTOR
 
     def verify_audits(self) -> list[AuditEntry]:
         """The VERIFY_TOKEN entries, newest first."""

@@ -17,7 +17,7 @@ data might hold one. `hash_token` is the SHA-256 hex by which storage knows a ra
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Self
+from typing import Any, ClassVar, Final, Self
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
@@ -87,7 +87,14 @@ class Link:
 
 @attrs.define
 class World:
-    """Storage, clock, notifier, metrics, settings and the four services wired over them."""
+    """Storage, clock, notifier, metrics, settings and the four services wired over them.
+
+    A suite with other defaults subclasses it and sets `start` (the clock's default start)
+    and `mentor_id` (whom `book` books with by default).
+    """
+
+    start: ClassVar[datetime] = EPOCH
+    mentor_id: ClassVar[int] = MENTOR_ID
 
     uow: UnitOfWork
     clock: ManualClock
@@ -101,18 +108,19 @@ class World:
         cls,
         uow: UnitOfWork | None = None,
         *,
-        start: datetime = EPOCH,
+        start: datetime | None = None,
         settings: Settings | None = None,
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
     ) -> Self:
-        """A world over `uow` (a fresh in-memory one by default), its clock at `start`.
+        """A world over `uow` (a fresh in-memory one by default), its clock at `start`
+        (the class's `start` by default).
 
         `metrics` replaces the recording `InMemoryMetrics` given to the services (e.g. a
         Prometheus adapter); `world.metrics` then stays an empty recorder.
         """
         uow = uow if uow is not None else InMemoryUnitOfWork()
-        clock = ManualClock(start)
+        clock = ManualClock(start if start is not None else cls.start)
         recorder = InMemoryMetrics()
         notifier = notifier if notifier is not None else InMemoryNotifier()
         settings = settings if settings is not None else Settings()
@@ -157,11 +165,13 @@ class World:
         self,
         email: str = "student@example.com",
         *,
-        mentor_id: int = MENTOR_ID,
+        mentor_id: int | None = None,
         ahead: timedelta = timedelta(days=1),
     ) -> tuple[Booking, str]:
-        """Book a session `ahead` of now; the booking and the raw token it mailed."""
-        outcome = self.bookings.book_session(mentor_id, email, self.clock.now() + ahead)
+        """Book a session `ahead` of now with `mentor_id` (the class's by default); the
+        booking and the raw token it mailed."""
+        mentor = mentor_id if mentor_id is not None else self.mentor_id
+        outcome = self.bookings.book_session(mentor, email, self.clock.now() + ahead)
         if not outcome.link_sent:
             raise AssertionError(f"book_session did not mail its link: {outcome}")
         return outcome.booking, self.last_raw()
