@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check src tests examples
 
 typecheck: $(STAMP)
-	$(PY) -m mypy --strict src
+	$(PY) -m mypy --strict src tests
 
 test: lint typecheck
 	$(PY) -m pytest -q

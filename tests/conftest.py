@@ -27,9 +27,8 @@ LEAK_SCANNER = LeakScanner()
 
 def pytest_configure(config: pytest.Config) -> None:
     """Remember every raw token the services issue; watch every `magiclink` log record."""
-    guest_service_module.generate_raw_token = LEAK_SCANNER.remember(  # type: ignore[method-assign]
-        guest_service_module.generate_raw_token
-    )
+    name = "generate_raw_token"  # patched where the service looks it up
+    setattr(guest_service_module, name, LEAK_SCANNER.remember(getattr(guest_service_module, name)))
     library_logger = logging.getLogger("magiclink")
     library_logger.addHandler(LEAK_SCANNER)
     library_logger.setLevel(logging.DEBUG)

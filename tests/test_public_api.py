@@ -89,7 +89,8 @@ def test_enum_values_are_lowercased_names() -> None:
     for enum in (magiclink.InvalidationReason, magiclink.BookingStatus, magiclink.IncidentType):
         for member in enum:
             assert member.name == member.value.upper()
-    assert magiclink.InvalidationReason.BOOKING_CANCELLED == "booking_cancelled"
+    reason: str = magiclink.InvalidationReason.BOOKING_CANCELLED  # a StrEnum is a str
+    assert reason == "booking_cancelled"
 
 
 def test_package_ships_py_typed() -> None:

@@ -29,7 +29,7 @@ from magiclink import (
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.domain import errors as errors_module
-from magiclink.domain.policy import hash_token
+from magiclink.testing import hash_token
 from magiclink.testing.faults import FaultyUnitOfWork, InjectedFault
 
 from .world import MENTOR, World, build, secrets_in
@@ -142,7 +142,7 @@ def provoke_everything(world: World, faulty: FaultyUnitOfWork) -> Collector:
     """Every error class, with raw tokens and hashes offered as input wherever possible."""
     out = Collector()
     guests, bookings = world.guests, world.bookings
-    booking_id = world.book("ada@example.com")
+    booking_id = world.book_id("ada@example.com")
     raw = world.last_raw()
     digest = hash_token(raw)
     stranger = Requester(user_id=99, email="eve@example.com")
@@ -191,7 +191,7 @@ def provoke_everything(world: World, faulty: FaultyUnitOfWork) -> Collector:
     # DuplicateRating, BookingClosed
     world.ratings.create_rating(booking_id, "p", 5)
     out.expect(DuplicateRating, world.ratings.create_rating, booking_id, "p", 4)
-    cancelled = world.book("dee@example.com")
+    cancelled = world.book_id("dee@example.com")
     dee = world.last_raw()
     bookings.cancel_session(cancelled, "", "mentor", MENTOR)
     out.expect(TokenExpiredOrUsed, guests.consume_token, dee)
@@ -200,14 +200,14 @@ def provoke_everything(world: World, faulty: FaultyUnitOfWork) -> Collector:
     out.expect(BookingClosed, guests.request_inbox_link, "dee@example.com", cancelled)
 
     # AccessDenied for a blocked guest's own link
-    blocked = world.book("eve@example.com")
+    blocked = world.book_id("eve@example.com")
     eve = world.last_raw()
     guests.block_guest("eve@example.com")
     out.expect(AccessDenied, guests.verify_token, eve)
     out.expect(AccessDenied, guests.request_inbox_link, "eve@example.com", blocked)
 
     # StorageError: a storage failure whose driver text quotes the token and its hash
-    world.book("fay@example.com")
+    world.book_id("fay@example.com")
     fay = world.last_raw()
     faulty.arm(
         1,
@@ -239,7 +239,7 @@ def test_the_script_provokes_every_error_class(provoked: tuple[World, Collector]
 def test_no_raised_error_carries_a_raw_token_or_a_hash(provoked: tuple[World, Collector]) -> None:
     world, collected = provoked
     secrets = list(secrets_in(world.raw_tokens() + collected.inbox_raws))
-    assert len(secrets) == 2 * (len(world.outbox.sent) + 2)
+    assert len(secrets) == 2 * (len(world.sent) + 2)
     for error in collected.raised:
         shown = f"{error} {error!r} {error.args!r} {error.message}"
         for secret in secrets:

@@ -165,9 +165,9 @@ def test_services_feed_the_recorder() -> None:
     metrics = InMemoryMetrics()
     world = build(metrics)
     for email in ("ada@example.com", "bob@example.com", "cy@example.com"):
-        booking_id = world.book(email)
+        booking_id = world.book_id(email)
         world.bookings.cancel_session(booking_id, "", "mentor", MENTOR)
-    moved = world.book("dee@example.com")
+    moved = world.book_id("dee@example.com")
     world.bookings.reschedule_session(moved, world.clock.now() + timedelta(days=3), MENTOR)
 
     assert metrics.count(N.INVALIDATIONS, outcome="succeeded") == 4
@@ -189,7 +189,7 @@ def test_failed_invalidation_in_the_recorder() -> None:
     metrics = InMemoryMetrics()
     faulty = FaultyUnitOfWork(InMemoryUnitOfWork())
     world = build(metrics, uow=faulty)
-    booking_id = world.book()
+    booking_id = world.book_id()
     faulty.arm(1, match="tokens.invalidate_by_booking")  # not transient: no retry
 
     world.ratings.create_rating(booking_id, "profile-7", 4)

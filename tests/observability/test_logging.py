@@ -132,21 +132,21 @@ def scripted_run(caplog: pytest.LogCaptureFixture) -> Run:
     ids: dict[str, int] = {}
 
     # token.issued, token.consumed, token.reuse_detected
-    ids["reused"] = world.book("ada@example.com")
+    ids["reused"] = world.book_id("ada@example.com")
     reused = world.last_raw()
     world.guests.consume_token(reused)
     with pytest.raises(TokenExpiredOrUsed):
         world.guests.consume_token(reused)
 
     # token_invalidation.succeeded, then token.verify_refused (invalidated)
-    ids["cancelled"] = world.book("bob@example.com")
+    ids["cancelled"] = world.book_id("bob@example.com")
     raws.append(world.guests.request_inbox_link("bob@example.com", ids["cancelled"]).raw)
     world.bookings.cancel_session(ids["cancelled"], "mentor is ill", "mentor", MENTOR)
     with pytest.raises(TokenExpiredOrUsed):
         world.guests.verify_token(world.raw_tokens()[-1])
 
     # token_invalidation.retried, token_invalidation.failed, lifecycle.step_failed
-    ids["failed"] = world.book("cy@example.com")
+    ids["failed"] = world.book_id("cy@example.com")
     faulty.arm(1, match="tokens.invalidate_by_booking", transient=True, times=2)
     world.bookings.cancel_session(ids["failed"], "", "student", MENTOR)
 
@@ -157,7 +157,7 @@ def scripted_run(caplog: pytest.LogCaptureFixture) -> Run:
 
     # storage.retried: a transient failure outside invalidation, healed by the retry
     faulty.arm(1, match="tokens.lookup", transient=True)
-    ids["retried"] = world.book("dee@example.com")
+    ids["retried"] = world.book_id("dee@example.com")
     world.guests.verify_token(world.last_raw())
     faulty.disarm()
 
@@ -387,7 +387,7 @@ def test_records_propagate_to_the_host_configuration(caplog: pytest.LogCaptureFi
     """With the host's handler on the root logger, the events arrive (caplog is such one)."""
     caplog.set_level(logging.INFO)
     world = build()
-    world.book()
+    world.book_id()
     assert Events.TOKEN_ISSUED in [getattr(r, "event", None) for r in caplog.records]
 
 
@@ -396,6 +396,6 @@ def test_nothing_is_formatted_when_the_level_is_disabled(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="magiclink")
     world = build()
-    booking_id = world.book()
+    booking_id = world.book_id()
     world.bookings.cancel_session(booking_id, "", "mentor", MENTOR)
     assert [r for r in caplog.records if r.name == "magiclink"] == []

@@ -292,7 +292,7 @@ def world(prom: PrometheusMetrics) -> World:
 
 
 def test_tokens_issued_by_path(world: World, registry: CollectorRegistry) -> None:
-    booking_id = world.book()
+    booking_id = world.book_id()
     world.guests.request_inbox_link("ada@example.com", booking_id)
     world.bookings.reschedule_session(booking_id, world.clock.now() + timedelta(days=3), MENTOR)
     sample = "magiclink_tokens_issued_total"
@@ -304,15 +304,15 @@ def test_tokens_issued_by_path(world: World, registry: CollectorRegistry) -> Non
 def test_invalidations_by_reason_and_outcome_with_latency_and_tokens_per_booking(
     world: World, registry: CollectorRegistry
 ) -> None:
-    cancelled = world.book()
+    cancelled = world.book_id()
     world.clock.advance(timedelta(minutes=2))
     world.guests.request_inbox_link("ada@example.com", cancelled)  # a second live link
     world.bookings.cancel_session(cancelled, "ill", "mentor", MENTOR)
 
-    moved = world.book("bob@example.com")
+    moved = world.book_id("bob@example.com")
     world.bookings.reschedule_session(moved, world.clock.now() + timedelta(days=4), MENTOR)
 
-    rated = world.book("cy@example.com")
+    rated = world.book_id("cy@example.com")
     world.ratings.create_rating(rated, "profile-7", 5)
 
     sample = "magiclink_invalidations_total"
@@ -343,7 +343,7 @@ def test_failed_invalidation_is_retried_once_then_counted(
 ) -> None:
     faulty = FaultyUnitOfWork(InMemoryUnitOfWork())
     world = build(prom, uow=faulty)
-    booking_id = world.book()
+    booking_id = world.book_id()
     faulty.arm(1, match="tokens.invalidate_by_booking", transient=True, times=2)
 
     cancelled = world.bookings.cancel_session(booking_id, "", "student", SYSTEM)
@@ -365,7 +365,7 @@ def test_transient_failure_healed_by_the_retry_counts_as_success(
 ) -> None:
     faulty = FaultyUnitOfWork(InMemoryUnitOfWork())
     world = build(prom, uow=faulty)
-    booking_id = world.book()
+    booking_id = world.book_id()
     faulty.arm(1, match="tokens.invalidate_by_booking", transient=True, times=1)
 
     world.bookings.mark_session_as_no_show(booking_id, MENTOR)
@@ -384,7 +384,7 @@ def test_failed_notification_counts_a_lifecycle_step_failure(
     def refuse(message: object) -> None:
         raise ConnectionError("SMTP server unavailable")
 
-    world.outbox.send = refuse  # type: ignore[method-assign]
+    world.notifier.send = refuse  # type: ignore[method-assign]
     outcome = world.bookings.book_session(7, "ada@example.com", world.clock.now())
     assert outcome.link_sent is False
     assert value(registry, "magiclink_lifecycle_step_failures_total", step="notify") == 1
@@ -400,7 +400,7 @@ def test_verifications_by_operation_and_outcome(registry: CollectorRegistry) -> 
         return value(registry, sample, operation=operation, outcome=name)
 
     # accepted (verify, then consume), reuse (consume again), used links are refused
-    booking_id = world.book()
+    booking_id = world.book_id()
     raw = world.last_raw()
     world.guests.verify_token(raw)
     world.guests.consume_token(raw)
@@ -440,7 +440,7 @@ def test_verifications_by_operation_and_outcome(registry: CollectorRegistry) -> 
     assert outcome("verify", "invalidated") == 2
 
     # blocked guest
-    world.book("bob@example.com")
+    world.book_id("bob@example.com")
     blocked_raw = world.last_raw()
     world.guests.block_guest("bob@example.com")
     with pytest.raises(AccessDenied):
@@ -455,9 +455,9 @@ def test_booking_state_outcomes_when_invalidation_failed(registry: CollectorRegi
     world = build(prom, uow=faulty)
     sample = "magiclink_verifications_total"
 
-    moved = world.book()
+    moved = world.book_id()
     old = world.last_raw()
-    closed = world.book("bob@example.com")
+    closed = world.book_id("bob@example.com")
     closed_raw = world.last_raw()
     faulty.arm(1, match="tokens.invalidate_by_booking", times=10)
     world.bookings.reschedule_session(moved, world.clock.now() + timedelta(days=3), MENTOR)
@@ -475,7 +475,7 @@ def test_booking_state_outcomes_when_invalidation_failed(registry: CollectorRegi
 def test_reuse_revocation_is_counted_as_an_invalidation(registry: CollectorRegistry) -> None:
     prom = PrometheusMetrics(registry)
     world = build(prom, settings=Settings(revoke_on_reuse=True, request_interval=timedelta(0)))
-    booking_id = world.book()
+    booking_id = world.book_id()
     first = world.last_raw()
     world.guests.consume_token(first)
     world.guests.request_inbox_link("ada@example.com", booking_id)
@@ -495,7 +495,7 @@ def test_reuse_revocation_is_counted_as_an_invalidation(registry: CollectorRegis
 
 def test_rendered_exposition_round_trips(world: World, registry: CollectorRegistry) -> None:
     """What a scraper reads: parse the text format and find the lifecycle's samples."""
-    booking_id = world.book()
+    booking_id = world.book_id()
     world.bookings.cancel_session(booking_id, "", "mentor", MENTOR)
     text = generate_latest(registry).decode()
     samples = {

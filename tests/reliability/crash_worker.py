@@ -11,17 +11,16 @@ at a random moment; whatever the moment, storage must hold no half-done invalida
 
 from __future__ import annotations
 
-import hashlib
 import random
-import secrets
 import sys
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine
 
-from magiclink import BookingService, GuestService, InvalidationReason, LinkMessage, Requester
+from magiclink import InvalidationReason, LinkMessage, Requester
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
 from magiclink.ports import Notifier
+from magiclink.testing import World
 
 REASONS = [
     InvalidationReason.BOOKING_CANCELLED,
@@ -38,40 +37,29 @@ class DiscardingNotifier(Notifier):
         pass
 
 
-def craft_link(uow: SqlAlchemyUnitOfWork, email: str, booking_id: int, revision: int) -> None:
-    now = datetime.now(UTC)
-    raw = secrets.token_hex(32)
-    with uow.transaction() as tx:
-        guest, _ = tx.guests.get_or_create(email, now=now, last_request_at=None)
-        tx.tokens.add(
-            token_hash=hashlib.sha256(raw.encode("ascii")).hexdigest(),
-            guest_id=guest.id,
-            booking_id=booking_id,
-            booking_revision=revision,
-            expires_at=now + timedelta(minutes=15),
-            created_at=now,
-        )
-        tx.commit()
-
-
 def main(url: str, seed: int) -> None:
     rng = random.Random(seed)
     engine = create_engine(url)
-    uow = SqlAlchemyUnitOfWork(engine)
-    guests = GuestService(uow)
-    bookings = BookingService(uow, guests, notifier=DiscardingNotifier())
+    world = World.build(
+        SqlAlchemyUnitOfWork(engine), start=datetime.now(UTC), notifier=DiscardingNotifier()
+    )
+    guests, bookings = world.guests, world.bookings
     print("loaded", flush=True)
     if sys.stdin.readline().strip() != "go":
         return  # the parent went away before starting this worker
     announced = False
-    start = datetime.now(UTC) + timedelta(days=1)
+    start = world.clock.now() + timedelta(days=1)
     for i in range(1_000_000):
         email = f"crash-{seed}-{i}@example.com"
         booking = bookings.book_session(7, email, start).booking
         for _ in range(rng.randint(1, 3)):
             guests.generate_token_for_rescheduled_booking(email, booking.id)
         if rng.random() < 0.5:
-            craft_link(uow, f"other-{seed}-{i}@example.com", booking.id, booking.revision)
+            world.store_token(
+                f"other-{seed}-{i}@example.com",
+                booking_id=booking.id,
+                booking_revision=booking.revision,
+            )
         action = rng.random()
         if action < 0.4:
             bookings.cancel_session(booking.id, "crash test", "mentor", Requester.system())

@@ -401,11 +401,21 @@ def deeply_nested(depth: int) -> list[Any]:
 PINNED: list[tuple[str, Callable[[World, Seed], Any]]] = [
     (
         "cancel_session-cancelled_by-list",
-        lambda w, s: w.bookings.cancel_session(s.booking.id, "r", ["mentor"], Requester.system()),
+        lambda w, s: w.bookings.cancel_session(
+            s.booking.id,
+            "r",
+            ["mentor"],  # type: ignore[arg-type]
+            Requester.system(),
+        ),
     ),
     (
         "cancel_session-cancelled_by-dict",
-        lambda w, s: w.bookings.cancel_session(s.booking.id, "r", {}, Requester.system()),
+        lambda w, s: w.bookings.cancel_session(
+            s.booking.id,
+            "r",
+            {},  # type: ignore[arg-type]
+            Requester.system(),
+        ),
     ),
     (
         "count_expired_tokens-timedelta-max",
@@ -465,7 +475,7 @@ def test_pinned_hostile_call(storage: str, case: str, call: Callable[[World, See
         Requester(is_system="false"),  # type: ignore[arg-type]
         Requester(is_system=1),  # type: ignore[arg-type]
         Requester(is_system=[0]),  # type: ignore[arg-type]
-        Requester(user_id=True),  # type: ignore[arg-type]
+        Requester(user_id=True),  # bool is an int to the type checker
     ],
     ids=["is_system-no", "is_system-false", "is_system-1", "is_system-list", "user_id-True"],
 )

@@ -78,7 +78,7 @@ class Lifecycle:
         w.guests.unblock_guest(STUDENT)
         moved = w.bookings.reschedule_session(seed.booking.id, T0 + timedelta(days=2), student())
         assert moved.link_sent
-        self.raws.append(w.last_link())
+        self.raws.append(w.last_raw())
         self.refused(lambda: w.guests.verify_token(seed.live[0]), TokenExpiredOrUsed)
         w.ratings.create_rating(seed.booking.id, PROFILE, 5, "thanks")
         w.quality.create_incident(PROFILE, seed.booking.uid, IncidentType.OTHER, "x")
@@ -170,7 +170,7 @@ def test_no_raw_token_in_storage_logs_statements_or_errors(
             assert not [raw for raw in raws if raw in renderings(link)], repr(link)
         assert not [raw for raw in raws if sha256_hex(raw) in renderings(error)], repr(error)
     # What a host might log: the mailed message's and the issued token's repr.
-    for message in world.notifier.sent:
+    for message in world.sent:
         assert not [raw for raw in raws if raw in repr(message)]
     issued = world.guests.request_inbox_link("repr@example.com")
     assert issued.raw not in repr(issued)

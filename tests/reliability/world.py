@@ -11,35 +11,39 @@ token invalidated without `used_at`.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import shutil
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 from sqlalchemy import Engine, create_engine, select
 
-from magiclink import (
-    AuditAction,
-    Booking,
-    BookingService,
-    GuestService,
-    QualityRepository,
-    RatingService,
-    Requester,
-)
-from magiclink.adapters.memory import (
-    InMemoryMetrics,
-    InMemoryNotifier,
-    InMemoryUnitOfWork,
-    ManualClock,
-)
+from magiclink import AuditAction, Booking, Requester
+from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
 from magiclink.ports import UnitOfWork
-from magiclink.testing.properties import raw_from_url
+from magiclink.testing import World as _World
+from magiclink.testing import hash_token
+
+__all__ = [
+    "MENTOR",
+    "OTHER",
+    "PROFILE",
+    "STUDENT",
+    "T0",
+    "THIRD",
+    "Seed",
+    "SqliteFiles",
+    "World",
+    "audit_violations",
+    "mentor",
+    "rows",
+    "sha256_hex",
+    "student",
+    "table_rows",
+]
 
 T0 = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
 MENTOR = 41
@@ -48,10 +52,8 @@ OTHER = "other@example.com"
 THIRD = "third@example.com"
 PROFILE = "mentor-profile-41"
 
-
-def sha256_hex(raw: str) -> str:
-    """SHA-256 hex of a raw token: what storage holds instead of it."""
-    return hashlib.sha256(raw.encode("ascii")).hexdigest()
+sha256_hex = hash_token
+"""SHA-256 hex of a raw token: what storage holds instead of it (the shipped `hash_token`)."""
 
 
 @attrs.define
@@ -65,62 +67,16 @@ class Seed:
     bystander_link: str
 
 
-@attrs.define
-class World:
-    """Storage, clock, notifier, metrics and every service, wired as a host would."""
+class World(_World):
+    """The shipped world at `T0`, booking with `MENTOR`, plus the seed of the reliability tests."""
 
-    uow: UnitOfWork
-    clock: ManualClock
-    notifier: InMemoryNotifier
-    metrics: InMemoryMetrics
-    guests: GuestService
-    bookings: BookingService
-    ratings: RatingService
-    quality: QualityRepository
-
-    @classmethod
-    def build(cls, uow: UnitOfWork, start: datetime = T0) -> World:
-        clock = ManualClock(start)
-        metrics = InMemoryMetrics()
-        notifier = InMemoryNotifier()
-        guests = GuestService(uow, clock=clock, metrics=metrics)
-        return cls(
-            uow=uow,
-            clock=clock,
-            notifier=notifier,
-            metrics=metrics,
-            guests=guests,
-            bookings=BookingService(uow, guests, notifier=notifier),
-            ratings=RatingService(uow, guests),
-            quality=QualityRepository(uow, guests),
-        )
-
-    def last_link(self) -> str:
-        """The raw token of the last mailed link."""
-        return raw_from_url(self.notifier.sent[-1].url)
-
-    def book(self, email: str = STUDENT, mentor_id: int = MENTOR) -> tuple[Booking, str]:
-        outcome = self.bookings.book_session(mentor_id, email, self.clock.now() + timedelta(days=1))
-        assert outcome.link_sent
-        return outcome.booking, self.last_link()
+    start = T0
+    mentor_id = MENTOR
 
     def craft_link(self, email: str, booking: Booking) -> str:
         """A link of another guest bound to `booking`, stored through the ports alone
         (data a host migrated in): the invalidation must audit one entry per guest."""
-        raw = secrets.token_hex(32)
-        now = self.clock.now()
-        with self.uow.transaction() as tx:
-            guest, _ = tx.guests.get_or_create(email, now=now, last_request_at=None)
-            tx.tokens.add(
-                token_hash=sha256_hex(raw),
-                guest_id=guest.id,
-                booking_id=booking.id,
-                booking_revision=booking.revision,
-                expires_at=now + self.guests.settings.token_ttl,
-                created_at=now,
-            )
-            tx.commit()
-        return raw
+        return self.store_token(email, booking_id=booking.id, booking_revision=booking.revision)
 
     def seed(self) -> Seed:
         """A booking with four links (booking link, inbox link, consumed inbox link, another
@@ -140,10 +96,6 @@ class World:
             bystander=bystander,
             bystander_link=bystander_link,
         )
-
-    def stored_booking(self, booking_id: int) -> Booking | None:
-        with self.uow.transaction(readonly=True) as tx:
-            return tx.bookings.get(booking_id)
 
     def invalidate_entries(self, booking_id: int) -> list[Any]:
         return [

@@ -1,4 +1,4 @@
-"""A small world of services on one unit of work, and the probes the security tests share."""
+"""The security suite's probes on the shipped test world (`magiclink.testing.World`)."""
 
 from __future__ import annotations
 
@@ -6,95 +6,67 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import attrs
-
-from magiclink import (
-    AuditAction,
-    AuditEntry,
-    Booking,
-    BookingService,
-    GuestService,
-    MagicLinkToken,
-    Settings,
-)
-from magiclink.adapters.memory import InMemoryMetrics, InMemoryNotifier, ManualClock
+from magiclink import AuditAction, AuditEntry, Booking, MagicLinkToken, Settings
 from magiclink.ports import UnitOfWork
+from magiclink.testing import Link
+from magiclink.testing import World as _World
+
+__all__ = ["MENTOR", "START", "Link", "World", "field_values"]
 
 START = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 MENTOR = 7
 
 
-@attrs.frozen
-class Link:
-    """An issued link as a test holds it: the raw token (mailed) and the stored token's id."""
+class World(_World):
+    """The shipped world at `START`, with links held as `Link(raw, token_id=...)`."""
 
-    raw: str = attrs.field(repr=False)
-    token_id: int
-
-
-class World:
-    """Guest and booking services sharing one unit of work, a manual clock and recorders."""
-
-    def __init__(
-        self,
+    @classmethod
+    def over(
+        cls,
         uow: UnitOfWork,
         *,
         revoke_on_reuse: bool = False,
         supersede_previous_links: bool = False,
-    ) -> None:
-        self.uow = uow
-        self.clock = ManualClock(START)
-        self.metrics = InMemoryMetrics()
-        self.outbox = InMemoryNotifier()
-        self.settings = Settings(
+    ) -> World:
+        """Guest and booking services over `uow` with these two security options."""
+        settings = Settings(
             revoke_on_reuse=revoke_on_reuse, supersede_previous_links=supersede_previous_links
         )
-        self.guests = GuestService(
-            uow, clock=self.clock, settings=self.settings, metrics=self.metrics
-        )
-        self.bookings = BookingService(uow, self.guests, notifier=self.outbox)
+        return cls.build(uow, start=START, settings=settings)
 
-    def reconfigured(self, **options: bool) -> World:
+    def redeployed(self, **options: Any) -> World:
         """The same storage at the same time under other options (a host's redeploy)."""
-        other = World(self.uow, **options)
-        other.clock.set(self.clock.now())
-        return other
+        return self.reconfigured(Settings(**options))
 
     # ------------------------------------------------------------------ issuing
 
-    def book(self, email: str) -> tuple[Booking, Link]:
+    def book_link(self, email: str) -> tuple[Booking, Link]:
         """Book a session for `email` (its first link comes through `issue_booking_link`)."""
-        outcome = self.bookings.book_session(MENTOR, email, self.clock.now() + timedelta(days=2))
-        assert outcome.link_sent
-        return outcome.booking, self.last_mailed(outcome.booking.id)
-
-    def inbox(self, email: str, booking_id: int | None = None) -> Link:
-        """A guest-initiated link, after waiting out the request interval."""
-        self.clock.advance(self.settings.request_interval)
-        issued = self.guests.request_inbox_link(email, booking_id)
-        return Link(issued.raw, issued.token_id)
+        booking, _ = self.book(email, mentor_id=MENTOR, ahead=timedelta(days=2))
+        return booking, self.last_mailed(booking.id)
 
     def system(self, email: str, booking_id: int) -> Link:
         """A link on the system path of booking creation (`issue_booking_link`)."""
         issued = self.guests.issue_booking_link(email, booking_id)
-        return Link(issued.raw, issued.token_id)
+        return Link(issued.raw, email, booking_id, issued.token_id)
 
     def rescheduled(self, email: str, booking_id: int) -> Link:
         """A link from `generate_token_for_rescheduled_booking` (the re-issue path)."""
         raw = self.guests.generate_token_for_rescheduled_booking(email, booking_id)
-        return Link(raw, self.guests.tokens_for_booking(booking_id)[-1].id)
+        return Link(raw, email, booking_id, self.guests.tokens_for_booking(booking_id)[-1].id)
 
     def last_mailed(self, booking_id: int) -> Link:
         """The link most recently mailed for the booking."""
-        message = self.outbox.sent[-1]
+        message = self.sent[-1]
         assert message.booking_id == booking_id
-        raw = message.url.split("token=", 1)[1]
-        return Link(raw, self.guests.tokens_for_booking(booking_id)[-1].id)
+        token_id = self.guests.tokens_for_booking(booking_id)[-1].id
+        return Link(self.last_raw(), message.to, booking_id, token_id)
 
     # ------------------------------------------------------------------- probes
 
-    def token(self, link: Link) -> MagicLinkToken:
+    def stored(self, link: Link) -> MagicLinkToken:
         """The stored token, read through the port (no audit entry, no metric)."""
+        assert link.token_id is not None
         with self.uow.transaction(readonly=True) as tx:
             token = tx.tokens.get(link.token_id)
         assert token is not None
@@ -102,7 +74,7 @@ class World:
 
     def is_live(self, link: Link) -> bool:
         """True when the stored token is neither invalidated, nor used, nor expired."""
-        token = self.token(link)
+        token = self.stored(link)
         return (
             not token.invalidated and token.used_at is None and token.expires_at > self.clock.now()
         )

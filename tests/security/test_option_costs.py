@@ -51,11 +51,11 @@ def audit_inserts(sent: list[str]) -> int:
 
 @pytest.fixture
 def world(sqlite_engine: Engine) -> World:
-    return World(SqlAlchemyUnitOfWork(sqlite_engine))
+    return World.over(SqlAlchemyUnitOfWork(sqlite_engine))
 
 
 def booking_with_links(world: World, links: int) -> int:
-    booking, _ = world.book(ADA)
+    booking, _ = world.book_link(ADA)
     for _ in range(links - 1):
         world.system(ADA, booking.id)
     return booking.id
@@ -88,7 +88,7 @@ def test_supersede_adds_one_update_to_every_issue_whatever_it_revokes(
     make, earlier = ISSUES[path]
     issue = make(booking_id)
     off = sent_by(sqlite_engine, world, issue)
-    on_world = world.reconfigured(supersede_previous_links=True)
+    on_world = world.redeployed(supersede_previous_links=True)
 
     many = sent_by(sqlite_engine, on_world, issue)
     one = sent_by(sqlite_engine, on_world, issue)
@@ -102,7 +102,7 @@ def test_supersede_adds_one_update_to_every_issue_whatever_it_revokes(
 
 
 def used_link(world: World) -> Link:
-    booking, link = world.book(ADA)
+    booking, link = world.book_link(ADA)
     world.guests.consume_token(link.raw)
     world.system(ADA, booking.id)
     world.system(ADA, booking.id)  # two live siblings for revoke_on_reuse to kill
@@ -114,7 +114,7 @@ def test_revoke_on_reuse_adds_one_update_to_the_refusal_of_a_used_link(
     sqlite_engine: Engine, world: World, operation: str
 ) -> None:
     link = used_link(world)
-    on_world = world.reconfigured(revoke_on_reuse=True)
+    on_world = world.redeployed(revoke_on_reuse=True)
 
     def present(w: World) -> object:
         return getattr(w.guests, operation)(link.raw)
@@ -132,17 +132,17 @@ def test_revoke_on_reuse_adds_one_update_to_the_refusal_of_a_used_link(
 
 
 def live(world: World) -> Link:
-    return world.book(ADA)[1]
+    return world.book_link(ADA)[1]
 
 
 def expired(world: World) -> Link:
-    link = world.book(ADA)[1]
+    link = world.book_link(ADA)[1]
     world.clock.advance(world.settings.token_ttl)
     return link
 
 
 def cancelled(world: World) -> Link:
-    booking, link = world.book(ADA)
+    booking, link = world.book_link(ADA)
     world.bookings.cancel_session(booking.id, "", "mentor", Requester(user_id=MENTOR))
     return link
 
@@ -152,7 +152,7 @@ def cancelled(world: World) -> Link:
 def test_revoke_on_reuse_costs_nothing_outside_the_refusal_of_a_used_link(
     sqlite_engine: Engine, world: World, operation: str, make: Callable[[World], Link]
 ) -> None:
-    on_world = world.reconfigured(revoke_on_reuse=True)
+    on_world = world.redeployed(revoke_on_reuse=True)
     off_link, on_link = make(world), make(on_world)
     on_world.clock.set(world.clock.now())
 

@@ -45,12 +45,12 @@ class Scene:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.booking_a, self.consumed = world.book(ADA)
+        self.booking_a, self.consumed = world.book_link(ADA)
         self.sibling = world.inbox(ADA, self.booking_a.id)
         self.sibling_2 = world.system(ADA, self.booking_a.id)
-        self.booking_b, self.other_booking = world.book(ADA)
+        self.booking_b, self.other_booking = world.book_link(ADA)
         self.inbox = world.inbox(ADA)
-        self.booking_c, self.other_guest = world.book(BOB)
+        self.booking_c, self.other_guest = world.book_link(BOB)
         world.guests.consume_token(self.consumed.raw)
         world.clock.advance(timedelta(seconds=5))
 
@@ -64,8 +64,8 @@ class Scene:
 def test_reuse_is_refused_audited_counted_and_logged_without_the_raw_token(
     uow: UnitOfWork, operation: str, revoke_on_reuse: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    world = World(uow, revoke_on_reuse=revoke_on_reuse)
-    booking, link = world.book(ADA)
+    world = World.over(uow, revoke_on_reuse=revoke_on_reuse)
+    booking, link = world.book_link(ADA)
     world.guests.consume_token(link.raw)
     assert world.entries(AuditAction.VERIFY_TOKEN) == []
 
@@ -73,7 +73,7 @@ def test_reuse_is_refused_audited_counted_and_logged_without_the_raw_token(
         present(world, link, operation)
 
     [entry] = world.entries(AuditAction.VERIFY_TOKEN)
-    token = world.token(link)
+    token = world.stored(link)
     assert entry.success is False
     assert entry.guest_id == token.guest_id
     assert entry.resource_id == str(booking.id)
@@ -96,7 +96,7 @@ def test_reuse_is_refused_audited_counted_and_logged_without_the_raw_token(
 def test_revoke_on_reuse_revokes_that_guests_live_links_for_that_booking_only(
     uow: UnitOfWork, operation: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    world = World(uow, revoke_on_reuse=True)
+    world = World.over(uow, revoke_on_reuse=True)
     scene = Scene(world)
     now = world.clock.now()
 
@@ -104,7 +104,7 @@ def test_revoke_on_reuse_revokes_that_guests_live_links_for_that_booking_only(
         present(world, scene.consumed, operation)
 
     for sibling in (scene.sibling, scene.sibling_2):
-        token = world.token(sibling)
+        token = world.stored(sibling)
         assert token.invalidated
         assert token.invalidation_reason == InvalidationReason.REUSE_DETECTED
         assert token.used_at == now
@@ -113,7 +113,7 @@ def test_revoke_on_reuse_revokes_that_guests_live_links_for_that_booking_only(
     for link in scene.untouched:
         assert world.is_live(link)
         assert world.guests.verify_token(link.raw).token.id == link.token_id
-    consumed = world.token(scene.consumed)
+    consumed = world.stored(scene.consumed)
     assert not consumed.invalidated  # the presented link keeps its own, earlier consumption
     [revocation] = world.entries(AuditAction.INVALIDATE_TOKEN)
     assert revocation.guest_id == consumed.guest_id
@@ -134,7 +134,7 @@ def test_revoke_on_reuse_revokes_that_guests_live_links_for_that_booking_only(
 
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_without_revoke_on_reuse_nothing_is_revoked(uow: UnitOfWork, operation: str) -> None:
-    world = World(uow, revoke_on_reuse=False)
+    world = World.over(uow, revoke_on_reuse=False)
     scene = Scene(world)
 
     present(world, scene.consumed, operation)
@@ -149,8 +149,8 @@ def test_without_revoke_on_reuse_nothing_is_revoked(uow: UnitOfWork, operation: 
 def test_reuse_of_an_inbox_link_revokes_only_the_guests_other_inbox_links(
     uow: UnitOfWork,
 ) -> None:
-    world = World(uow, revoke_on_reuse=True)
-    booking, booking_link = world.book(ADA)
+    world = World.over(uow, revoke_on_reuse=True)
+    booking, booking_link = world.book_link(ADA)
     consumed = world.inbox(ADA)
     other_inbox = world.inbox(ADA)
     bobs_inbox = world.inbox(BOB)
@@ -158,17 +158,17 @@ def test_reuse_of_an_inbox_link_revokes_only_the_guests_other_inbox_links(
 
     present(world, consumed, "consume")
 
-    assert world.token(other_inbox).invalidation_reason == InvalidationReason.REUSE_DETECTED
+    assert world.stored(other_inbox).invalidation_reason == InvalidationReason.REUSE_DETECTED
     assert world.is_live(booking_link)
     assert world.is_live(bobs_inbox)
     [revocation] = world.entries(AuditAction.INVALIDATE_TOKEN)
     assert revocation.resource_id is None
     assert revocation.metadata == {"reason": "reuse_detected", "count": 1}
-    assert world.guests.tokens_for_booking(booking.id) == [world.token(booking_link)]
+    assert world.guests.tokens_for_booking(booking.id) == [world.stored(booking_link)]
 
 
 def test_a_second_reuse_is_audited_again_but_revokes_nothing_more(uow: UnitOfWork) -> None:
-    world = World(uow, revoke_on_reuse=True)
+    world = World.over(uow, revoke_on_reuse=True)
     scene = Scene(world)
     present(world, scene.consumed, "verify")
     world.clock.advance(timedelta(seconds=1))
@@ -178,23 +178,23 @@ def test_a_second_reuse_is_audited_again_but_revokes_nothing_more(uow: UnitOfWor
     assert len(world.entries(AuditAction.VERIFY_TOKEN, booking_id=scene.booking_a.id)) == 2
     assert len(world.entries(AuditAction.INVALIDATE_TOKEN)) == 1
     assert world.reuse_count() == 2
-    assert world.token(scene.sibling).used_at == world.clock.now() - timedelta(seconds=1)
+    assert world.stored(scene.sibling).used_at == world.clock.now() - timedelta(seconds=1)
 
 
 def invalidated(world: World) -> Link:
-    booking, link = world.book(ADA)
+    booking, link = world.book_link(ADA)
     world.bookings.cancel_session(booking.id, "ill", "mentor", Requester(user_id=MENTOR))
     return link
 
 
 def expired(world: World) -> Link:
-    _, link = world.book(ADA)
+    _, link = world.book_link(ADA)
     world.clock.advance(world.settings.token_ttl)
     return link
 
 
 def moved(world: World) -> Link:
-    booking, link = world.book(ADA)
+    booking, link = world.book_link(ADA)
     world.bookings.reschedule_session(
         booking.id, booking.start_time + timedelta(days=1), Requester.system()
     )
@@ -212,7 +212,7 @@ def test_only_a_consumed_link_counts_as_reuse(
     reason: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    world = World(uow, revoke_on_reuse=True)
+    world = World.over(uow, revoke_on_reuse=True)
     link = make(world)
     sibling = world.inbox(ADA)  # a live inbox link: must survive every non-reuse refusal
     before = len(world.entries(AuditAction.INVALIDATE_TOKEN))
@@ -233,8 +233,8 @@ def test_a_cancelled_booking_does_not_hide_reuse_behind_its_booking_check(
 ) -> None:
     """A consumed link of a booking whose invalidation never ran is still a reuse (step 3
     checks the token's own state before its booking's)."""
-    world = World(uow, revoke_on_reuse=False)
-    booking, link = world.book(ADA)
+    world = World.over(uow, revoke_on_reuse=False)
+    booking, link = world.book_link(ADA)
     world.guests.consume_token(link.raw)
     with world.uow.transaction() as tx:  # the booking closes but its links are left alone
         tx.bookings.update(attrs.evolve(booking, status=BookingStatus.CANCELLED))
@@ -252,7 +252,7 @@ def test_revocation_and_its_audit_entries_land_together_or_not_at_all(
     uow: UnitOfWork, operation: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     faulty = FaultyUnitOfWork(uow)
-    world = World(faulty, revoke_on_reuse=True)
+    world = World.over(faulty, revoke_on_reuse=True)
     scene = Scene(world)
     caplog.clear()
     faulty.arm(1, match="audit.add_many")  # the refusal's batched audit INSERT fails

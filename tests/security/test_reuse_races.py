@@ -37,7 +37,7 @@ def race(racers: int, present: Callable[[int], object]) -> list[object | MagicLi
 
 
 def booking_with_siblings(world: World, email: str) -> tuple[int, Link, list[Link]]:
-    booking, first = world.book(email)
+    booking, first = world.book_link(email)
     siblings = [world.system(email, booking.id) for _ in range(SIBLINGS)]
     return booking.id, first, siblings
 
@@ -47,7 +47,7 @@ def assert_revoked_once(world: World, booking_id: int, siblings: list[Link]) -> 
     assert revocation.metadata["reason"] == "reuse_detected"
     assert revocation.metadata["count"] == SIBLINGS
     for sibling in siblings:
-        assert world.token(sibling).invalidation_reason == InvalidationReason.REUSE_DETECTED
+        assert world.stored(sibling).invalidation_reason == InvalidationReason.REUSE_DETECTED
 
 
 def reuse_round(world: World, email: str) -> None:
@@ -66,7 +66,7 @@ def reuse_round(world: World, email: str) -> None:
 
 
 def test_racing_reuses_of_a_consumed_link_revoke_once(postgres_engine: Engine) -> None:
-    world = World(SqlAlchemyUnitOfWork(postgres_engine), revoke_on_reuse=True)
+    world = World.over(SqlAlchemyUnitOfWork(postgres_engine), revoke_on_reuse=True)
     for round_ in range(ROUNDS):
         reuse_round(world, f"r{round_}@example.com")
     assert world.reuse_count() == ROUNDS * RACERS
@@ -87,7 +87,7 @@ def redemption_round(world: World, email: str) -> None:
     winners = [r for r in results if not isinstance(r, MagicLinkError)]
     assert len(winners) == 1, results
     assert sum(isinstance(r, TokenExpiredOrUsed) for r in results) == RACERS - 1
-    token = world.token(link)
+    token = world.stored(link)
     assert token.used_at is not None
     assert not token.invalidated
     refusals = world.entries(AuditAction.VERIFY_TOKEN, booking_id=booking_id)
@@ -99,6 +99,6 @@ def redemption_round(world: World, email: str) -> None:
 def test_racing_redemptions_have_one_winner_and_revoke_once(postgres_engine: Engine) -> None:
     """With `revoke_on_reuse`, a double redemption (the losers are reuses) kills the
     guest's other links for the booking exactly once; the winner's consumption stands."""
-    world = World(SqlAlchemyUnitOfWork(postgres_engine), revoke_on_reuse=True)
+    world = World.over(SqlAlchemyUnitOfWork(postgres_engine), revoke_on_reuse=True)
     for round_ in range(ROUNDS):
         redemption_round(world, f"d{round_}@example.com")

@@ -34,7 +34,7 @@ PATHS: dict[str, Issue] = {
 
 
 def assert_superseded(world: World, link: Link) -> None:
-    token = world.token(link)
+    token = world.stored(link)
     assert token.invalidated
     assert token.invalidation_reason == InvalidationReason.SUPERSEDED
     with pytest.raises(TokenExpiredOrUsed):
@@ -53,8 +53,8 @@ def supersessions(world: World, **where: int) -> list[dict[str, object]]:
 def test_every_issue_for_a_booking_supersedes_the_pairs_earlier_live_links(
     uow: UnitOfWork, path: str
 ) -> None:
-    world = World(uow, supersede_previous_links=True)
-    booking, first = world.book(ADA)  # via issue_booking_link: nothing earlier to supersede
+    world = World.over(uow, supersede_previous_links=True)
+    booking, first = world.book_link(ADA)  # via issue_booking_link: nothing earlier to supersede
     assert supersessions(world) == []
     second = world.inbox(ADA, booking.id)
     assert_superseded(world, first)
@@ -63,11 +63,11 @@ def test_every_issue_for_a_booking_supersedes_the_pairs_earlier_live_links(
     newest = PATHS[path](world, ADA, booking.id)
 
     assert_superseded(world, second)
-    assert world.token(second).used_at == world.clock.now()
+    assert world.stored(second).used_at == world.clock.now()
     assert world.guests.verify_token(newest.raw).token.id == newest.token_id
     latest, earlier = world.entries(AuditAction.INVALIDATE_TOKEN, booking_id=booking.id)
     assert latest.metadata == {"reason": "superseded", "count": 1}
-    assert latest.guest_id == world.token(newest).guest_id
+    assert latest.guest_id == world.stored(newest).guest_id
     assert latest.resource_id == str(booking.id)
     assert latest.success is True
     assert latest.created_at == world.clock.now()
@@ -77,10 +77,10 @@ def test_every_issue_for_a_booking_supersedes_the_pairs_earlier_live_links(
 def test_one_issue_supersedes_all_earlier_live_links_of_the_pair_in_one_entry(
     uow: UnitOfWork,
 ) -> None:
-    world = World(uow, supersede_previous_links=False)
-    booking, first = world.book(ADA)
+    world = World.over(uow, supersede_previous_links=False)
+    booking, first = world.book_link(ADA)
     earlier = [first, *(world.system(ADA, booking.id) for _ in range(3))]
-    world_on = world.reconfigured(supersede_previous_links=True)
+    world_on = world.redeployed(supersede_previous_links=True)
 
     newest = world_on.rescheduled(ADA, booking.id)
 
@@ -93,8 +93,8 @@ def test_one_issue_supersedes_all_earlier_live_links_of_the_pair_in_one_entry(
 def test_an_inbox_link_without_booking_supersedes_only_the_guests_inbox_links(
     uow: UnitOfWork,
 ) -> None:
-    world = World(uow, supersede_previous_links=True)
-    booking, booking_link = world.book(ADA)
+    world = World.over(uow, supersede_previous_links=True)
+    booking, booking_link = world.book_link(ADA)
     first = world.inbox(ADA)
     bobs = world.inbox(BOB)
 
@@ -110,20 +110,20 @@ def test_an_inbox_link_without_booking_supersedes_only_the_guests_inbox_links(
         if e.metadata["reason"] == "superseded"
     ]
     assert entry.resource_id is None
-    assert entry.guest_id == world.token(second).guest_id
+    assert entry.guest_id == world.stored(second).guest_id
     assert entry.metadata == {"reason": "superseded", "count": 1}
-    assert world.guests.tokens_for_booking(booking.id) == [world.token(booking_link)]
+    assert world.guests.tokens_for_booking(booking.id) == [world.stored(booking_link)]
 
 
 def test_a_booking_link_does_not_supersede_other_bookings_guests_or_inbox_links(
     uow: UnitOfWork,
 ) -> None:
-    world = World(uow, supersede_previous_links=True)
-    _, ada_first = world.book(ADA)
+    world = World.over(uow, supersede_previous_links=True)
+    _, ada_first = world.book_link(ADA)
     ada_inbox = world.inbox(ADA)
-    _, bobs = world.book(BOB)
+    _, bobs = world.book_link(BOB)
 
-    _, ada_second = world.book(ADA)
+    _, ada_second = world.book_link(ADA)
 
     for link in (ada_first, ada_inbox, bobs, ada_second):
         assert world.is_live(link)
@@ -133,19 +133,20 @@ def test_a_booking_link_does_not_supersede_other_bookings_guests_or_inbox_links(
 def test_supersede_leaves_consumed_expired_and_invalidated_links_as_they_were(
     uow: UnitOfWork,
 ) -> None:
-    world = World(uow, supersede_previous_links=False)
-    booking, consumed = world.book(ADA)
+    world = World.over(uow, supersede_previous_links=False)
+    booking, consumed = world.book_link(ADA)
     world.guests.consume_token(consumed.raw)
     expired = world.system(ADA, booking.id)
     world.clock.advance(world.settings.token_ttl)
     revoked = world.system(ADA, booking.id)
+    assert revoked.token_id is not None
     world.guests.invalidate_token(revoked.token_id, InvalidationReason.MANUAL_REVOCATION)
-    before = {link.token_id: world.token(link) for link in (consumed, expired, revoked)}
-    world_on = world.reconfigured(supersede_previous_links=True)
+    before = {link.token_id: world.stored(link) for link in (consumed, expired, revoked)}
+    world_on = world.redeployed(supersede_previous_links=True)
 
     world_on.system(ADA, booking.id)
 
-    assert {link.token_id: world_on.token(link) for link in (consumed, expired, revoked)} == before
+    assert {link.token_id: world_on.stored(link) for link in (consumed, expired, revoked)} == before
     assert supersessions(world_on) == []
 
 
@@ -153,15 +154,15 @@ def test_rescheduling_kills_old_links_as_rescheduled_and_mails_the_only_live_one
     uow: UnitOfWork,
 ) -> None:
     """Invalidation runs before the re-issue, so nothing is left for supersede to count."""
-    world = World(uow, supersede_previous_links=True)
-    booking, first = world.book(ADA)
+    world = World.over(uow, supersede_previous_links=True)
+    booking, first = world.book_link(ADA)
 
     outcome = world.bookings.reschedule_session(
         booking.id, booking.start_time + timedelta(hours=1), Requester.system()
     )
 
     assert outcome.link_issued and outcome.link_sent
-    assert world.token(first).invalidation_reason == InvalidationReason.BOOKING_RESCHEDULED
+    assert world.stored(first).invalidation_reason == InvalidationReason.BOOKING_RESCHEDULED
     fresh = world.last_mailed(booking.id)
     assert [t.id for t in world.guests.tokens_for_booking(booking.id) if not t.invalidated] == [
         fresh.token_id
@@ -172,8 +173,8 @@ def test_rescheduling_kills_old_links_as_rescheduled_and_mails_the_only_live_one
 @pytest.mark.parametrize("path", PATHS)
 def test_supersede_and_the_new_link_land_together_or_not_at_all(uow: UnitOfWork, path: str) -> None:
     faulty = FaultyUnitOfWork(uow)
-    world = World(faulty, supersede_previous_links=True)
-    booking, first = world.book(ADA)
+    world = World.over(faulty, supersede_previous_links=True)
+    booking, first = world.book_link(ADA)
     faulty.arm(1, match="audit.add_many")  # the issue's batched audit INSERT fails
 
     with pytest.raises(StorageError):
@@ -189,9 +190,9 @@ def test_supersede_and_the_new_link_land_together_or_not_at_all(uow: UnitOfWork,
 
 @pytest.mark.parametrize("path", PATHS)
 def test_by_default_earlier_links_keep_working(uow: UnitOfWork, path: str) -> None:
-    world = World(uow)
+    world = World.over(uow)
     assert world.settings.supersede_previous_links is False
-    booking, first = world.book(ADA)
+    booking, first = world.book_link(ADA)
     inbox = world.inbox(ADA)
     second = world.inbox(ADA, booking.id)
 

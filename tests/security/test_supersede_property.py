@@ -68,7 +68,7 @@ def apply(world: World, step: Issue, bookings: dict[str, list[int]]) -> tuple[Li
     if step.path not in ("inbox", "inbox_for_booking"):
         world.clock.advance(INTERVAL)
     if step.path == "book" or (step.path != "inbox" and not owned):
-        booking, link = world.book(email)
+        booking, link = world.book_link(email)
         owned.append(booking.id)
         return link, booking.id
     if step.path == "inbox":
@@ -92,27 +92,27 @@ def test_property_supersede_leaves_at_most_the_newest_link_of_each_pair_live(
     (guest, booking) pair has at most one live link, it is the newest, and it is live exactly
     while unexpired; every supersession is audited with its count."""
     with fresh_storage(kind) as uow:
-        world = World(uow, supersede_previous_links=True)
+        world = World.over(uow, supersede_previous_links=True)
         bookings: dict[str, list[int]] = defaultdict(list)
         pairs: dict[tuple[int, int | None], list[Link]] = defaultdict(list)
         for step in steps:
             link, booking_id = apply(world, step, bookings)
-            pairs[(world.token(link).guest_id, booking_id)].append(link)
+            pairs[(world.stored(link).guest_id, booking_id)].append(link)
 
         now = world.clock.now()
         superseded = 0
         for *earlier, newest in pairs.values():
             live = [link for link in (*earlier, newest) if world.is_live(link)]
-            assert live == ([newest] if world.token(newest).expires_at > now else [])
+            assert live == ([newest] if world.stored(newest).expires_at > now else [])
             if live:
                 assert world.guests.verify_token(newest.raw).token.id == newest.token_id
             for link in earlier:
-                token = world.token(link)
+                token = world.stored(link)
                 if token.invalidation_reason == InvalidationReason.SUPERSEDED:
                     superseded += 1
                 else:  # it expired before a newer link came
                     assert not token.invalidated
-                    assert token.expires_at <= world.token(newest).created_at
+                    assert token.expires_at <= world.stored(newest).created_at
         audited = sum(
             int(entry.metadata["count"])
             for entry in world.entries(AuditAction.INVALIDATE_TOKEN)

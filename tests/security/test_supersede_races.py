@@ -19,7 +19,7 @@ RACERS = 6
 
 def issue_round(world: World, email: str) -> None:
     """Half the racers take the booking path, half the reschedule path, for one pair."""
-    booking, _ = world.book(email)
+    booking, _ = world.book_link(email)
     paths = (world.guests.issue_booking_link, world.guests.generate_token_for_rescheduled_booking)
 
     results = race(RACERS, lambda i: paths[i % 2](email, booking.id))
@@ -36,6 +36,6 @@ def issue_round(world: World, email: str) -> None:
 
 
 def test_racing_issues_for_one_pair_leave_one_live_link(postgres_engine: Engine) -> None:
-    world = World(SqlAlchemyUnitOfWork(postgres_engine), supersede_previous_links=True)
+    world = World.over(SqlAlchemyUnitOfWork(postgres_engine), supersede_previous_links=True)
     for round_ in range(ROUNDS):
         issue_round(world, f"s{round_}@example.com")

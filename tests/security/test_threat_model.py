@@ -3,7 +3,6 @@ included), replay, stored hashes only, enumeration, token entropy and issuing ra
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from magiclink import (
 )
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
 from magiclink.ports import UnitOfWork
+from magiclink.testing import hash_token
 from magiclink.testing.faults import FaultyUnitOfWork
 from tests.security.harness import MENTOR, World
 
@@ -56,8 +56,8 @@ def _uid(world: World, booking_id: int) -> str:
 
 @pytest.mark.parametrize("event", EVENTS)
 def test_every_lifecycle_event_kills_the_bookings_links(uow: UnitOfWork, event: str) -> None:
-    world = World(uow)
-    booking, first = world.book(ADA)
+    world = World.over(uow)
+    booking, first = world.book_link(ADA)
     second = world.inbox(ADA, booking.id)
 
     EVENTS[event](world, booking.id)
@@ -81,14 +81,14 @@ def test_a_stale_link_is_refused_even_when_its_invalidation_failed(
     """§5.4 fail-closed: the batch invalidation fails (and is not retried into success),
     yet verification refuses the link from the booking's own state."""
     faulty = FaultyUnitOfWork(uow)
-    world = World(faulty)
-    booking, link = world.book(ADA)
+    world = World.over(faulty)
+    booking, link = world.book_link(ADA)
     faulty.arm(1, match="tokens.invalidate_by_booking", times=2)
 
     EVENTS[event](world, booking.id)  # R9: the booking operation itself succeeds
 
     assert faulty.failures  # the invalidation really failed
-    assert not world.token(link).invalidated
+    assert not world.stored(link).invalidated
     with pytest.raises(TokenExpiredOrUsed):
         world.guests.consume_token(link.raw)
     [entry] = world.entries(AuditAction.VERIFY_TOKEN)
@@ -97,12 +97,12 @@ def test_a_stale_link_is_refused_even_when_its_invalidation_failed(
 
 def test_a_link_whose_booking_is_gone_is_refused(uow: UnitOfWork) -> None:
     """A host deleted the booking row; the token still points at it (§5.4)."""
-    world = World(uow)
+    world = World.over(uow)
     live = world.inbox(ADA)
     with uow.transaction() as tx:
         orphan = tx.tokens.add(
-            token_hash=hashlib.sha256(b"0" * 64).hexdigest(),
-            guest_id=world.token(live).guest_id,
+            token_hash=hash_token("0" * 64),
+            guest_id=world.stored(live).guest_id,
             booking_id=987_654,
             booking_revision=0,
             expires_at=world.clock.now() + timedelta(minutes=15),
@@ -117,8 +117,8 @@ def test_a_link_whose_booking_is_gone_is_refused(uow: UnitOfWork) -> None:
 
 
 def test_a_link_works_once(uow: UnitOfWork) -> None:
-    world = World(uow)
-    _, link = world.book(ADA)
+    world = World.over(uow)
+    _, link = world.book_link(ADA)
 
     assert world.guests.consume_token(link.raw).token.used_at == world.clock.now()
     for replay in (world.guests.consume_token, world.guests.verify_token):
@@ -127,8 +127,8 @@ def test_a_link_works_once(uow: UnitOfWork) -> None:
 
 
 def test_a_link_dies_after_its_ttl(uow: UnitOfWork) -> None:
-    world = World(uow)
-    _, link = world.book(ADA)
+    world = World.over(uow)
+    _, link = world.book_link(ADA)
     world.clock.advance(world.settings.token_ttl - timedelta(microseconds=1))
     world.guests.verify_token(link.raw)
 
@@ -139,8 +139,8 @@ def test_a_link_dies_after_its_ttl(uow: UnitOfWork) -> None:
 
 
 def test_storage_holds_only_the_sha256_of_a_token(sqlite_engine: Engine) -> None:
-    world = World(SqlAlchemyUnitOfWork(sqlite_engine))
-    booking, link = world.book(ADA)
+    world = World.over(SqlAlchemyUnitOfWork(sqlite_engine))
+    booking, link = world.book_link(ADA)
     world.guests.consume_token(link.raw)
     world.inbox(ADA, booking.id)
 
@@ -153,14 +153,14 @@ def test_storage_holds_only_the_sha256_of_a_token(sqlite_engine: Engine) -> None
             for row in connection.execute(select(table))
             for cell in row
         ]
-    assert hashlib.sha256(link.raw.encode()).hexdigest() in cells
+    assert hash_token(link.raw) in cells
     assert not [cell for cell in cells if link.raw in cell]
 
 
 @pytest.mark.parametrize("garbage", ["", "x" * 64, "A" * 64, "0" * 65, "0" * 63, " " + "0" * 63])
 def test_malformed_and_unknown_tokens_get_the_same_answer(uow: UnitOfWork, garbage: str) -> None:
-    world = World(uow)
-    world.book(ADA)
+    world = World.over(uow)
+    world.book_link(ADA)
     answers = []
     for raw in (garbage, "0" * 64):  # malformed, then well-formed but unknown
         for check in (world.guests.verify_token, world.guests.consume_token):
@@ -178,7 +178,7 @@ def test_a_malformed_token_never_reaches_storage(garbage: object) -> None:
     from magiclink.adapters.memory import InMemoryUnitOfWork
 
     probe = FaultyUnitOfWork(InMemoryUnitOfWork(), count_begins=True)
-    world = World(probe)
+    world = World.over(probe)
 
     for check in (world.guests.verify_token, world.guests.consume_token):
         with pytest.raises(InvalidToken):
@@ -197,7 +197,7 @@ def test_tokens_are_32_bytes_from_the_secrets_module(
         return "ab" * 32
 
     monkeypatch.setattr("magiclink.domain.policy.secrets.token_hex", token_hex)
-    world = World(uow)
+    world = World.over(uow)
 
     link = world.inbox(ADA)
 
@@ -205,7 +205,7 @@ def test_tokens_are_32_bytes_from_the_secrets_module(
 
 
 def test_a_guest_gets_one_link_per_request_interval(uow: UnitOfWork) -> None:
-    world = World(uow)
+    world = World.over(uow)
     first = world.inbox(ADA)
     interval = world.settings.request_interval
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -157,7 +158,7 @@ def test_audit_trail_refuses_bad_limit(limit: object) -> None:
 def test_tokens_for_booking_lists_oldest_first() -> None:
     h = Harness.build()
     booking, first = h.book()
-    second = h.inbox(booking_id=booking.id)
+    second = h.inbox(booking_id=booking.id).raw
     tokens = h.guests.tokens_for_booking(booking.id)
     assert [t.id for t in tokens] == [h.token(first).id, h.token(second).id]
     assert h.guests.tokens_for_booking(12345) == []
@@ -171,7 +172,7 @@ def test_tokens_for_booking_lists_oldest_first() -> None:
 def test_invalid_email_is_invalid_input_everywhere_without_storage_calls(email: str) -> None:
     faulty = FaultyUnitOfWork(InMemoryUnitOfWork(), count_begins=True)
     h = Harness.build(faulty)
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: h.guests.request_inbox_link(email),
         lambda: h.guests.generate_token_for_rescheduled_booking(email, 1),
         lambda: h.guests.block_guest(email),

@@ -26,7 +26,7 @@ def test_r5_3_batch_invalidation_of_several_tokens_returns_count_and_kills_all()
     """R5.2/R5.3/R1.4: every token of the booking invalidated, with reason and used_at."""
     h = Harness.build()
     booking, first = h.book()
-    raws = [first, h.inbox(booking_id=booking.id), h.inbox(booking_id=booking.id)]
+    raws = [first, h.inbox(booking_id=booking.id).raw, h.inbox(booking_id=booking.id).raw]
     h.guests.consume_token(raws[1])
     consumed_at = h.clock.now()
     h.clock.advance(timedelta(minutes=20))  # all expired now: they are invalidated anyway
@@ -79,8 +79,8 @@ def test_r9_3_unknown_booking_returns_zero_and_writes_nothing() -> None:
 def test_r5_3_already_invalidated_tokens_are_not_counted_again() -> None:
     h = Harness.build()
     booking, first = h.book()
-    second = h.inbox(booking_id=booking.id)
-    third = h.inbox(booking_id=booking.id)
+    second = h.inbox(booking_id=booking.id).raw
+    third = h.inbox(booking_id=booking.id).raw
     assert h.guests.invalidate_token(h.token(second).id, InvalidationReason.MANUAL_REVOCATION)
     revoked = h.token(second)
 
@@ -95,7 +95,7 @@ def test_r5_3_invalidation_leaves_other_bookings_and_inbox_links_alone() -> None
     h = Harness.build()
     mine, _ = h.book()
     other, other_raw = h.book("other@example.com")
-    inbox_raw = h.inbox()
+    inbox_raw = h.inbox().raw
     h.guests.invalidate_tokens_by_booking_id(mine.id, REASON)
     assert h.guests.verify_token(other_raw).token.booking_id == other.id
     assert h.guests.verify_token(inbox_raw).token.booking_id is None
@@ -106,7 +106,7 @@ def test_r8_one_audit_entry_per_guest_with_reason_count_success_and_timestamp() 
     h = Harness.build()
     booking, _ = h.book()
     h.inbox(booking_id=booking.id)
-    h.craft_token("helper@example.com", booking_id=booking.id, booking_revision=0)
+    h.store_token("helper@example.com", booking_id=booking.id, booking_revision=0)
     student = h.guests.get_guest(STUDENT)
     helper = h.guests.get_guest("helper@example.com")
     assert student is not None and helper is not None

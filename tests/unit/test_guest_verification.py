@@ -85,7 +85,7 @@ def test_consume_marks_used_once_and_second_use_is_refused() -> None:
 def test_r6_6_token_without_revision_skips_the_revision_check() -> None:
     h = Harness.build()
     booking, _ = h.book()
-    legacy = h.craft_token(STUDENT, booking_id=booking.id, booking_revision=None)
+    legacy = h.store_token(STUDENT, booking_id=booking.id, booking_revision=None)
     h.update_booking(booking.id, revision=5)
     assert h.guests.verify_token(legacy).token.booking_revision is None
 
@@ -114,7 +114,7 @@ def _refusal_case(h: Harness, reason: str) -> str:
     elif reason == "booking_rescheduled":
         h.update_booking(booking.id, revision=1)
     else:
-        raw = h.craft_token(STUDENT, booking_id=999_999, booking_revision=0)
+        raw = h.store_token(STUDENT, booking_id=999_999, booking_revision=0)
     return raw
 
 
@@ -167,7 +167,7 @@ def test_r7_1_unknown_well_formed_token_is_invalid_and_not_audited(operation: Op
 
 def test_r7_inbox_link_refusal_audit_has_no_resource() -> None:
     h = Harness.build()
-    raw = h.inbox()
+    raw = h.inbox().raw
     h.clock.advance(TTL)
     with pytest.raises(TokenExpiredOrUsed):
         h.guests.verify_token(raw)

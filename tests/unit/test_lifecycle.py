@@ -15,6 +15,7 @@ from magiclink import (
     Booking,
     BookingClosed,
     BookingNotFound,
+    BookingService,
     BookingStatus,
     DuplicateRating,
     GuestService,
@@ -23,13 +24,16 @@ from magiclink import (
     InvalidInput,
     LinkMessage,
     MagicLinkError,
+    QualityRepository,
+    RatingService,
     Requester,
+    Services,
     TokenExpiredOrUsed,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.ports import Notifier
+from magiclink.testing import raw_from_url
 from magiclink.testing.faults import FaultyUnitOfWork
-from magiclink.testing.properties import raw_from_url
 from tests.unit.harness import MENTOR, STRANGER, STUDENT, TTL, Harness, snapshot
 
 
@@ -75,9 +79,20 @@ class FailingNotifier(Notifier):
 
 
 def spy_harness(**kwargs: Any) -> tuple[Harness, SpyGuestService]:
-    h = Harness.build(guest_service=SpyGuestService, **kwargs)
-    assert isinstance(h.guests, SpyGuestService)
-    return h, h.guests
+    """The world with a spying GuestService under the lifecycle services.
+
+    `build_services` has no seam for another GuestService class, so this one test wires the
+    lifecycle services over the spy itself, with the world's storage, clock and settings.
+    """
+    h = Harness.build(**kwargs)
+    spy = SpyGuestService(h.uow, clock=h.clock, settings=h.settings, metrics=h.metrics)
+    h.services = Services(
+        guests=spy,
+        bookings=BookingService(h.uow, spy, notifier=h.notifier),
+        ratings=RatingService(h.uow, spy),
+        quality=QualityRepository(h.uow, spy),
+    )
+    return h, spy
 
 
 MENTOR_REQ = Requester(user_id=MENTOR)
@@ -146,7 +161,7 @@ def test_r1_cancellation_invalidates_through_the_injected_guest_service(
     """R1.1/R1.2/R5.1: the lifecycle service calls the instance it was given."""
     h, spy = spy_harness()
     booking, raw = h.book()
-    second = h.inbox(booking_id=booking.id)
+    second = h.inbox(booking_id=booking.id).raw
     result = h.bookings.cancel_session(booking.id, "ill", cancelled_by, requester)
     assert result.status is BookingStatus.CANCELLED
     assert h.booking(booking.id).status is BookingStatus.CANCELLED
@@ -224,7 +239,7 @@ def test_r9_no_show_succeeds_when_invalidation_raises() -> None:
 def test_r2_reschedule_invalidates_old_links_and_mails_one_new_link() -> None:
     h, spy = spy_harness()
     booking, first = h.book()
-    second = h.inbox(booking_id=booking.id)
+    second = h.inbox(booking_id=booking.id).raw
     new_start = booking.start_time + timedelta(days=3)
     outcome = h.bookings.reschedule_session(booking.id, new_start, STUDENT_REQ)
     moved = outcome.booking
@@ -299,7 +314,7 @@ def test_r9_book_session_succeeds_when_mail_fails() -> None:
 
 def test_r9_reschedule_succeeds_when_all_three_steps_fail() -> None:
     notifier = FailingNotifier()
-    h = Harness.build(guest_service=SpyGuestService, notifier=notifier)
+    h, _ = spy_harness(notifier=notifier)
     assert isinstance(h.guests, SpyGuestService)
     booking = h.bookings.book_session(MENTOR, STUDENT, h.clock.now()).booking
     h.guests.failing.update({"invalidate", "reissue"})
@@ -464,7 +479,7 @@ def test_r9_4_transient_invalidation_error_is_retried_exactly_once(
 def test_r3_rating_is_stored_then_links_invalidated() -> None:
     h, spy = spy_harness()
     booking, raw = h.book()
-    fresh_before = h.inbox(booking_id=booking.id)
+    fresh_before = h.inbox(booking_id=booking.id).raw
     rating = h.ratings.create_rating(booking.id, "profile-9", 4, "great")
     assert (rating.booking_id, rating.rating, rating.feedback) == (booking.id, 4, "great")
     assert rating.student_profile_id == "profile-9"
@@ -473,7 +488,7 @@ def test_r3_rating_is_stored_then_links_invalidated() -> None:
         assert h.token(link).invalidation_reason == "rating_submitted"
         with pytest.raises(TokenExpiredOrUsed):  # R3.2/R3.3
             h.guests.consume_token(link)
-    fresh = h.inbox(booking_id=booking.id)  # R3.4: a fresh link still views the session
+    fresh = h.inbox(booking_id=booking.id).raw  # R3.4: a fresh link still views the session
     assert h.guests.verify_token(fresh).token.booking_id == booking.id
     with pytest.raises(DuplicateRating) as caught:
         h.ratings.create_rating(booking.id, "profile-9", 5)
@@ -549,7 +564,7 @@ def test_r4_incident_found_by_uid_stored_then_links_invalidated() -> None:
     assert h.token(raw).invalidation_reason == "incident_reported"
     with pytest.raises(TokenExpiredOrUsed):  # R4.2/R4.3
         h.guests.consume_token(raw)
-    fresh = h.inbox(booking_id=booking.id)  # R4.4
+    fresh = h.inbox(booking_id=booking.id).raw  # R4.4
     assert h.guests.verify_token(fresh).token.booking_id == booking.id
     assert h.guests.verify_token(other_raw).token.booking_id == other.id
 

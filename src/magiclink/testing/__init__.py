@@ -4,7 +4,10 @@
   pytest module and implement `make_uow()` (docs/adapters.md);
 * `magiclink.testing.properties` and `magiclink.testing.strategies` — the SPEC §6 properties
   and the hypothesis strategies they draw from;
-* `magiclink.testing.faults` — fault injection for any unit of work.
+* `magiclink.testing.faults` — fault injection for any unit of work;
+* `magiclink.testing.world` — `World`, the one test world (storage, manual clock, recorders
+  and the four services from `magiclink.build_services`), with `Link`, `hash_token` and
+  `raw_from_url`; re-exported here.
 
 These modules import pytest or hypothesis (development dependencies); `import magiclink`
 never imports this package. The contract classes are re-exported here lazily, so importing
@@ -29,7 +32,9 @@ if TYPE_CHECKING:
         UnitOfWorkContract,
     )
 
-__all__ = [
+from magiclink.testing.world import EPOCH, MENTOR_ID, Link, World, hash_token, raw_from_url
+
+_CONTRACTS = (
     "AuditLogContract",
     "BookingRepositoryContract",
     "ConcurrencyContract",
@@ -39,11 +44,29 @@ __all__ = [
     "TokenRepositoryContract",
     "TransactionContract",
     "UnitOfWorkContract",
+)
+
+__all__ = [
+    "EPOCH",
+    "MENTOR_ID",
+    "AuditLogContract",
+    "BookingRepositoryContract",
+    "ConcurrencyContract",
+    "GuestRepositoryContract",
+    "IncidentRepositoryContract",
+    "Link",
+    "RatingRepositoryContract",
+    "TokenRepositoryContract",
+    "TransactionContract",
+    "UnitOfWorkContract",
+    "World",
+    "hash_token",
+    "raw_from_url",
 ]
 
 
 def __getattr__(name: str) -> object:
     """Import the contract suite on first use of one of its names."""
-    if name in __all__:
+    if name in _CONTRACTS:
         return getattr(importlib.import_module("magiclink.testing.contract"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,7 +43,13 @@ from magiclink.ports.repositories import (
 )
 from magiclink.ports.unit_of_work import Transaction, UnitOfWork
 
-__all__ = ["REPOSITORIES", "WRITE_CALLS", "FaultyUnitOfWork", "InjectedFault"]
+__all__ = [
+    "REPOSITORIES",
+    "WRITE_CALLS",
+    "FaultyTransaction",
+    "FaultyUnitOfWork",
+    "InjectedFault",
+]
 
 R = TypeVar("R")
 

@@ -21,32 +21,27 @@ hypothesis does not reset fixtures between examples.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
-from urllib.parse import parse_qs, urlsplit
 
 import attrs
 from hypothesis import strategies as st
 
-from magiclink.adapters.memory import InMemoryMetrics, InMemoryNotifier, ManualClock
-from magiclink.domain.booking_service import BookingService
-from magiclink.domain.enums import AuditAction, IncidentType, InvalidationReason
-from magiclink.domain.errors import MagicLinkError, TokenExpiredOrUsed
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.quality import QualityRepository
-from magiclink.domain.rating_service import RatingService
-from magiclink.domain.records import (
+from magiclink import (
+    AuditAction,
     AuditEntry,
     Booking,
+    IncidentType,
+    InvalidationReason,
+    MagicLinkError,
     MagicLinkToken,
     Requester,
     Settings,
-    TokenLookup,
+    TokenExpiredOrUsed,
 )
-from magiclink.ports.unit_of_work import UnitOfWork
+from magiclink.domain.records import TokenLookup
+from magiclink.ports import UnitOfWork
 from magiclink.testing.strategies import (
     EPOCH,
     LifecycleEvent,
@@ -57,10 +52,13 @@ from magiclink.testing.strategies import (
     ratings,
     world_plans,
 )
+from magiclink.testing.world import Link, raw_from_url
+from magiclink.testing.world import World as _World
 
 __all__ = [
     "EVENT_REASONS",
     "PROPERTIES",
+    "DeadKind",
     "Link",
     "Property",
     "PropertyFailed",
@@ -108,33 +106,10 @@ def _require(condition: bool, message: str) -> None:
 # ----------------------------------------------------------------------------- the world
 
 
-@attrs.frozen
-class Link:
-    """A link known to the test: its raw token, the hash storage knows it by, its owner."""
-
-    raw: str = attrs.field(repr=False)
-    guest_email: str
-    booking_id: int | None
-
-    @property
-    def token_hash(self) -> str:
-        """SHA-256 hex of the raw token (what storage holds)."""
-        return hashlib.sha256(self.raw.encode("ascii")).hexdigest()
-
-
 @attrs.define
-class World:
+class World(_World):
     """A populated storage and the services over it, plus what the test knows about it."""
 
-    uow: UnitOfWork
-    clock: ManualClock
-    settings: Settings
-    notifier: InMemoryNotifier
-    metrics: InMemoryMetrics
-    guests: GuestService
-    bookings: BookingService
-    ratings: RatingService
-    quality: QualityRepository
     booking_list: list[Booking] = attrs.Factory(list)
     links: list[Link] = attrs.Factory(list)
     last_request: dict[str, datetime] = attrs.Factory(dict)
@@ -143,14 +118,6 @@ class World:
     def subject(self) -> Booking:
         """The booking the property is about (the first one built)."""
         return self.booking_list[0]
-
-    def booking(self, booking_id: int) -> Booking:
-        """The booking as stored now."""
-        with self.uow.transaction(readonly=True) as tx:
-            booking = tx.bookings.get(booking_id)
-        _require(booking is not None, f"booking {booking_id} vanished")
-        assert booking is not None
-        return booking
 
     def lookup(self, link: Link) -> TokenLookup:
         """The stored token behind `link`, with its guest and booking state."""
@@ -170,10 +137,6 @@ class World:
         tokens.update({link.token_hash: self.lookup(link).token for link in self.links})
         return tokens
 
-    def audit(self) -> list[AuditEntry]:
-        """The whole audit log, newest first."""
-        return self.guests.audit_trail(limit=AUDIT_LIMIT)
-
     def request_link(self, email: str, booking_id: int | None) -> Link:
         """Ask for an inbox link, first waiting out the rate limit when needed."""
         last = self.last_request.get(email)
@@ -188,8 +151,8 @@ class World:
 
     def mailed_link(self, booking: Booking) -> Link:
         """The link last mailed by the notifier, which must be for `booking`."""
-        _require(bool(self.notifier.sent), "no link was mailed")
-        message = self.notifier.sent[-1]
+        _require(bool(self.sent), "no link was mailed")
+        message = self.sent[-1]
         _require(
             message.booking_id == booking.id and message.to == booking.guest_email,
             f"the last mail is not for booking {booking.id}",
@@ -200,29 +163,15 @@ class World:
 
     def craft_token(self, email: str, booking: Booking | None) -> Link:
         """Store a token through the ports alone (as a host's own data might hold one)."""
-        raw = secrets.token_hex(32)
-        now = self.clock.now()
-        with self.uow.transaction() as tx:
-            guest, _ = tx.guests.get_or_create(email, now=now, last_request_at=None)
-            tx.tokens.add(
-                token_hash=hashlib.sha256(raw.encode("ascii")).hexdigest(),
-                guest_id=guest.id,
-                booking_id=None if booking is None else booking.id,
-                booking_revision=None if booking is None else booking.revision,
-                expires_at=now + self.settings.token_ttl,
-                created_at=now,
-            )
-            tx.commit()
-        link = Link(raw=raw, guest_email=email, booking_id=None if booking is None else booking.id)
+        booking_id = None if booking is None else booking.id
+        raw = self.store_token(
+            email,
+            booking_id=booking_id,
+            booking_revision=None if booking is None else booking.revision,
+        )
+        link = Link(raw=raw, guest_email=email, booking_id=booking_id)
         self.links.append(link)
         return link
-
-
-def raw_from_url(url: str) -> str:
-    """The raw token carried by a mailed link's `token` query parameter."""
-    values = parse_qs(urlsplit(url).query).get("token", [])
-    _require(len(values) == 1, f"the mailed URL carries {len(values)} tokens")
-    return values[0]
 
 
 def build_world(
@@ -240,23 +189,8 @@ def build_world(
     `extra_guests` get tokens on the booking through the ports. Then `inbox_links` inbox-only
     links are issued to the first booking's guest.
     """
-    uow = uow_factory()
-    clock = ManualClock(start)
-    settings = settings if settings is not None else Settings()
-    metrics = InMemoryMetrics()
-    notifier = InMemoryNotifier()
-    guests = GuestService(uow, clock=clock, settings=settings, metrics=metrics)
-    world = World(
-        uow=uow,
-        clock=clock,
-        settings=settings,
-        notifier=notifier,
-        metrics=metrics,
-        guests=guests,
-        bookings=BookingService(uow, guests, notifier=notifier),
-        ratings=RatingService(uow, guests),
-        quality=QualityRepository(uow, guests),
-    )
+    world = World.build(uow_factory(), start=start, settings=settings)
+    clock = world.clock
     for number, booking_plan in enumerate(plan.bookings):
         outcome = world.bookings.book_session(
             MENTOR_ID + number,
