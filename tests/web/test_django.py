@@ -32,7 +32,7 @@ def test_12_django_view_of_the_docs_runs_the_journey(world: World) -> None:
         "SECRET": SECRET,
     }
     exec(snippet, namespace)
-    urlpatterns[:] = [re_path(r"^magic-link(?:/.*)?$", namespace["magic_link"])]  # type: ignore[arg-type]
+    urlpatterns[:] = [re_path(r"^magic-link(?:/.*)?$", namespace["magic_link"])]
     clear_url_caches()
     client = Client()
     landing = client.get("/magic-link", {"token": world.raw})
