@@ -159,7 +159,26 @@ class GuestService:
         """
         return self._issue_system_link(email, booking_id, IssuePath.RESCHEDULE).raw
 
-    def _issue_system_link(self, email: str, booking_id: int, path: IssuePath) -> IssuedToken:
+    def issue_system_link(
+        self,
+        email: str,
+        booking_id: int,
+        *,
+        path: IssuePath,
+        within: Callable[[Transaction, MagicLinkToken, Booking], None] | None = None,
+    ) -> IssuedToken:
+        """The system path of `issue_booking_link`, with `within(tx, token, booking)` run in
+        the issuing transaction (the outbox records its link there, §11.2); whatever it
+        raises rolls the issue back and propagates."""
+        return self._issue_system_link(email, booking_id, path, within)
+
+    def _issue_system_link(
+        self,
+        email: str,
+        booking_id: int,
+        path: IssuePath,
+        within: Callable[[Transaction, MagicLinkToken, Booking], None] | None = None,
+    ) -> IssuedToken:
         normalized = normalize_email(email)
         booking_id = require_id(booking_id, "booking_id")
         now = self._clock.now()
@@ -174,7 +193,10 @@ class GuestService:
                 guest, _ = tx.guests.get_or_create(normalized, now=now, last_request_at=None)
                 if guest.blocked:
                     raise AccessDenied()
-            return self._store_token(tx, guest, booking, raw, now)
+            stored = self._store_token(tx, guest, booking, raw, now)
+            if within is not None:
+                within(tx, stored[0], booking)
+            return stored
 
         token, superseded = run_in_transaction(self._uow, work, landed=_token_stored(raw))
         return self._issued(raw, token, path, superseded)
