@@ -61,11 +61,20 @@ class InMemoryOutbox(Outbox):
         with self._uow.transaction() as tx:
             mem = self._tx(tx)
             due = sorted(
-                (m for m in self._messages.values() if m.state in _CLAIMABLE and m.next_attempt_at <= now),
+                (
+                    m
+                    for m in self._messages.values()
+                    if m.state in _CLAIMABLE and m.next_attempt_at <= now
+                ),
                 key=lambda m: (m.next_attempt_at, m.id),
             )[:limit]
             claimed = [
-                attrs.evolve(m, state=OutboxState.SENDING, attempts=m.attempts + 1, next_attempt_at=now + lease)
+                attrs.evolve(
+                    m,
+                    state=OutboxState.SENDING,
+                    attempts=m.attempts + 1,
+                    next_attempt_at=now + lease,
+                )
                 for m in due
             ]
             for message in claimed:
@@ -89,7 +98,11 @@ class InMemoryOutbox(Outbox):
     ) -> bool:
         with self._uow.transaction() as tx:
             message = self._messages.get(message_id)
-            if message is None or message.state is not OutboxState.SENDING or message.attempts != attempt:
+            if (
+                message is None
+                or message.state is not OutboxState.SENDING
+                or message.attempts != attempt
+            ):
                 return False
             finished = attrs.evolve(
                 message,
@@ -107,7 +120,9 @@ class InMemoryOutbox(Outbox):
             message = self._messages.get(message_id)
             if message is None or message.state not in (OutboxState.DEAD, OutboxState.SKIPPED):
                 return False
-            revived = attrs.evolve(message, state=OutboxState.PENDING, attempts=0, next_attempt_at=now)
+            revived = attrs.evolve(
+                message, state=OutboxState.PENDING, attempts=0, next_attempt_at=now
+            )
             self._tx(tx).put(self._messages, message_id, revived)
             tx.commit()
             return True

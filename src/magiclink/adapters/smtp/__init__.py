@@ -25,7 +25,13 @@ from magiclink.adapters.smtp._message import (
     SmtpNotifier,
 )
 
-__all__ = ["DEFAULT_SUBJECTS", "AsyncSmtpNotifier", "MailDeliveryError", "MailRenderer", "SmtpNotifier"]
+__all__ = [
+    "DEFAULT_SUBJECTS",
+    "AsyncSmtpNotifier",
+    "MailDeliveryError",
+    "MailRenderer",
+    "SmtpNotifier",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -45,9 +45,13 @@ class AsyncSmtpNotifier:
             await aiosmtplib.send(email, hostname=self.host, port=self.port, **self._options)  # type: ignore[arg-type]
         except aiosmtplib.SMTPResponseException as error:
             permanent = 500 <= error.code < 600
-            raise MailDeliveryError(f"Mail server replied {error.code}", transient=not permanent) from None
+            raise MailDeliveryError(
+                f"Mail server replied {error.code}", transient=not permanent
+            ) from None
         except (aiosmtplib.SMTPException, OSError) as error:
-            raise MailDeliveryError(f"Mail server failed ({type(error).__name__})", transient=True) from None
+            raise MailDeliveryError(
+                f"Mail server failed ({type(error).__name__})", transient=True
+            ) from None
 
 
 __all__ = ["AsyncSmtpNotifier"]

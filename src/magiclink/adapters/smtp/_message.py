@@ -71,11 +71,17 @@ class MailRenderer:
             loader = templates
         else:
             loader = jinja2.FileSystemLoader(str(templates))
-        self._html = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
-        self._text = jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined)
+        self._html = jinja2.Environment(
+            loader=loader, autoescape=True, undefined=jinja2.StrictUndefined
+        )
+        self._text = jinja2.Environment(
+            loader=loader, autoescape=False, undefined=jinja2.StrictUndefined
+        )
         self._subjects = dict(DEFAULT_SUBJECTS if subjects is None else subjects)
 
-    def render(self, message: LinkMessage, *, sender: str, reply_to: str | None = None) -> EmailMessage:
+    def render(
+        self, message: LinkMessage, *, sender: str, reply_to: str | None = None
+    ) -> EmailMessage:
         """The e-mail for `message`: headers, a text part and an HTML part."""
         valid_for = message.valid_for if message.valid_for is not None else _DEFAULT_VALID_FOR
         subject = self._subjects.get(message.kind, "Your session link")
@@ -96,7 +102,9 @@ class MailRenderer:
             email["Reply-To"] = reply_to
         email["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
         email.set_content(self._text.get_template(TEXT_TEMPLATE).render(context))
-        email.add_alternative(self._html.get_template(HTML_TEMPLATE).render(context), subtype="html")
+        email.add_alternative(
+            self._html.get_template(HTML_TEMPLATE).render(context), subtype="html"
+        )
         return email
 
 
@@ -149,7 +157,9 @@ class SmtpNotifier(Notifier):
 
     def _connect(self) -> smtplib.SMTP:
         if self._use_tls:
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=self._timeout, context=self._context())
+            return smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self._timeout, context=self._context()
+            )
         return smtplib.SMTP(self.host, self.port, timeout=self._timeout)
 
 
