@@ -174,7 +174,7 @@ def _code_of(error: BaseException) -> int | None:
 def translate_smtp_error(error: BaseException) -> MailDeliveryError:
     """The library's error for an smtplib/socket failure: 5xx permanent, anything else transient."""
     code = _code_of(error)
-    if isinstance(error, (socket.timeout, TimeoutError)):
+    if isinstance(error, (socket.timeout, TimeoutError)) or "timed out" in str(error):
         what = "timed out"
     elif isinstance(error, ConnectionRefusedError):
         what = "refused the connection"
