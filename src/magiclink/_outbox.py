@@ -34,7 +34,7 @@ class DeliveryReport:
     skipped: int = 0
 
 
-class _Stale(Exception):
+class _Stale(MagicLinkError):
     """The intent no longer matches its booking (moved again): nothing to mail."""
 
 
