@@ -116,14 +116,14 @@ def test_dead_letter_after_last_attempt_logs_counts_audits_s11_2(
 
 
 def test_permanent_refusal_dead_letters_at_once_s11_2() -> None:
-    services, outbox, _, worker, _ = _world(FlakyNotifier(failures=1, permanent=True))
+    services, _outbox, _, worker, _ = _world(FlakyNotifier(failures=1, permanent=True))
     services.bookings.book_session(7, "g@example.org", START)
     assert worker.deliver_due().dead_lettered == 1
 
 
 def test_reschedule_enqueues_and_stale_intent_is_skipped_s11_2() -> None:
     notifier = FlakyNotifier()
-    services, outbox, _, worker, _ = _world(notifier)
+    services, _outbox, _, worker, _ = _world(notifier)
     booking = services.bookings.book_session(7, "g@example.org", START).booking
     services.bookings.reschedule_session(booking.id, START + timedelta(days=1), Requester.system())
     report = worker.deliver_due()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from magiclink import InvalidationReason, OutboxWorker, Settings, build_services
+from magiclink import InvalidationReason, InvalidInput, OutboxWorker, Settings, build_services
 from magiclink.adapters.memory import InMemoryNotifier, ManualClock
 from magiclink.adapters.sqlalchemy import SqlAlchemyOutbox, SqlAlchemyUnitOfWork
 from magiclink.adapters.sqlalchemy._outbox import outbox as outbox_table
@@ -83,6 +83,6 @@ def test_claims_are_exclusive_across_threads_s11_2(any_engine: Engine) -> None: 
 def test_rollback_of_the_booking_rolls_back_its_intent_s11_2(any_engine: Engine) -> None:  # noqa: F811
     services, outbox, _, _ = _world(any_engine, FlakyNotifier())
     services.bookings.book_session(7, "g@example.org", START, uid="same")
-    with pytest.raises(Exception):  # noqa: B017, PT011 - duplicate uid → InvalidInput
+    with pytest.raises(InvalidInput):
         services.bookings.book_session(7, "h@example.org", START, uid="same")
     assert len(outbox.list()) == 1
