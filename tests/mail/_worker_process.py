@@ -14,7 +14,7 @@ from magiclink.adapters.smtp import SmtpNotifier
 from magiclink.adapters.sqlalchemy import SqlAlchemyOutbox, SqlAlchemyUnitOfWork
 
 
-def run(url: str, port: int, seed: int, idle_rounds: int = 20) -> None:
+def run(url: str, port: int, seed: int, idle_rounds: int = 20, lease_s: float = 300.0) -> None:
     engine = create_engine(url)
     uow = SqlAlchemyUnitOfWork(engine)
     box = SqlAlchemyOutbox(uow)
@@ -28,6 +28,7 @@ def run(url: str, port: int, seed: int, idle_rounds: int = 20) -> None:
         base_delay=timedelta(milliseconds=5),
         max_delay=timedelta(milliseconds=40),
         rng=random.Random(seed),
+        lease=timedelta(seconds=lease_s),
     )
     idle = 0
     while idle < idle_rounds:  # bounded: stops by itself once nothing is due
