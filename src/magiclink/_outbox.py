@@ -10,7 +10,7 @@ from typing import Final
 import attrs
 
 from magiclink._bootstrap import Services
-from magiclink.domain.enums import InvalidationReason, IssuePath
+from magiclink.domain.enums import InvalidationReason
 from magiclink.domain.errors import AccessDenied, BookingClosed, BookingNotFound, MagicLinkError
 from magiclink.domain.observability import log_event, redact
 from magiclink.domain.records import Booking, LinkMessage, MagicLinkToken
@@ -20,7 +20,6 @@ from magiclink.ports.outbox import Outbox, OutboxMessage, OutboxMetricNames, Out
 from magiclink.ports.unit_of_work import Transaction
 
 DEAD_LETTER_ACTION: Final = "OUTBOX_DEAD_LETTER"
-_PATHS: Final = {"booking": IssuePath.BOOKING, "reschedule": IssuePath.RESCHEDULE}
 _MAX_ERROR: Final = 255
 
 
@@ -127,11 +126,8 @@ class OutboxWorker:
             self._outbox.record_link(tx, message.id, token.id)
             seen.append(booking)
 
-        issued = self._guests.issue_system_link(
-            message.guest_email,
-            message.booking_id,
-            path=_PATHS.get(message.kind, IssuePath.BOOKING),
-            within=within,
+        issued = self._guests.issue_booking_link(
+            message.guest_email, message.booking_id, within=within
         )
         return (issued.raw, issued.token_id), seen[-1]
 

@@ -139,10 +139,9 @@ def test_crashed_attempt_link_dies_before_the_next_one_s11_3() -> None:
     services, outbox, clock, worker, _ = _world(notifier)
     booking = services.bookings.book_session(7, "g@example.org", START).booking
     [claimed] = outbox.claim_due(now=clock.now(), limit=1, lease=timedelta(minutes=5))
-    services.guests.issue_system_link(
+    services.guests.issue_booking_link(
         "g@example.org",
         booking.id,
-        path=__import__("magiclink.domain.enums", fromlist=["IssuePath"]).IssuePath.BOOKING,
         within=lambda tx, token, _b: outbox.record_link(tx, claimed.id, token.id),
     )  # ... and then the process died
     assert worker.deliver_due().delivered == 0  # leased
