@@ -5,6 +5,7 @@ except `magiclink.ports` (abstract ports), `magiclink.adapters.*` and `magiclink
 """
 
 from magiclink._bootstrap import Services, build_services
+from magiclink._outbox import DeliveryReport, OutboxWorker
 from magiclink.domain.booking_service import BookingService
 from magiclink.domain.enums import (
     AuditAction,
@@ -56,6 +57,7 @@ __all__ = [
     "BookingOutcome",
     "BookingService",
     "BookingStatus",
+    "DeliveryReport",
     "DuplicateRating",
     "Guest",
     "GuestService",
@@ -68,6 +70,7 @@ __all__ = [
     "LinkMessage",
     "MagicLinkError",
     "MagicLinkToken",
+    "OutboxWorker",
     "QualityRepository",
     "RateLimited",
     "Rating",

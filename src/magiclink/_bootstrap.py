@@ -12,6 +12,7 @@ from magiclink.domain.records import Settings
 from magiclink.ports.clock import Clock
 from magiclink.ports.metrics import Metrics
 from magiclink.ports.notifier import Notifier
+from magiclink.ports.outbox import Outbox
 from magiclink.ports.unit_of_work import UnitOfWork
 
 __all__ = ["Services", "build_services"]
@@ -34,6 +35,7 @@ def build_services(
     clock: Clock | None = None,
     settings: Settings | None = None,
     metrics: Metrics | None = None,
+    outbox: Outbox | None = None,
 ) -> Services:
     """Wire `GuestService` and the lifecycle services that invalidate through it (R5.1).
 
@@ -43,7 +45,7 @@ def build_services(
     guests = GuestService(uow, clock=clock, settings=settings, metrics=metrics)
     return Services(
         guests=guests,
-        bookings=BookingService(uow, guests, notifier=notifier),
+        bookings=BookingService(uow, guests, notifier=notifier, outbox=outbox),
         ratings=RatingService(uow, guests),
         quality=QualityRepository(uow, guests),
     )

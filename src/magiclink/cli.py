@@ -629,5 +629,10 @@ def _print_metrics(console: Console, metrics: InMemoryMetrics) -> None:
     console.print(table)
 
 
+from magiclink._outbox_cli import outbox as _outbox  # noqa: E402 - mail (issue 18)
+
+main.add_command(_outbox)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

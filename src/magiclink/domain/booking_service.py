@@ -38,6 +38,7 @@ from magiclink.domain.transactions import run_in_transaction
 from magiclink.ports.clock import Clock
 from magiclink.ports.metrics import Metrics
 from magiclink.ports.notifier import Notifier
+from magiclink.ports.outbox import Outbox
 from magiclink.ports.unit_of_work import Transaction, UnitOfWork
 
 DEFAULT_DURATION: Final = timedelta(minutes=15)
@@ -66,9 +67,13 @@ class BookingService(LifecycleService):
         notifier: Notifier,
         clock: Clock | None = None,
         metrics: Metrics | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         super().__init__(uow, guest_service, clock=clock, metrics=metrics)
         self._notifier = notifier
+        self._outbox = outbox if guest_service.settings.mail_via_outbox else None
+        if guest_service.settings.mail_via_outbox and outbox is None:
+            raise InvalidInput("Settings.mail_via_outbox needs an outbox")
 
     @property
     def notifier(self) -> Notifier:
@@ -110,7 +115,7 @@ class BookingService(LifecycleService):
         end = _end_of(start, length)
 
         def work(tx: Transaction) -> Booking:
-            return tx.bookings.add(
+            booking = tx.bookings.add(
                 uid=uid,
                 mentor_id=mentor_id,
                 guest_email=email,
@@ -119,6 +124,8 @@ class BookingService(LifecycleService):
                 status=BookingStatus.SCHEDULED,
                 revision=0,
             )
+            self._enqueue_mail(tx, booking, "booking")
+            return booking
 
         def landed(tx: Transaction) -> Booking | None:
             booking = tx.bookings.get_by_uid(uid)
@@ -129,6 +136,8 @@ class BookingService(LifecycleService):
             return booking if ours else None
 
         booking = run_in_transaction(self._uow, work, landed=landed)
+        if self._outbox is not None:  # §11.2: the outbox worker mails it
+            return BookingOutcome(booking=booking, link_sent=False)
         sent = self._issue_and_mail(booking, "booking", reason="booking_created")
         return BookingOutcome(booking=booking, link_sent=sent)
 
@@ -198,6 +207,7 @@ class BookingService(LifecycleService):
                 revision=booking.revision + 1,
             )
             tx.bookings.update(moved)
+            self._enqueue_mail(tx, moved, "reschedule")
             attempts.append(moved)
             return moved
 
@@ -209,6 +219,8 @@ class BookingService(LifecycleService):
         self._invalidate_after(
             booking.id, InvalidationReason.BOOKING_RESCHEDULED, {"event": "reschedule"}
         )
+        if self._outbox is not None:  # §11.2: the outbox worker issues and mails the link
+            return RescheduleOutcome(booking=booking, link_issued=False, link_sent=False)
         issued, raw = run_after_step(
             self._metrics,
             "reissue",
@@ -224,6 +236,18 @@ class BookingService(LifecycleService):
                 booking, raw, "reschedule", str(InvalidationReason.BOOKING_RESCHEDULED)
             )
         return RescheduleOutcome(booking=booking, link_issued=issued, link_sent=sent)
+
+    def _enqueue_mail(self, tx: Transaction, booking: Booking, kind: str) -> None:
+        """Store the mail intent in the booking's own transaction (§11.2); no token at rest."""
+        if self._outbox is not None:
+            self._outbox.enqueue(
+                tx,
+                booking_id=booking.id,
+                booking_revision=booking.revision,
+                guest_email=booking.guest_email,
+                kind=kind,
+                now=self._clock.now(),
+            )
 
     def _close(self, booking_id: int, requester: Requester, status: BookingStatus) -> Booking:
         def work(tx: Transaction) -> Booking:
@@ -252,6 +276,8 @@ class BookingService(LifecycleService):
             url=self._guests.settings.link_url(raw),
             booking_id=booking.id,
             kind=kind,
+            starts_at=booking.start_time,
+            valid_for=self._guests.settings.token_ttl,
         )
         sent, _ = run_after_step(
             self._metrics, "notify", booking.id, reason, lambda: self._notifier.send(message)

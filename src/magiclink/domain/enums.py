@@ -33,6 +33,7 @@ class InvalidationReason(enum.StrEnum):
     MANUAL_REVOCATION = "manual_revocation"
     REUSE_DETECTED = "reuse_detected"
     SUPERSEDED = "superseded"
+    DELIVERY_FAILED = "delivery_failed"
 
 
 class IncidentType(enum.StrEnum):

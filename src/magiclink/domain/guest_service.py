@@ -142,14 +142,22 @@ class GuestService:
         token, superseded = run_in_transaction(self._uow, work, landed=_token_stored(raw))
         return self._issued(raw, token, IssuePath.INBOX, superseded)
 
-    def issue_booking_link(self, email: str, booking_id: int) -> IssuedToken:
+    def issue_booking_link(
+        self,
+        email: str,
+        booking_id: int,
+        *,
+        within: Callable[[Transaction, MagicLinkToken, Booking], None] | None = None,
+    ) -> IssuedToken:
         """Issue a booking's link on the system path (booking creation).
 
         Never rate-limited and never touches `last_request_at`. Raises `InvalidInput`,
         `AccessDenied` (blocked guest, or an e-mail that is not the booking's),
-        `BookingNotFound`, `BookingClosed`.
+        `BookingNotFound`, `BookingClosed`. `within(tx, token, booking)`, if given, runs in
+        the issuing transaction (the outbox records its link there, §11.2); what it raises
+        rolls the issue back and propagates.
         """
-        return self._issue_system_link(email, booking_id, IssuePath.BOOKING)
+        return self._issue_system_link(email, booking_id, IssuePath.BOOKING, within)
 
     def generate_token_for_rescheduled_booking(self, email: str, booking_id: int) -> str:
         """Issue the fresh link of a rescheduled booking and return its raw token (R2.2).
@@ -159,7 +167,13 @@ class GuestService:
         """
         return self._issue_system_link(email, booking_id, IssuePath.RESCHEDULE).raw
 
-    def _issue_system_link(self, email: str, booking_id: int, path: IssuePath) -> IssuedToken:
+    def _issue_system_link(
+        self,
+        email: str,
+        booking_id: int,
+        path: IssuePath,
+        within: Callable[[Transaction, MagicLinkToken, Booking], None] | None = None,
+    ) -> IssuedToken:
         normalized = normalize_email(email)
         booking_id = require_id(booking_id, "booking_id")
         now = self._clock.now()
@@ -174,7 +188,10 @@ class GuestService:
                 guest, _ = tx.guests.get_or_create(normalized, now=now, last_request_at=None)
                 if guest.blocked:
                     raise AccessDenied()
-            return self._store_token(tx, guest, booking, raw, now)
+            stored = self._store_token(tx, guest, booking, raw, now)
+            if within is not None:
+                within(tx, stored[0], booking)
+            return stored
 
         token, superseded = run_in_transaction(self._uow, work, landed=_token_stored(raw))
         return self._issued(raw, token, path, superseded)

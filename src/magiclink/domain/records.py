@@ -141,6 +141,9 @@ class LinkMessage:
     url: str = attrs.field(repr=False)
     booking_id: int | None
     kind: str
+    # For the mail's wording (§11.1): the session's start and how long the link lives.
+    starts_at: datetime | None = None
+    valid_for: timedelta | None = None
 
 
 @attrs.frozen
@@ -184,6 +187,8 @@ class Settings:
     link_base_url: str = "http://localhost:8000/magic-link"
     revoke_on_reuse: bool = False
     supersede_previous_links: bool = False
+    # §11.2: book and reschedule store a mail intent for the outbox worker instead of mailing.
+    mail_via_outbox: bool = False
 
     def link_url(self, raw_token: str) -> str:
         """The URL to mail: the base URL with the raw token in its `token` query parameter."""

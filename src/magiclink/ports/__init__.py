@@ -9,6 +9,7 @@ from magiclink.domain.records import InvalidationResult, NewAuditEntry, TokenLoo
 from magiclink.ports.clock import Clock, SystemClock
 from magiclink.ports.metrics import MetricNames, Metrics, NullMetrics
 from magiclink.ports.notifier import Notifier
+from magiclink.ports.outbox import Outbox, OutboxMessage, OutboxState, OutboxStatus
 from magiclink.ports.repositories import (
     AuditLog,
     BookingRepository,
@@ -32,6 +33,10 @@ __all__ = [
     "NewAuditEntry",
     "Notifier",
     "NullMetrics",
+    "Outbox",
+    "OutboxMessage",
+    "OutboxState",
+    "OutboxStatus",
     "RatingRepository",
     "SystemClock",
     "TokenLookup",

@@ -9,6 +9,7 @@ uow = SqlAlchemyUnitOfWork(engine)
 `metadata` holds the `magiclink_*` tables, for a host whose own Alembic manages them.
 """
 
+from magiclink.adapters.sqlalchemy._outbox import SqlAlchemyOutbox
 from magiclink.adapters.sqlalchemy.migrate import (
     alembic_config,
     create_schema,
@@ -35,6 +36,7 @@ __all__ = [
     "SqlAlchemyBookingRepository",
     "SqlAlchemyGuestRepository",
     "SqlAlchemyIncidentRepository",
+    "SqlAlchemyOutbox",
     "SqlAlchemyRatingRepository",
     "SqlAlchemyTokenRepository",
     "SqlAlchemyTransaction",
