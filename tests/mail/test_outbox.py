@@ -71,7 +71,7 @@ def test_book_stores_intent_not_token_and_worker_delivers_s11_2() -> None:
     [mail] = notifier.sent
     raw = mail.url.split("token=")[1]
     assert services.guests.verify_token(raw).token.booking_id == outcome.booking.id
-    assert outbox.get(message.id).state is OutboxState.DELIVERED  # type: ignore[union-attr]
+    assert outbox.get(message.id).state is OutboxState.DELIVERED
     assert worker.deliver_due().delivered == 0  # exactly once
 
 

@@ -28,8 +28,8 @@ def _notifier(port: int, **kw: object) -> SmtpNotifier:
         sender="bookings@example.org",
         reply_to="help@example.org",
         timeout=2.0,
-        **kw,
-    )  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def test_booking_mail_is_multipart_and_its_link_verifies_s11_1(
