@@ -10,6 +10,7 @@ usage errors (click's own).
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import re
@@ -18,14 +19,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, ParamSpec, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 try:
     import click
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
-    from sqlalchemy import Engine, create_engine, inspect
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy import Engine, create_engine, make_url
+    from sqlalchemy.exc import SQLAlchemyError
 except ImportError as missing:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"The magiclink command line needs its extra: pip install 'magiclink[cli]' ({missing})"
@@ -33,9 +35,10 @@ except ImportError as missing:  # pragma: no cover - exercised only without the 
 
 from magiclink.adapters.memory import InMemoryMetrics, InMemoryNotifier
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, current_revision, upgrade_to_head
+from magiclink.adapters.sqlalchemy.migrate import missing_from_head, revision_shapes
 from magiclink.domain.booking_service import BookingService
 from magiclink.domain.enums import InvalidationReason
-from magiclink.domain.errors import MagicLinkError
+from magiclink.domain.errors import MagicLinkError, StorageError
 from magiclink.domain.guest_service import GuestService
 from magiclink.domain.quality import QualityRepository
 from magiclink.domain.rating_service import RatingService
@@ -51,25 +54,45 @@ _DURATION = re.compile(r"(\d+)([wdhms])")
 _UNITS: Final = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
+MAX_ID: Final = 2**63 - 1
+_JSON_ERRORS = {"on": False}
+
+
 class CliFailure(click.ClickException):
     """A one-line refusal or failure: exit code 1, no traceback."""
 
     exit_code = 1
 
     def show(self, file: Any = None) -> None:
-        """Print the message as it is (click would prefix it with `Error: `)."""
-        click.echo(self.message, err=True)
+        """Print the message as it is (click would prefix it with `Error: `), or as one JSON
+        object on stderr when the command was given `--json`."""
+        if _JSON_ERRORS["on"]:
+            message = self.message.removeprefix("error: ")
+            click.echo(json.dumps({"error": message, "exit_code": self.exit_code}), err=True)
+        else:
+            click.echo(self.message, err=True)
+
+
+def _json_errors(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    _JSON_ERRORS["on"] = bool(value)
+    return bool(value)
 
 
 def parse_duration(text: str) -> timedelta:
-    """`7d`, `12h`, `1d12h`, `90m`, `30s`, `2w` → timedelta; anything else → ValueError."""
+    """`7d`, `12h`, `1d12h`, `90m`, `30s`, `2w` → timedelta; anything else → ValueError.
+
+    Units: `s` seconds, `m` minutes, `h` hours, `d` days, `w` weeks.
+    """
     cleaned = text.strip().lower()
     parts = _DURATION.findall(cleaned)
     if not cleaned or "".join(n + u for n, u in parts) != cleaned:
         raise ValueError(f"{text!r} is not a duration like 7d, 12h or 1d12h")
     duration = timedelta(**{_UNITS[u]: 0 for u in _UNITS})
-    for number, unit in parts:
-        duration += timedelta(**{_UNITS[unit]: int(number)})
+    try:
+        for number, unit in parts:
+            duration += timedelta(**{_UNITS[unit]: int(number)})
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
     if duration <= timedelta(0):
         raise ValueError("the duration must be positive")
     return duration
@@ -97,11 +120,44 @@ def _one_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def _cause(error: BaseException) -> str:
+    cause = error.__cause__ or error
+    if "file is not a database" in str(cause):
+        return "the file is not a SQLite database (corrupt or another format)"
+    return _one_line(cause)
+
+
+def open_engine(url: str, *, create: bool) -> Engine:
+    """The engine for `url`; a SQLite file must exist unless `create` (read-only commands never
+    create a database), and its directory must exist. Any bad URL is a one-line failure."""
+    if url.startswith("postgres://"):
+        raise CliFailure(
+            "error: invalid database URL: use postgresql+psycopg://... instead of postgres://..."
+        )
+    try:
+        parsed = make_url(url)
+        database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database)
+            if not path.parent.is_dir():
+                raise CliFailure(f"error: no such directory: {path.parent}")
+            if not create and not path.exists():
+                raise CliFailure(
+                    f"error: no database file at {path}; run `magiclink db upgrade` to create it"
+                )
+        return create_engine(parsed)
+    except CliFailure:
+        raise
+    except Exception as error:
+        raise CliFailure(f"error: invalid database URL: {_one_line(error)}") from error
+
+
 class Runtime:
     """What a command needs, built from the database URL on first use."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = False) -> None:
         self.url = url
+        self.create = create
         self._engine: Engine | None = None
         self.metrics = InMemoryMetrics()
         self.notifier = InMemoryNotifier()
@@ -110,21 +166,26 @@ class Runtime:
     def engine(self) -> Engine:
         """The engine for the URL, created on first use (a bad URL is a one-line failure)."""
         if self._engine is None:
-            try:
-                self._engine = create_engine(self.url)
-            except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as error:
-                raise CliFailure(f"error: invalid database URL: {_one_line(error)}") from error
+            self._engine = open_engine(self.url, create=self.create)
         return self._engine
 
     def require_schema(self) -> None:
-        """Fail with a hint when the database is unreachable or holds no magiclink tables."""
+        """Fail with a hint when the database is unreachable or not at the head revision."""
+        head = list(revision_shapes())[-1]
         try:
-            present = inspect(self.engine).has_table("magiclink_tokens")
-        except SQLAlchemyError as error:
-            raise CliFailure(f"error: cannot reach the database: {_one_line(error)}") from error
-        if not present:
+            revision = current_revision(self.engine)
+            missing = missing_from_head(self.engine) if revision is None else []
+        except MagicLinkError as error:
+            raise CliFailure(f"error: cannot reach the database: {_cause(error)}") from error
+        if revision is None and len(missing) == len(revision_shapes()[head]):
             raise CliFailure(
                 "error: this database has no magiclink tables; run `magiclink db upgrade` first"
+            )
+        if revision is None and missing:
+            raise CliFailure(f"error: this database lacks {missing[0]}; run `magiclink db upgrade`")
+        if revision is not None and revision != head:
+            raise CliFailure(
+                f"error: this database is at revision {revision}; run `magiclink db upgrade`"
             )
 
     @functools.cached_property
@@ -145,15 +206,21 @@ class Runtime:
 
 
 @contextmanager
-def runtime(url: str) -> Iterator[Runtime]:
-    """A `Runtime` whose engine is disposed of at the end; domain errors become exit 1."""
-    rt = Runtime(url)
+def runtime(url: str, *, create: bool = False) -> Iterator[Runtime]:
+    """A `Runtime` whose engine is disposed of at the end; every failure becomes exit 1."""
+    rt = Runtime(url, create=create)
     try:
         yield rt
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except StorageError as error:
+        raise CliFailure(f"error: {error.message}: {_cause(error)}") from error
     except MagicLinkError as error:
         raise CliFailure(f"error: {error.message}") from error
     except SQLAlchemyError as error:
-        raise CliFailure(f"error: database failure: {_one_line(error)}") from error
+        raise CliFailure(f"error: database failure: {_cause(error)}") from error
+    except Exception as error:  # a driver's own error (bad URL option...): still one line
+        raise CliFailure(f"error: {type(error).__name__}: {_one_line(error)}") from error
     finally:
         rt.dispose()
 
@@ -169,7 +236,15 @@ def database_option(default: str = DEFAULT_URL) -> Callable[[Callable[P, R]], Ca
     )
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    is_eager=True,
+    callback=_json_errors,
+    help="Print JSON instead of text (errors: one JSON object on stderr).",
+)
+booking_type = click.IntRange(min=1, max=MAX_ID)
 
 
 def _emit_json(data: object) -> None:
@@ -246,6 +321,7 @@ def audit_table(entries: Sequence[AuditEntry], title: str) -> Table:
 @click.version_option(package_name="magiclink")
 def main() -> None:
     """Operate magiclink: links, guests, audit trail, purge, stats and a demo."""
+    _JSON_ERRORS["on"] = False
 
 
 @main.group()
@@ -255,27 +331,36 @@ def db() -> None:
 
 @db.command("upgrade")
 @database_option()
-def db_upgrade(database_url: str) -> None:
-    """Create or upgrade the magiclink tables to the newest revision."""
-    with runtime(database_url) as rt:
+@json_option
+def db_upgrade(database_url: str, as_json: bool) -> None:
+    """Create or upgrade the magiclink tables to the newest revision (safe to run from several
+    instances at once: a database lock serialises them)."""
+    with runtime(database_url, create=True) as rt:
         try:
             upgrade_to_head(rt.engine)
             revision = current_revision(rt.engine)
-        except SQLAlchemyError as error:
-            raise CliFailure(f"error: cannot upgrade: {_one_line(error)}") from error
-        click.echo(f"Database at revision {revision}.")
+        except MagicLinkError as error:
+            raise CliFailure(f"error: cannot upgrade: {_cause(error)}") from error
+        if as_json:
+            _emit_json({"revision": revision})
+        else:
+            click.echo(f"Database at revision {revision}.")
 
 
 @db.command("current")
 @database_option()
-def db_current(database_url: str) -> None:
+@json_option
+def db_current(database_url: str, as_json: bool) -> None:
     """Print the schema revision of the database (or `none`)."""
     with runtime(database_url) as rt:
         try:
             revision = current_revision(rt.engine)
-        except SQLAlchemyError as error:
-            raise CliFailure(f"error: cannot reach the database: {_one_line(error)}") from error
-        click.echo(revision or "none")
+        except MagicLinkError as error:
+            raise CliFailure(f"error: cannot reach the database: {_cause(error)}") from error
+        if as_json:
+            _emit_json({"revision": revision})
+        else:
+            click.echo(revision or "none")
 
 
 @main.group()
@@ -285,7 +370,7 @@ def link() -> None:
 
 @link.command("issue")
 @click.argument("email")
-@click.option("--booking", "booking_id", type=click.IntRange(min=1), help="Bind to this booking.")
+@click.option("--booking", "booking_id", type=booking_type, help="Bind to this booking.")
 @database_option()
 @json_option
 def link_issue(email: str, booking_id: int | None, database_url: str, as_json: bool) -> None:
@@ -313,9 +398,9 @@ def link_issue(email: str, booking_id: int | None, database_url: str, as_json: b
 @database_option()
 @json_option
 def link_verify(token: str, database_url: str, as_json: bool) -> None:
-    """Check TOKEN (the raw token of a link) without using it up."""
+    """Check TOKEN (the raw token of a link, or the whole pasted link) without using it up."""
     with runtime(database_url) as rt:
-        verified = rt.guests.verify_token(token)
+        verified = rt.guests.verify_token(raw_token_of(token))
         now = rt.guests.clock.now()
         if as_json:
             _emit_json(
@@ -331,7 +416,7 @@ def link_verify(token: str, database_url: str, as_json: bool) -> None:
 
 
 @link.command("revoke")
-@click.option("--booking", "booking_id", type=click.IntRange(min=1), required=True)
+@click.option("--booking", "booking_id", type=booking_type, required=True)
 @click.option(
     "--reason",
     type=click.Choice([r.value for r in InvalidationReason]),
@@ -343,6 +428,7 @@ def link_verify(token: str, database_url: str, as_json: bool) -> None:
 def link_revoke(booking_id: int, reason: str, database_url: str, as_json: bool) -> None:
     """Invalidate every link of a booking (audited)."""
     with runtime(database_url) as rt:
+        require_booking(rt, booking_id)
         count = rt.guests.invalidate_tokens_by_booking_id(
             booking_id, reason, metadata={"event": "cli_revoke"}
         )
@@ -353,12 +439,13 @@ def link_revoke(booking_id: int, reason: str, database_url: str, as_json: bool) 
 
 
 @link.command("list")
-@click.option("--booking", "booking_id", type=click.IntRange(min=1), required=True)
+@click.option("--booking", "booking_id", type=booking_type, required=True)
 @database_option()
 @json_option
 def link_list(booking_id: int, database_url: str, as_json: bool) -> None:
     """List the links of a booking, oldest first (never the raw tokens: they are not stored)."""
     with runtime(database_url) as rt:
+        require_booking(rt, booking_id)
         tokens = rt.guests.tokens_for_booking(booking_id)
         now = rt.guests.clock.now()
         if as_json:
@@ -374,7 +461,7 @@ def link_list(booking_id: int, database_url: str, as_json: bool) -> None:
                 "-" if t.booking_revision is None else str(t.booking_revision),
                 _when(t.created_at),
                 _when(t.expires_at),
-                _when(t.used_at),
+                "-" if t.invalidated else _when(t.used_at),
                 _token_state(t, now),
             )
         _console().print(table)
@@ -388,27 +475,37 @@ def guest() -> None:
 @guest.command("block")
 @click.argument("email")
 @database_option()
-def guest_block(email: str, database_url: str) -> None:
+@json_option
+def guest_block(email: str, database_url: str, as_json: bool) -> None:
     """Block EMAIL: it can neither get nor use links until unblocked."""
     with runtime(database_url) as rt:
         blocked = rt.guests.block_guest(email)
-        click.echo(f"Blocked {blocked.normalized_email} (guest {blocked.id}).")
+        if as_json:
+            _emit_json({"guest_id": blocked.id, "email": blocked.normalized_email, "blocked": True})
+        else:
+            click.echo(f"Blocked {blocked.normalized_email} (guest {blocked.id}).")
 
 
 @guest.command("unblock")
 @click.argument("email")
 @database_option()
-def guest_unblock(email: str, database_url: str) -> None:
+@json_option
+def guest_unblock(email: str, database_url: str, as_json: bool) -> None:
     """Lift the block on EMAIL."""
     with runtime(database_url) as rt:
         unblocked = rt.guests.unblock_guest(email)
         if unblocked is None:
             raise CliFailure(f"error: no guest with e-mail {email.strip().lower()}")
-        click.echo(f"Unblocked {unblocked.normalized_email} (guest {unblocked.id}).")
+        if as_json:
+            _emit_json(
+                {"guest_id": unblocked.id, "email": unblocked.normalized_email, "blocked": False}
+            )
+        else:
+            click.echo(f"Unblocked {unblocked.normalized_email} (guest {unblocked.id}).")
 
 
 @main.command("audit")
-@click.option("--booking", "booking_id", type=click.IntRange(min=1))
+@click.option("--booking", "booking_id", type=booking_type)
 @click.option("--guest", "guest_email")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @database_option()
@@ -440,7 +537,8 @@ def audit(
     "--expired-for",
     type=DurationType(),
     required=True,
-    help="Delete tokens expired for longer than this (7d, 12h, 1d12h).",
+    help="Delete tokens expired for longer than this: a number and a unit, s m h d w"
+    " (seconds, minutes, hours, days, weeks), combinable: 7d, 12h, 1d12h, 90m.",
 )
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1_000, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
@@ -499,22 +597,48 @@ def stats(database_url: str, as_json: bool) -> None:
 
 
 @main.command("demo")
-@database_option(DEMO_URL)
-def demo(database_url: str) -> None:
-    """Walk through a booking's whole lifecycle on an embedded SQLite file, narrated."""
-    if database_url == DEMO_URL:
+def demo() -> None:
+    """Walk through a booking's whole lifecycle on an embedded SQLite file, narrated.
+
+    Always `./magiclink-demo.db`, whatever `MAGICLINK_DATABASE_URL` says; two demos started
+    in one folder take turns (a lock file).
+    """
+    with _demo_lock():
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"magiclink-demo.db{suffix}").unlink(missing_ok=True)
-    with runtime(database_url) as rt:
-        try:
+        with runtime(DEMO_URL, create=True) as rt:
             upgrade_to_head(rt.engine)
-        except SQLAlchemyError as error:
-            raise CliFailure(f"error: cannot prepare the database: {_one_line(error)}") from error
-        run_demo(rt, _console())
+            run_demo(rt, _console())
+
+
+@contextmanager
+def _demo_lock() -> Iterator[None]:
+    with open("magiclink-demo.db.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _raw_of(url: str) -> str:
     return url.rsplit("token=", 1)[1]
+
+
+def raw_token_of(text: str) -> str:
+    """The raw token of `text`: the `token` parameter of a pasted link, else `text` itself."""
+    if "://" in text or "?" in text:
+        values = parse_qs(urlsplit(text.strip()).query).get("token")
+        if values:
+            return values[0]
+    return text
+
+
+def require_booking(rt: Runtime, booking_id: int) -> None:
+    """Exit 1 with a message when the booking does not exist."""
+    with rt.uow.transaction(readonly=True) as tx:
+        if tx.bookings.get(booking_id) is None:
+            raise CliFailure(f"error: no booking {booking_id}")
 
 
 def run_demo(rt: Runtime, console: Console) -> None:
