@@ -33,7 +33,7 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
@@ -112,6 +112,9 @@ def upgrade_to(engine: Engine, revision: str) -> None:
             if baseline is not None:
                 command.stamp(config, baseline)
         command.upgrade(config, revision)
+        reached = _current(connection)
+        if reached is not None:
+            _verify_head(connection, reached)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -130,8 +133,9 @@ def _current(connection: Connection) -> str | None:
 
 
 def _recognise_unversioned(connection: Connection) -> str | None:
-    """The newest revision whose every table, column and index is present, or None if no
-    magiclink table exists; `SchemaMismatch` naming what is missing otherwise."""
+    """The newest revision whose every table, column and index is present; None when no
+    revision is complete (the upgrade then starts from the beginning and creates only what is
+    missing); `SchemaMismatch` when a present table lacks columns it was created with."""
     present = _shape_of(connection)
     if not present:
         return None
@@ -139,10 +143,52 @@ def _recognise_unversioned(connection: Connection) -> str | None:
     matching = [rev for rev, shape in shapes.items() if not _missing(shape, present)]
     if matching:
         return matching[-1]
-    closest = min(shapes.values(), key=lambda shape: len(_missing(shape, present)))
-    raise SchemaMismatch(
-        "the magiclink tables match no revision; missing: " + ", ".join(_missing(closest, present))
-    )
+    # Columns a table was created with (indexes and later columns the upgrade adds).
+    born = {t: p for shape in reversed(shapes.values()) for t, p in shape.items()}
+    columns = {t: frozenset(p for p in born[t] if not p.startswith("index ")) for t in born}
+    damaged = _missing({t: columns[t] for t in present if t in columns}, present)
+    if damaged:
+        raise SchemaMismatch(
+            "the magiclink tables match no revision; missing: " + ", ".join(damaged)
+        )
+    return None
+
+
+def _verify_head(connection: Connection, revision: str) -> None:
+    """Refuse to report `revision` over a schema that lacks part of it."""
+    expected = revision_shapes().get(revision)
+    missing = [] if expected is None else _missing(expected, _shape_of(connection))
+    if missing:
+        raise SchemaMismatch(
+            f"revision {revision} is recorded but incomplete; missing: " + ", ".join(missing)
+        )
+
+
+def skip_present_ddl(impl: Any, connection: Connection) -> None:
+    """Make this migration context's CREATE TABLE / ADD COLUMN / CREATE INDEX skip objects that
+    already exist, so a revision cut short on MariaDB (which commits each DDL statement) is
+    completed by running it again. Data statements of a revision must be idempotent."""
+    create_table, add_column, create_index = impl.create_table, impl.add_column, impl.create_index
+
+    def columns(table: str) -> set[str]:
+        return {c["name"] for c in inspect(connection).get_columns(table)}
+
+    def guarded_create_table(table: Any, **kw: Any) -> None:
+        if not inspect(connection).has_table(table.name):
+            create_table(table, **kw)
+
+    def guarded_add_column(table_name: str, column: Any, *args: Any, **kw: Any) -> None:
+        if column.name not in columns(table_name):
+            add_column(table_name, column, *args, **kw)
+
+    def guarded_create_index(index: Any, **kw: Any) -> None:
+        names = {i["name"] for i in inspect(connection).get_indexes(index.table.name)}
+        if index.name not in names:
+            create_index(index, **kw)
+
+    impl.create_table = guarded_create_table
+    impl.add_column = guarded_add_column
+    impl.create_index = guarded_create_index
 
 
 def missing_from_head(engine: Engine) -> list[str]:
@@ -279,6 +325,7 @@ __all__ = [
     "current_revision",
     "missing_from_head",
     "revision_shapes",
+    "skip_present_ddl",
     "upgrade_to",
     "upgrade_to_head",
 ]
