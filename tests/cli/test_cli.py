@@ -127,11 +127,15 @@ def test_refusals_are_one_line_with_exit_1(db_url: str) -> None:
     assert limited.startswith("error: Too many requests")
 
 
-def test_revoke_of_unknown_booking_changes_nothing_and_succeeds(db_url: str) -> None:
-    """R9.3: a booking that does not exist is not an error for invalidation."""
-    result = run("link", "revoke", "--booking", "424242", "--json", "--database-url", db_url)
-    assert result.exit_code == 0
-    assert json.loads(result.output)["invalidated"] == 0
+def test_revoke_or_list_of_unknown_booking_says_so_with_exit_1(db_url: str) -> None:
+    """Issue 16 item 8: the library's invalidation of an unknown booking is a no-op (R9.3), but
+    the operator is told the booking does not exist (exit 1), as one JSON object with --json."""
+    for command in ("revoke", "list"):
+        text = run("link", command, "--booking", "424242", "--database-url", db_url)
+        assert one_line_error(text) == "error: no booking 424242"
+        as_json = run("link", command, "--booking", "424242", "--json", "--database-url", db_url)
+        assert as_json.exit_code == 1
+        assert json.loads(as_json.output) == {"error": "no booking 424242", "exit_code": 1}
 
 
 def test_block_and_unblock(db_url: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from magiclink.adapters.sqlalchemy.migrate import VERSION_TABLE
+from magiclink.adapters.sqlalchemy.migrate import VERSION_TABLE, skip_present_ddl
 from magiclink.adapters.sqlalchemy.tables import metadata
 
 
@@ -39,6 +39,8 @@ def run_online() -> None:
         version_table=VERSION_TABLE,
         compare_type=True,
     )
+    # A revision cut short on MariaDB (DDL commits) is completed by running it again.
+    skip_present_ddl(context.get_context().impl, connection)
     with context.begin_transaction():
         context.run_migrations()
 
