@@ -164,12 +164,13 @@ def strategies(seed: Seed) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
     metadata_maps = either({"k": "v"}, {"nested": {"list": [1, 2.5, None]}}, {})
     token_ids = either(1, 2, 3, 10**6)
     guest_ids = either(None, 1, 2)
+    scopes = either(None, seed.booking.id, seed.bystander.id, 10**6)
     return {
         "request_inbox_link": {"email": emails, "booking_id": either(None, seed.booking.id)},
         "issue_booking_link": {"email": emails, "booking_id": booking_ids},
         "generate_token_for_rescheduled_booking": {"email": emails, "booking_id": booking_ids},
-        "verify_token": {"raw": raw_links},
-        "consume_token": {"raw": raw_links},
+        "verify_token": {"raw": raw_links, "booking_id": scopes},
+        "consume_token": {"raw": raw_links, "booking_id": scopes},
         "invalidate_token": {"token_id": token_ids, "reason": reasons},
         "invalidate_tokens_by_booking_id": {
             "booking_id": booking_ids,
@@ -231,6 +232,20 @@ def strategies(seed: Seed) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
             "description": either("", "late again", "z" * 5_001),
             "reported_by_user_id": either(None, MENTOR),
         },
+        "cancel_with_link": {"raw": raw_links, "reason": texts, "booking_id": scopes},
+        "reschedule_with_link": {"raw": raw_links, "new_start": moments, "booking_id": scopes},
+        "rate_with_link": {
+            "raw": raw_links,
+            "rating": either(1, 5, 0, 6),
+            "feedback": either(None, "great", "y" * 2_001),
+            "booking_id": scopes,
+        },
+        "report_with_link": {
+            "raw": raw_links,
+            "type": either(*IncidentType, "late", "NO_SHOW"),
+            "description": either("", "late again", "z" * 5_001),
+            "booking_id": scopes,
+        },
     }
 
 
@@ -267,7 +282,23 @@ METHODS = [
     "get_booking",
     "get_rating",
     "create_incident",
+    "cancel_with_link",
+    "reschedule_with_link",
+    "rate_with_link",
+    "report_with_link",
 ]
+
+# Methods that take a link: a refused link may add its one `VERIFY_TOKEN` entry (R7, §8.2).
+LINK_TAKERS = frozenset(
+    {
+        "verify_token",
+        "consume_token",
+        "cancel_with_link",
+        "reschedule_with_link",
+        "rate_with_link",
+        "report_with_link",
+    }
+)
 
 
 def test_every_public_service_method_is_fuzzed() -> None:
@@ -359,14 +390,12 @@ def short(value: Any) -> str:
 
 def call_hostile(world: World, name: str, arguments: dict[str, Any]) -> None:
     """Call the method; only magiclink errors may escape, and a refusal writes nothing."""
-    before = lasting_rows(world) if name in ("verify_token", "consume_token") else rows(world.uow)
+    before = lasting_rows(world) if name in LINK_TAKERS else rows(world.uow)
     shown = ", ".join(f"{k}={short(v)}" for k, v in arguments.items())
     try:
         method(world, name)(**arguments)
     except MagicLinkError:
-        after = (
-            lasting_rows(world) if name in ("verify_token", "consume_token") else rows(world.uow)
-        )
+        after = lasting_rows(world) if name in LINK_TAKERS else rows(world.uow)
         assert after == before, f"{name}({shown}) was refused but wrote to storage"
     except Exception as error:
         raise AssertionError(

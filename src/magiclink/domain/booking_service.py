@@ -9,6 +9,7 @@ from typing import Final
 
 import attrs
 
+from magiclink.domain._link_actions import LinkGrant, run_link_action
 from magiclink.domain.enums import BookingStatus, InvalidationReason
 from magiclink.domain.errors import InvalidInput
 from magiclink.domain.guest_service import GuestService
@@ -219,6 +220,10 @@ class BookingService(LifecycleService):
         self._invalidate_after(
             booking.id, InvalidationReason.BOOKING_RESCHEDULED, {"event": "reschedule"}
         )
+        return self._reissue(booking)
+
+    def _reissue(self, booking: Booking) -> RescheduleOutcome:
+        """Issue and mail the one new link of a moved booking (R2); never raise (R9)."""
         if self._outbox is not None:  # §11.2: the outbox worker issues and mails the link
             return RescheduleOutcome(booking=booking, link_issued=False, link_sent=False)
         issued, raw = run_after_step(
@@ -248,6 +253,57 @@ class BookingService(LifecycleService):
                 kind=kind,
                 now=self._clock.now(),
             )
+
+    # ------------------------------------------------------- link actions (§8.1)
+
+    def cancel_with_link(self, raw: str, reason: str, *, booking_id: int | None = None) -> Booking:
+        """Cancel with the guest's link (`cancelled_by="student"`), in one transaction (§8.1)."""
+        note = require_text(reason, "reason", max_length=MAX_FREE_TEXT, allow_empty=True)
+
+        def act(tx: Transaction, grant: LinkGrant) -> Booking:
+            closed = attrs.evolve(grant.booking, status=BookingStatus.CANCELLED)
+            tx.bookings.update(closed)
+            return closed
+
+        return run_link_action(
+            self._guests,
+            raw,
+            booking_id,
+            act,
+            reason=InvalidationReason.BOOKING_CANCELLED,
+            action="cancellation",
+            metadata={"cancelled_by": "student", "cancellation_note": note},
+        )
+
+    def reschedule_with_link(
+        self, raw: str, new_start: datetime, *, booking_id: int | None = None
+    ) -> RescheduleOutcome:
+        """Move the booking with the guest's link (one transaction, §8.1); then mail the new
+        link as `reschedule_session` does (R2)."""
+        start = require_aware(new_start, "new_start")
+        _end_of(start, MAX_DURATION)
+
+        def act(tx: Transaction, grant: LinkGrant) -> Booking:
+            booking = grant.booking
+            moved = attrs.evolve(
+                booking,
+                start_time=start,
+                end_time=_end_of(start, booking.end_time - booking.start_time),
+                revision=booking.revision + 1,
+            )
+            tx.bookings.update(moved)
+            self._enqueue_mail(tx, moved, "reschedule")
+            return moved
+
+        moved = run_link_action(
+            self._guests,
+            raw,
+            booking_id,
+            act,
+            reason=InvalidationReason.BOOKING_RESCHEDULED,
+            action="reschedule",
+        )
+        return self._reissue(moved)
 
     def _close(self, booking_id: int, requester: Requester, status: BookingStatus) -> Booking:
         def work(tx: Transaction) -> Booking:

@@ -67,6 +67,7 @@ class RefusalReason(enum.StrEnum):
     BOOKING_CLOSED = "booking_closed"
     BOOKING_RESCHEDULED = "booking_rescheduled"
     BOOKING_MISSING = "booking_missing"
+    WRONG_BOOKING = "wrong_booking"
 
 
 class IssuePath(enum.StrEnum):

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 import attrs
 
+from magiclink.domain._scope import require_scope, scope_refusal, wrong_booking
 from magiclink.domain.enums import AuditAction, InvalidationReason, IssuePath, RefusalReason
 from magiclink.domain.errors import (
     AccessDenied,
@@ -268,34 +269,16 @@ class GuestService:
 
     # ------------------------------------------------------------- verification
 
-    def verify_token(self, raw: str) -> VerifiedToken:
+    def verify_token(self, raw: str, *, booking_id: int | None = None) -> VerifiedToken:
         """Check a link without changing it (R7); safe for mail scanners and previews.
 
         Raises, in this order: `InvalidToken` (malformed or unknown), `AccessDenied` (blocked
         guest), `TokenExpiredOrUsed` (invalidated, used, expired, or its booking cancelled,
-        no-show, rescheduled or gone). A refusal of a known token is audited.
+        no-show, rescheduled or gone). A refusal of a known token is audited. With
+        `booking_id`, a token out of that booking's scope raises `AccessDenied` (§9.1).
         """
         token_hash = self._hash_or_refuse(raw, "verify")
-        now = self._clock.now()
-        lookup = run_in_transaction(
-            self._uow, lambda tx: tx.tokens.lookup(token_hash), readonly=True
-        )
-        if lookup is None:
-            self._count_verification("verify", _OUTCOME_INVALID)
-            raise InvalidToken()
-        reason = refusal_reason(lookup, now)
-        if reason is not None:
-            raise self._refuse(lookup, reason, now, "verify")
-        self._count_verification("verify", _OUTCOME_ACCEPTED)
-        return VerifiedToken(token=lookup.token, guest=lookup.guest)
-
-    def consume_token(self, raw: str) -> VerifiedToken:
-        """Verify a link (R7) and mark it used, atomically: of racing callers exactly one wins.
-
-        Raises like `verify_token`; a caller that loses the race gets `TokenExpiredOrUsed`.
-        Returns the token as it is after consumption (`used_at` set).
-        """
-        token_hash = self._hash_or_refuse(raw, "consume")
+        scope = require_scope(booking_id)
         now = self._clock.now()
 
         def work(tx: Transaction) -> tuple[TokenLookup | None, RefusalReason | None]:
@@ -303,6 +286,33 @@ class GuestService:
             if lookup is None:
                 return None, None
             reason = refusal_reason(lookup, now)
+            return lookup, reason if reason is not None else scope_refusal(tx, lookup, scope)
+
+        lookup, reason = run_in_transaction(self._uow, work, readonly=True)
+        if lookup is None:
+            self._count_verification("verify", _OUTCOME_INVALID)
+            raise InvalidToken()
+        if reason is not None:
+            raise self._refuse(lookup, reason, now, "verify")
+        self._count_verification("verify", _OUTCOME_ACCEPTED)
+        return VerifiedToken(token=lookup.token, guest=lookup.guest)
+
+    def consume_token(self, raw: str, *, booking_id: int | None = None) -> VerifiedToken:
+        """Verify a link (R7) and mark it used, atomically: of racing callers exactly one wins.
+
+        Raises like `verify_token`; a caller that loses the race gets `TokenExpiredOrUsed`.
+        Returns the token as it is after consumption (`used_at` set). A scope refusal (§9.1)
+        consumes nothing.
+        """
+        token_hash = self._hash_or_refuse(raw, "consume")
+        scope = require_scope(booking_id)
+        now = self._clock.now()
+
+        def work(tx: Transaction) -> tuple[TokenLookup | None, RefusalReason | None]:
+            lookup = tx.tokens.lookup(token_hash)
+            if lookup is None:
+                return None, None
+            reason = refusal_reason(lookup, now) or scope_refusal(tx, lookup, scope)
             if reason is None and not tx.tokens.consume(lookup.token.id, now=now):
                 reason = RefusalReason.USED  # a concurrent caller consumed it first
             return lookup, reason
@@ -413,6 +423,8 @@ class GuestService:
             self._record_invalidation(InvalidationReason.REUSE_DETECTED, revoked)
         if reason is RefusalReason.BLOCKED:
             return AccessDenied()
+        if reason is RefusalReason.WRONG_BOOKING:
+            return wrong_booking()
         return TokenExpiredOrUsed()
 
     # ------------------------------------------------------------- invalidation

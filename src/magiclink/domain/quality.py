@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from magiclink.domain._link_actions import LinkGrant, run_link_action
 from magiclink.domain.enums import IncidentType, InvalidationReason
 from magiclink.domain.errors import InvalidInput
 from magiclink.domain.lifecycle import LifecycleService
@@ -100,3 +101,38 @@ class QualityRepository(LifecycleService):
             {"event": "incident", "incident_id": incident.id, "type": str(kind)},
         )
         return incident
+
+    def report_with_link(
+        self,
+        raw: str,
+        type: IncidentType | str,
+        description: str,
+        *,
+        booking_id: int | None = None,
+    ) -> Incident:
+        """Report an incident with the guest's link, in one transaction (§8.1); R4 rules.
+        The incident's `student_profile_id` is `guest:<guest id>`."""
+        kind = parse_incident_type(type)
+        text = require_text(
+            description, "description", max_length=MAX_DESCRIPTION, allow_empty=True
+        )
+
+        def act(tx: Transaction, grant: LinkGrant) -> Incident:
+            return tx.incidents.add(
+                booking_uid=grant.booking.uid,
+                booking_id=grant.booking.id,
+                student_profile_id=grant.profile_id,
+                type=kind,
+                description=text,
+                reported_by_user_id=None,
+                created_at=grant.now,
+            )
+
+        return run_link_action(
+            self._guests,
+            raw,
+            booking_id,
+            act,
+            reason=InvalidationReason.INCIDENT_REPORTED,
+            action="incident",
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from magiclink.domain._link_actions import LinkGrant, run_link_action
 from magiclink.domain.enums import InvalidationReason
 from magiclink.domain.errors import DuplicateRating, InvalidInput
 from magiclink.domain.lifecycle import LifecycleService, load_for_change
@@ -42,10 +43,7 @@ class RatingService(LifecycleService):
         cancelled or no-show → `BookingClosed`; already rated → `DuplicateRating`. A failed
         invalidation never fails the rating (R9); it is logged and counted.
         """
-        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
-            raise InvalidInput("rating must be an integer from 1 to 5")
-        if feedback is not None:
-            feedback = require_text(feedback, "feedback", max_length=MAX_FEEDBACK, allow_empty=True)
+        feedback = _checked(rating, feedback)
         booking_id = require_id(booking_id, "booking_id")
         profile = require_text(
             student_profile_id, "student_profile_id", max_length=MAX_TEXT_ID_LENGTH
@@ -77,3 +75,44 @@ class RatingService(LifecycleService):
         reason = InvalidationReason.RATING_SUBMITTED
         self._invalidate_after(booking_id, reason, {"event": "rating", "rating_id": stored.id})
         return stored
+
+    def rate_with_link(
+        self,
+        raw: str,
+        rating: int,
+        feedback: str | None = None,
+        *,
+        booking_id: int | None = None,
+    ) -> Rating:
+        """Rate with the guest's link, in one transaction (§8.1); R3 rules. The rating's
+        `student_profile_id` is `guest:<guest id>`."""
+        feedback = _checked(rating, feedback)
+
+        def act(tx: Transaction, grant: LinkGrant) -> Rating:
+            if tx.ratings.get_by_booking(grant.booking.id) is not None:
+                raise DuplicateRating()
+            return tx.ratings.add(
+                booking_id=grant.booking.id,
+                student_profile_id=grant.profile_id,
+                rating=rating,
+                feedback=feedback,
+                created_at=grant.now,
+            )
+
+        return run_link_action(
+            self._guests,
+            raw,
+            booking_id,
+            act,
+            reason=InvalidationReason.RATING_SUBMITTED,
+            action="rating",
+        )
+
+
+def _checked(rating: object, feedback: object) -> str | None:
+    """The R3 input rules: rating an int in 1..5, feedback None or at most 2,000 characters."""
+    if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+        raise InvalidInput("rating must be an integer from 1 to 5")
+    if feedback is None:
+        return None
+    return require_text(feedback, "feedback", max_length=MAX_FEEDBACK, allow_empty=True)

@@ -1,0 +1,137 @@
+"""Guest actions through a link (SPEC §8.1): check, act and kill in one transaction.
+
+One mechanism, `run_link_action`: in ONE transaction it looks the token up, applies R7 and the
+booking scope (§9.1), consumes the token with the conditional write that only a live token
+satisfies (so of racing callers exactly one goes on, §8.3), locks the booking and runs the
+action, invalidates every other link of the booking and writes the audit entries
+(`CONSUME_TOKEN` and the `INVALIDATE_TOKEN` entries, R8). A refused action raises and rolls
+everything back, so the link stays usable (§8.2); a refused link writes only its
+`VERIFY_TOKEN` entry, afterwards, as `consume_token` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final, TypeVar, cast
+
+import attrs
+
+from magiclink.domain._scope import require_scope, scope_refusal
+from magiclink.domain.enums import AuditAction, InvalidationReason, RefusalReason
+from magiclink.domain.errors import InvalidInput, InvalidToken
+from magiclink.domain.guest_service import ENDPOINT, GuestService, _invalidation_entry
+from magiclink.domain.lifecycle import load_for_change
+from magiclink.domain.observability import Events, log_event
+from magiclink.domain.policy import refusal_reason
+from magiclink.domain.records import Booking, Guest, MagicLinkToken, NewAuditEntry, TokenLookup
+from magiclink.domain.transactions import run_in_transaction
+from magiclink.ports.unit_of_work import Transaction
+
+T = TypeVar("T")
+
+_OPERATION: Final = "consume"  # a link action consumes its link (metrics label)
+
+
+@attrs.frozen
+class LinkGrant:
+    """What an action may use: the consumed token, its guest, and the booking (locked, open)."""
+
+    token: MagicLinkToken
+    guest: Guest
+    booking: Booking
+    now: datetime
+
+    @property
+    def profile_id(self) -> str:
+        """The student profile id a link action records: the guest, by id."""
+        return f"guest:{self.guest.id}"
+
+
+@attrs.frozen
+class _Outcome:
+    lookup: TokenLookup | None
+    refusal: RefusalReason | None = None
+    result: Any = None
+    invalidated: int = 0
+
+
+def run_link_action(
+    guests: GuestService,
+    raw: object,
+    booking_id: object,
+    act: Callable[[Transaction, LinkGrant], T],
+    *,
+    reason: InvalidationReason,
+    action: str,
+    metadata: Mapping[str, Any] | None = None,
+) -> T:
+    """Run `act` under the authority of the link `raw` (§8.1); see the module docstring.
+
+    Raises `InvalidToken`, `InvalidInput` (an inbox link without `booking_id`),
+    `AccessDenied`, `TokenExpiredOrUsed`, or whatever `act` raises (then nothing is written).
+    """
+    token_hash = guests._hash_or_refuse(raw, _OPERATION)
+    scope = require_scope(booking_id)
+    now = guests.clock.now()
+    extra = {**(metadata or {}), "event": action}
+
+    def work(tx: Transaction) -> _Outcome:
+        lookup = tx.tokens.lookup(token_hash)
+        if lookup is None:
+            return _Outcome(None)
+        target = scope if scope is not None else lookup.token.booking_id
+        if target is None:
+            raise InvalidInput("booking_id is required with an inbox link")
+        refusal = refusal_reason(lookup, now) or scope_refusal(tx, lookup, scope)
+        if refusal is None and not tx.tokens.consume(lookup.token.id, now=now):
+            refusal = RefusalReason.USED  # a concurrent action consumed it first
+        if refusal is not None:
+            return _Outcome(lookup, refusal)
+        booking = load_for_change(tx, target, None)
+        result = act(tx, LinkGrant(lookup.token, lookup.guest, booking, now))
+        invalidated = tx.tokens.invalidate_by_booking(target, reason=reason, now=now)
+        entries = [_consume_entry(lookup.token, target, action, now)]
+        entries += [
+            _invalidation_entry(guest_id, target, reason, count, now, extra)
+            for guest_id, count in sorted(invalidated.per_guest.items())
+        ]
+        tx.audit.add_many(entries)
+        return _Outcome(lookup, None, result, invalidated.count)
+
+    outcome = run_in_transaction(guests._uow, work)
+    if outcome.lookup is None:
+        guests._count_verification(_OPERATION, "invalid")
+        raise InvalidToken()
+    if outcome.refusal is not None:
+        raise guests._refuse(outcome.lookup, outcome.refusal, now, _OPERATION)
+    guests._count_verification(_OPERATION, "accepted")
+    if outcome.invalidated:
+        guests._record_invalidation(reason, outcome.invalidated)
+    log_event(
+        logging.INFO,
+        Events.TOKEN_CONSUMED,
+        token_id=outcome.lookup.token.id,
+        guest_id=outcome.lookup.guest.id,
+        booking_id=outcome.lookup.token.booking_id,
+        reason=str(reason),
+    )
+    return cast(T, outcome.result)
+
+
+def _consume_entry(
+    token: MagicLinkToken, booking_id: int, action: str, now: datetime
+) -> NewAuditEntry:
+    return NewAuditEntry(
+        guest_id=token.guest_id,
+        endpoint=ENDPOINT,
+        action=AuditAction.CONSUME_TOKEN,
+        resource_id=str(booking_id),
+        success=True,
+        metadata={"token_id": token.id, "action": action},
+        created_at=now,
+    )
+
+
+__all__ = ["LinkGrant", "run_link_action"]
