@@ -25,7 +25,7 @@ from magiclink.domain.enums import (
     InvalidationReason,
 )
 from magiclink.domain.errors import DuplicateRating, InvalidInput, StorageError
-from magiclink.domain.policy import require_aware, token_refusal
+from magiclink.domain.policy import booking_refusal, require_aware
 from magiclink.domain.records import (
     AuditEntry,
     Booking,
@@ -280,6 +280,13 @@ class InMemoryBookingRepository(_Repository, BookingRepository):
         )
         self._tx.put(store.bookings, booking.id, updated)
 
+    def revoke_links(self, booking_id: int) -> None:
+        store = self._tx.store
+        current = store.bookings.get(booking_id)
+        if current is not None:
+            advanced = attrs.evolve(current, link_generation=current.link_generation + 1)
+            self._tx.put(store.bookings, booking_id, advanced)
+
 
 class InMemoryTokenRepository(_Repository, TokenRepository):
     """Tokens in memory, indexed by hash, booking and guest."""
@@ -293,6 +300,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         booking_revision: int | None,
         expires_at: datetime,
         created_at: datetime,
+        link_generation: int = 0,
     ) -> MagicLinkToken:
         store = self._tx.store
         if token_hash in store.token_by_hash:
@@ -308,6 +316,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
             invalidated=False,
             invalidation_reason=None,
             created_at=created_at,
+            link_generation=link_generation,
         )
         self._tx.put(store.tokens, token.id, token)
         self._tx.put(store.token_by_hash, token_hash, token.id)
@@ -328,6 +337,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
             guest=store.guests[token.guest_id],
             booking_status=None if booking is None else booking.status,
             booking_revision=None if booking is None else booking.revision,
+            booking_link_generation=None if booking is None else booking.link_generation,
         )
 
     def get(self, token_id: int) -> MagicLinkToken | None:
@@ -337,8 +347,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         booking = (
             None if token.booking_id is None else self._tx.store.bookings.get(token.booking_id)
         )
-        status, revision = (None, None) if booking is None else (booking.status, booking.revision)
-        return token_refusal(token, status, revision, now) is None
+        return booking_refusal(token, booking, now) is None
 
     def consume(self, token_id: int, *, now: datetime) -> bool:
         store = self._tx.store
@@ -390,15 +399,23 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         changed = 0
         for token_id in store.tokens_by_guest.get(guest_id, ()):
             token = store.tokens[token_id]
-            if (
-                token.booking_id == booking_id
-                and not token.invalidated
-                and token.used_at is None
-                and token.expires_at > now
-            ):
+            if token.booking_id == booking_id and _unspent(token, now):
                 self._kill(token, reason, now)
                 changed += 1
         return changed
+
+    def invalidate_all_live(
+        self, *, guest_id: int, reason: InvalidationReason, now: datetime
+    ) -> int:
+        store = self._tx.store
+        live = [
+            store.tokens[token_id]
+            for token_id in store.tokens_by_guest.get(guest_id, ())
+            if _unspent(store.tokens[token_id], now)
+        ]
+        for token in live:
+            self._kill(token, reason, now)
+        return len(live)
 
     def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:
         store = self._tx.store
@@ -549,6 +566,11 @@ class InMemoryAuditLog(_Repository, AuditLog):
             entries = [e for e in entries if e.guest_id == guest_id]
         entries.sort(key=lambda e: (e.created_at, e.id), reverse=True)
         return entries[: max(limit, 0)]
+
+
+def _unspent(token: MagicLinkToken, now: datetime) -> bool:
+    """Not invalidated, not used, not expired: what the `invalidate_*live` writes kill."""
+    return not token.invalidated and token.used_at is None and token.expires_at > now
 
 
 class ManualClock:
