@@ -55,6 +55,8 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _MISSING: Final = object()
+# Undo marker: the entry `(index_list, _APPENDED, None)` undoes one `list.append`.
+_APPENDED: Final = object()
 
 
 class _Store:
@@ -69,14 +71,14 @@ class _Store:
         self.booking_by_uid: dict[str, int] = {}
         self.tokens: dict[int, MagicLinkToken] = {}
         self.token_by_hash: dict[str, int] = {}
-        self.tokens_by_booking: dict[int, tuple[int, ...]] = {}
-        self.tokens_by_guest: dict[int, tuple[int, ...]] = {}
+        self.tokens_by_booking: dict[int, list[int]] = {}
+        self.tokens_by_guest: dict[int, list[int]] = {}
         self.ratings: dict[int, Rating] = {}
         self.rating_by_booking: dict[int, int] = {}
         self.incidents: dict[int, Incident] = {}
         self.audit: dict[int, AuditEntry] = {}
-        self.audit_by_resource: dict[str, tuple[int, ...]] = {}
-        self.audit_by_guest: dict[int, tuple[int, ...]] = {}
+        self.audit_by_resource: dict[str, list[int]] = {}
+        self.audit_by_guest: dict[int, list[int]] = {}
 
     def next_id(self) -> int:
         return next(self.ids)
@@ -87,7 +89,7 @@ class _InMemoryTransaction(Transaction):
 
     def __init__(self, store: _Store) -> None:
         self._store = store
-        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._undo: list[tuple[Any, Any, Any]] = []  # (table, key, old) or (list, _APPENDED, None)
         self._open = True
         store.lock.acquire()
 
@@ -128,8 +130,15 @@ class _InMemoryTransaction(Transaction):
         self._undo.append((table, key, table.get(key, _MISSING)))
         table[key] = value
 
-    def append_index(self, index: dict[K, tuple[int, ...]], key: K, item: int) -> None:
-        self.put(index, key, (*index.get(key, ()), item))
+    def append_index(self, index: dict[K, list[int]], key: K, item: int) -> None:
+        """Append `item` to `index[key]` in O(1), remembering how to undo it (R10.5: the
+        cost of a write does not grow with the history of its guest or booking)."""
+        entries = index.get(key)
+        if entries is None:
+            self.put(index, key, [item])
+        else:
+            entries.append(item)
+            self._undo.append((entries, _APPENDED, None))
 
     def remove(self, table: dict[K, V], key: K) -> None:
         old = table.pop(key, _MISSING)
@@ -142,7 +151,9 @@ class _InMemoryTransaction(Transaction):
 
     def rollback(self) -> None:
         for table, key, old in reversed(self._undo):
-            if old is _MISSING:
+            if key is _APPENDED:
+                table.pop()
+            elif old is _MISSING:
                 table.pop(key, None)
             else:
                 table[key] = old
@@ -436,7 +447,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
                 (store.tokens_by_guest, token.guest_id),
             ):
                 if key is not None:
-                    self._tx.put(index, key, tuple(i for i in index[key] if i != token_id))
+                    self._tx.put(index, key, [i for i in index[key] if i != token_id])
         return len(doomed)
 
     def count_expired(self, *, expired_before: datetime) -> int:
