@@ -18,9 +18,16 @@ from typing import Any, Final
 import attrs
 import pytest
 
-from magiclink import InvalidationReason, RefusalReason, Settings, TokenExpiredOrUsed
+from magiclink import (
+    InvalidationReason,
+    InvalidToken,
+    RefusalReason,
+    Settings,
+    TokenExpiredOrUsed,
+)
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.domain.observability import Events
+from magiclink.domain.policy import generate_raw_token
 from magiclink.testing.faults import FaultyUnitOfWork
 
 from .world import MENTOR, World, build, secrets_in
@@ -52,6 +59,8 @@ FIELDS: Final = frozenset(
 LEVELS: Final = {
     Events.TOKEN_ISSUED: logging.INFO,
     Events.TOKEN_CONSUMED: logging.INFO,
+    Events.TOKEN_VERIFIED: logging.INFO,
+    Events.TOKEN_UNKNOWN: logging.INFO,
     Events.INVALIDATION_SUCCEEDED: logging.INFO,
     Events.INVALIDATION_FAILED: logging.ERROR,
     Events.INVALIDATION_RETRIED: logging.WARNING,
@@ -69,6 +78,8 @@ LEVELS: Final = {
 REQUIRED: Final[dict[str, frozenset[str]]] = {
     Events.TOKEN_ISSUED: frozenset({"token_id", "guest_id", "booking_id", "path"}),
     Events.TOKEN_CONSUMED: frozenset({"token_id", "guest_id", "booking_id"}),
+    Events.TOKEN_VERIFIED: frozenset({"token_id", "guest_id", "booking_id"}),
+    Events.TOKEN_UNKNOWN: frozenset({"operation"}),
     Events.INVALIDATION_SUCCEEDED: frozenset({"booking_id", "reason", "count", "duration_ms"}),
     Events.INVALIDATION_FAILED: frozenset(
         {"booking_id", "reason", "count", "duration_ms", "error_type", "error"}
@@ -159,11 +170,19 @@ def scripted_run(caplog: pytest.LogCaptureFixture) -> Run:
     with pytest.raises(TokenExpiredOrUsed):
         world.guests.verify_token(world.raw_tokens()[-1])
 
-    # storage.retried: a transient failure outside invalidation, healed by the retry
+    # storage.retried: a transient failure outside invalidation, healed by the retry;
+    # token.verified (§9.7): the healed verify succeeds
     faulty.arm(1, match="tokens.lookup", transient=True)
     ids["retried"] = world.book_id("dee@example.com")
     world.guests.verify_token(world.last_raw())
     faulty.disarm()
+
+    # token.unknown (§9.7): a well-formed token that matches nothing, by verify and consume
+    unknown = generate_raw_token()
+    raws.append(unknown)
+    for present in (world.guests.verify_token, world.guests.consume_token):
+        with pytest.raises(InvalidToken):
+            present(unknown)
 
     # incident.booking_unknown
     world.quality.create_incident("profile-7", "no-such-uid", "other", "")
@@ -290,6 +309,29 @@ def test_reuse_is_a_warning_with_the_token_id(run: Run) -> None:
     assert fields["booking_id"] == run.booking_ids["reused"]
     assert fields["operation"] == "consume"
     assert isinstance(fields["token_id"], int)
+
+
+def test_a_successful_verify_is_logged_with_its_token_id(run: Run) -> None:
+    """§9.7: verify writes nothing but logs `token.verified` (INFO) with the token's ids."""
+    [record] = run.of(Events.TOKEN_VERIFIED)
+    fields = extras(record)
+    assert fields["booking_id"] == run.booking_ids["retried"]
+    assert isinstance(fields["token_id"], int)
+    assert isinstance(fields["guest_id"], int)
+
+
+def test_an_unknown_token_is_logged_without_token_material(run: Run) -> None:
+    """§9.7: a well-formed unknown token logs `token.unknown` (INFO) with only the
+    operation: no raw token, no hash, no id."""
+    records = run.of(Events.TOKEN_UNKNOWN)
+    assert [extras(r) for r in records] == [
+        {"event": Events.TOKEN_UNKNOWN, "operation": "verify"},
+        {"event": Events.TOKEN_UNKNOWN, "operation": "consume"},
+    ]
+    assert [r.getMessage() for r in records] == [
+        "token.unknown operation=verify",
+        "token.unknown operation=consume",
+    ]
 
 
 def test_refusal_record_names_its_reason(run: Run) -> None:

@@ -114,7 +114,7 @@ def test_revoke_on_reuse_adds_one_update_to_the_refusal_of_a_used_link(
     sqlite_engine: Engine, world: World, operation: str
 ) -> None:
     link = used_link(world)
-    on_world = world.redeployed(revoke_on_reuse=True)
+    on_world = world.redeployed(revoke_on_reuse=True, reuse_grace=timedelta(0))  # §9.8
 
     def present(w: World) -> object:
         return getattr(w.guests, operation)(link.raw)

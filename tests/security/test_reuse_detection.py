@@ -52,7 +52,8 @@ class Scene:
         self.inbox = world.inbox(ADA)
         self.booking_c, self.other_guest = world.book_link(BOB)
         world.guests.consume_token(self.consumed.raw)
-        world.clock.advance(timedelta(seconds=5))
+        # Past the double-click grace (§9.8): a presentation now is a reuse that revokes.
+        world.clock.advance(world.settings.reuse_grace + timedelta(seconds=5))
 
     @property
     def untouched(self) -> list[Link]:
@@ -155,6 +156,7 @@ def test_reuse_of_an_inbox_link_revokes_only_the_guests_other_inbox_links(
     other_inbox = world.inbox(ADA)
     bobs_inbox = world.inbox(BOB)
     world.guests.consume_token(consumed.raw)
+    world.clock.advance(world.settings.reuse_grace)  # the grace is over (§9.8)
 
     present(world, consumed, "consume")
 
@@ -274,3 +276,82 @@ def test_revocation_and_its_audit_entries_land_together_or_not_at_all(
 
     assert not world.is_live(scene.sibling)
     assert len(world.entries(AuditAction.INVALIDATE_TOKEN)) == 1
+
+
+# --------------------------------------------------------------- §9.8 the double-click grace
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_presentation_within_the_grace_is_refused_and_audited_but_revokes_nothing(
+    uow: UnitOfWork, operation: str
+) -> None:
+    """§9.8: with `revoke_on_reuse`, a link presented again less than `reuse_grace` after
+    its consumption is a double click: refused, audited `used`, counted, nothing revoked."""
+    world = World.over(uow, revoke_on_reuse=True)
+    booking, link = world.book_link(ADA)
+    sibling = world.system(ADA, booking.id)
+    world.guests.consume_token(link.raw)
+    world.clock.advance(world.settings.reuse_grace - timedelta(microseconds=1))
+
+    present(world, link, operation)
+
+    assert world.is_live(sibling)
+    [entry] = world.entries(AuditAction.VERIFY_TOKEN, booking_id=booking.id)
+    assert entry.success is False
+    assert entry.metadata["reason"] == "used"
+    assert entry.metadata["within_grace"] is True
+    assert world.entries(AuditAction.INVALIDATE_TOKEN) == []
+    assert world.reuse_count(operation) == 1
+    assert (
+        world.metrics.count(
+            "magiclink_invalidations_total", reason="reuse_detected", outcome="succeeded"
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_once_the_grace_is_over_a_reuse_revokes_as_before(uow: UnitOfWork, operation: str) -> None:
+    """§9.8: at `reuse_grace` after the consumption (not less) the revocation of §5.7 applies,
+    even after double clicks within the grace."""
+    world = World.over(uow, revoke_on_reuse=True)
+    booking, link = world.book_link(ADA)
+    sibling = world.system(ADA, booking.id)
+    world.guests.consume_token(link.raw)
+    present(world, link, operation)  # the double click
+    world.clock.advance(world.settings.reuse_grace)
+
+    present(world, link, operation)
+
+    assert world.stored(sibling).invalidation_reason == InvalidationReason.REUSE_DETECTED
+    [revocation] = world.entries(AuditAction.INVALIDATE_TOKEN)
+    assert revocation.metadata == {"reason": "reuse_detected", "count": 1}
+    refusals = world.entries(AuditAction.VERIFY_TOKEN, booking_id=booking.id)
+    assert [e.metadata.get("within_grace") for e in refusals] == [None, True]  # newest first
+
+
+def test_a_zero_grace_revokes_on_the_first_reuse(uow: UnitOfWork) -> None:
+    """§9.8: `reuse_grace=timedelta(0)` restores the immediate revocation of §5.7."""
+    world = World.over(uow).redeployed(revoke_on_reuse=True, reuse_grace=timedelta(0))
+    booking, link = world.book_link(ADA)
+    sibling = world.system(ADA, booking.id)
+    world.guests.consume_token(link.raw)
+
+    present(world, link, "consume")
+
+    assert world.stored(sibling).invalidation_reason == InvalidationReason.REUSE_DETECTED
+    [entry] = world.entries(AuditAction.VERIFY_TOKEN, booking_id=booking.id)
+    assert "within_grace" not in entry.metadata
+
+
+def test_without_revoke_on_reuse_the_grace_changes_nothing(uow: UnitOfWork) -> None:
+    """The grace only spares a revocation; without `revoke_on_reuse` there is none to spare,
+    and the refusal's audit entry is the same as before (no `within_grace`)."""
+    world = World.over(uow, revoke_on_reuse=False)
+    booking, link = world.book_link(ADA)
+    world.guests.consume_token(link.raw)
+
+    present(world, link, "verify")
+
+    [entry] = world.entries(AuditAction.VERIFY_TOKEN, booking_id=booking.id)
+    assert entry.metadata == {"reason": "used", "token_id": link.token_id, "operation": "verify"}

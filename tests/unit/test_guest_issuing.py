@@ -83,8 +83,8 @@ def _order_case(name: str) -> tuple[Harness, Callable[[], object], type[MagicLin
         "invalid_email": (lambda: h.guests.request_inbox_link("not-an-email", 999), InvalidInput),
         # blocked beats unknown booking and rate limit
         "blocked": (lambda: h.guests.request_inbox_link("blocked@example.com", 999), AccessDenied),
-        # unknown booking beats rate limit
-        "unknown_booking": (lambda: h.guests.request_inbox_link(STUDENT, 999), BookingNotFound),
+        # unknown booking beats rate limit; §9.5: the same AccessDenied as another's booking
+        "unknown_booking": (lambda: h.guests.request_inbox_link(STUDENT, 999), AccessDenied),
         # another's booking beats closed and rate limit
         "not_yours": (lambda: h.guests.request_inbox_link(STUDENT, other.id), AccessDenied),
         # closed beats rate limit
@@ -101,8 +101,9 @@ def _order_case(name: str) -> tuple[Harness, Callable[[], object], type[MagicLin
     ["invalid_email", "blocked", "unknown_booking", "not_yours", "closed", "rate_limited"],
 )
 def test_request_inbox_link_checks_in_spec_order_and_refusal_writes_nothing(name: str) -> None:
-    """SPEC §4: InvalidInput, AccessDenied, BookingNotFound, AccessDenied, BookingClosed,
-    RateLimited; a refused request writes nothing (tokens, last_request_at, audit)."""
+    """SPEC §4: InvalidInput, AccessDenied, AccessDenied (unknown booking, §9.5), AccessDenied,
+    BookingClosed, RateLimited; a refused request writes nothing (tokens, last_request_at,
+    audit)."""
     h, call, error = _order_case(name)
     before = snapshot(h.uow)
     guest_before = h.guests.get_guest(STUDENT)

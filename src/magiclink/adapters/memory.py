@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from magiclink.domain.enums import (
+    AuditAction,
     BookingStatus,
     IncidentType,
     InvalidationReason,
@@ -577,6 +578,16 @@ class InMemoryAuditLog(_Repository, AuditLog):
             entries = [e for e in entries if e.guest_id == guest_id]
         entries.sort(key=lambda e: (e.created_at, e.id), reverse=True)
         return entries[: max(limit, 0)]
+
+    def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:
+        store = self._tx.store
+        return sum(
+            1
+            for i in store.audit_by_guest.get(guest_id, ())
+            if (entry := store.audit[i]).action == AuditAction.CREATE_TOKEN
+            and entry.metadata.get("path") == path
+            and entry.created_at > since
+        )
 
 
 def _unspent(token: MagicLinkToken, now: datetime) -> bool:

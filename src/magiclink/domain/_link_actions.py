@@ -21,13 +21,13 @@ from typing import Any, Final, TypeVar, cast
 import attrs
 
 from magiclink.domain._scope import require_scope, scope_refusal
-from magiclink.domain.enums import AuditAction, InvalidationReason, RefusalReason
-from magiclink.domain.errors import InvalidInput, InvalidToken
-from magiclink.domain.guest_service import ENDPOINT, GuestService, _invalidation_entry
+from magiclink.domain.enums import InvalidationReason, RefusalReason
+from magiclink.domain.errors import InvalidInput
+from magiclink.domain.guest_service import GuestService, _invalidation_entry, consume_entry
 from magiclink.domain.lifecycle import revoke_links
 from magiclink.domain.observability import Events, log_event
 from magiclink.domain.policy import booking_refusal, refusal_reason
-from magiclink.domain.records import Booking, Guest, MagicLinkToken, NewAuditEntry, TokenLookup
+from magiclink.domain.records import Booking, Guest, MagicLinkToken, TokenLookup
 from magiclink.domain.transactions import run_in_transaction
 from magiclink.ports.unit_of_work import Transaction
 
@@ -97,7 +97,7 @@ def run_link_action(
             return _Outcome(lookup, refusal or RefusalReason.BOOKING_MISSING)
         result = act(tx, LinkGrant(lookup.token, lookup.guest, revoke_links(tx, booking), now))
         invalidated = tx.tokens.invalidate_by_booking(target, reason=reason, now=now)
-        entries = [_consume_entry(lookup.token, target, action, now)]
+        entries = [consume_entry(lookup.token, target, now, action)]
         entries += [
             _invalidation_entry(guest_id, target, reason, count, now, extra)
             for guest_id, count in sorted(invalidated.per_guest.items())
@@ -119,8 +119,7 @@ def run_link_action(
     acted: list[_Outcome] = []
     outcome = run_in_transaction(guests._uow, work, landed=landed)
     if outcome.lookup is None:
-        guests._count_verification(_OPERATION, "invalid")
-        raise InvalidToken()
+        raise guests._unknown(_OPERATION)
     if outcome.refusal is not None:
         raise guests._refuse(outcome.lookup, outcome.refusal, now, _OPERATION)
     guests._count_verification(_OPERATION, "accepted")
@@ -150,20 +149,6 @@ def _locked_refusal(
     if booking is None:
         return RefusalReason.WRONG_BOOKING
     return RefusalReason.BOOKING_CLOSED if booking.is_closed else None
-
-
-def _consume_entry(
-    token: MagicLinkToken, booking_id: int, action: str, now: datetime
-) -> NewAuditEntry:
-    return NewAuditEntry(
-        guest_id=token.guest_id,
-        endpoint=ENDPOINT,
-        action=AuditAction.CONSUME_TOKEN,
-        resource_id=str(booking_id),
-        success=True,
-        metadata={"token_id": token.id, "action": action},
-        created_at=now,
-    )
 
 
 __all__ = ["LinkGrant", "run_link_action"]

@@ -56,6 +56,9 @@ ENDPOINT: Final = "magiclink"
 MAX_AUDIT_TEXT: Final = 255
 MAX_AUDIT_LIMIT: Final = 10_000
 MAX_PURGE_BATCH: Final = 100_000
+# §9.4: the hourly cap counts the guest-initiated links of the last hour.
+_CAP_WINDOW: Final = timedelta(hours=1)
+HOURLY_CAP_MESSAGE: Final = "Too many links requested this hour: try again later"
 
 _OUTCOME_ACCEPTED: Final = "accepted"
 _OUTCOME_INVALID: Final = "invalid"
@@ -113,32 +116,50 @@ class GuestService:
         """Issue a link on the guest's own request (optionally for one of their bookings).
 
         Checks, first failure raising: malformed e-mail or id → `InvalidInput`; blocked guest →
-        `AccessDenied`; unknown booking → `BookingNotFound`; booking of another e-mail →
-        `AccessDenied`; cancelled or no-show booking → `BookingClosed`; a previous request less
-        than `Settings.request_interval` ago → `RateLimited`. A refused request writes nothing.
+        `AccessDenied`; unknown booking or booking of another e-mail → the same
+        `AccessDenied("Access denied")` after the same statements (§9.5: no enumeration);
+        cancelled or no-show booking → `BookingClosed`; a previous request less than
+        `Settings.request_interval` ago, or `Settings.max_links_per_hour` guest-initiated links
+        already issued in the last hour (§9.4) → `RateLimited`. A refused request writes
+        nothing.
         """
         normalized = normalize_email(email)
         booking_id = require_optional_id(booking_id, "booking_id")
         now = self._clock.now()
         not_after = now - self.settings.request_interval
+        cap = self.settings.max_links_per_hour
+        window_start = now - _CAP_WINDOW
         raw = generate_raw_token()
 
         def work(tx: Transaction) -> tuple[MagicLinkToken, int]:
             guest = tx.guests.get_by_email(normalized)
             if guest is not None and guest.blocked:
                 raise AccessDenied()
-            booking = None if booking_id is None else _open_booking_of(tx, booking_id, normalized)
+            booking = (
+                None
+                if booking_id is None
+                else _open_booking_of(tx, booking_id, normalized, guest_path=True)
+            )
             if guest is None:
                 guest, created = tx.guests.get_or_create(normalized, now=now, last_request_at=now)
                 if not created and guest.blocked:
                     raise AccessDenied()
             else:
                 created = False
-            if not created and not tx.guests.claim_request_slot(
-                guest.id, now=now, not_after=not_after
-            ):
-                raise RateLimited()
-            return self._store_token(tx, guest, booking, raw, now)
+            if not created:
+                # The slot claim writes the guest row, which serializes this guest's racing
+                # requests; the count after it therefore sees every earlier committed link.
+                if not tx.guests.claim_request_slot(guest.id, now=now, not_after=not_after):
+                    raise RateLimited()
+                if (
+                    cap is not None
+                    and tx.audit.count_links_issued(
+                        guest.id, path=str(IssuePath.INBOX), since=window_start
+                    )
+                    >= cap
+                ):
+                    raise RateLimited(HOURLY_CAP_MESSAGE)
+            return self._store_token(tx, guest, booking, raw, now, IssuePath.INBOX)
 
         token, superseded = run_in_transaction(self._uow, work, landed=_token_stored(raw))
         return self._issued(raw, token, IssuePath.INBOX, superseded)
@@ -189,7 +210,7 @@ class GuestService:
                 guest, _ = tx.guests.get_or_create(normalized, now=now, last_request_at=None)
                 if guest.blocked:
                     raise AccessDenied()
-            stored = self._store_token(tx, guest, booking, raw, now)
+            stored = self._store_token(tx, guest, booking, raw, now, path)
             if within is not None:
                 within(tx, stored[0], booking)
             return stored
@@ -198,10 +219,17 @@ class GuestService:
         return self._issued(raw, token, path, superseded)
 
     def _store_token(
-        self, tx: Transaction, guest: Guest, booking: Booking | None, raw: str, now: datetime
+        self,
+        tx: Transaction,
+        guest: Guest,
+        booking: Booking | None,
+        raw: str,
+        now: datetime,
+        path: IssuePath,
     ) -> tuple[MagicLinkToken, int]:
-        """Store the token and its CREATE_TOKEN entry; with supersede on, first revoke the
-        pair's earlier live links (§5.8). Returns the token and how many it superseded.
+        """Store the token and its CREATE_TOKEN entry (which records the issue `path`, what
+        the hourly cap counts, §9.4); with supersede on, first revoke the pair's earlier live
+        links (§5.8). Returns the token and how many it superseded.
 
         Racing issuers of one pair are serialized before this point: a booking's links by
         the booking row lock (`_open_booking_of`), inbox links by the guest row write of the
@@ -239,7 +267,7 @@ class GuestService:
                 action=AuditAction.CREATE_TOKEN,
                 resource_id=_resource(booking_id),
                 success=True,
-                metadata={"token_id": token.id},
+                metadata={"token_id": token.id, "path": str(path)},
                 created_at=now,
             )
         )
@@ -291,11 +319,18 @@ class GuestService:
 
         lookup, reason = run_in_transaction(self._uow, work, readonly=True)
         if lookup is None:
-            self._count_verification("verify", _OUTCOME_INVALID)
-            raise InvalidToken()
+            raise self._unknown("verify")
         if reason is not None:
             raise self._refuse(lookup, reason, now, "verify")
         self._count_verification("verify", _OUTCOME_ACCEPTED)
+        # §9.7: a verify stays read-only (scanner-safe); its success is a log event only.
+        log_event(
+            logging.INFO,
+            Events.TOKEN_VERIFIED,
+            token_id=lookup.token.id,
+            guest_id=lookup.guest.id,
+            booking_id=lookup.token.booking_id,
+        )
         return VerifiedToken(token=lookup.token, guest=lookup.guest)
 
     def consume_token(self, raw: str, *, booking_id: int | None = None) -> VerifiedToken:
@@ -316,6 +351,10 @@ class GuestService:
             reason = refusal_reason(lookup, now) or scope_refusal(tx, lookup, scope)
             if reason is None and not tx.tokens.consume(lookup.token.id, now=now):
                 reason = RefusalReason.USED  # a concurrent caller consumed it first
+            if reason is None:
+                # §9.7: the success is audited in the consume's own transaction.
+                target = scope if scope is not None else lookup.token.booking_id
+                tx.audit.add_many([consume_entry(lookup.token, target, now)])
             return lookup, reason
 
         def landed(tx: Transaction) -> tuple[TokenLookup | None, RefusalReason | None] | None:
@@ -325,8 +364,7 @@ class GuestService:
 
         lookup, reason = run_in_transaction(self._uow, work, landed=landed)
         if lookup is None:
-            self._count_verification("consume", _OUTCOME_INVALID)
-            raise InvalidToken()
+            raise self._unknown("consume")
         if reason is not None:
             raise self._refuse(lookup, reason, now, "consume")
         self._count_verification("consume", _OUTCOME_ACCEPTED)
@@ -347,6 +385,15 @@ class GuestService:
         assert isinstance(raw, str)
         return hash_token(raw)
 
+    def _unknown(self, operation: str) -> InvalidToken:
+        """Count and log a well-formed token that matches no stored one (§9.7); the error.
+
+        The log carries no token material: neither the raw token nor its hash.
+        """
+        self._count_verification(operation, _OUTCOME_INVALID)
+        log_event(logging.INFO, Events.TOKEN_UNKNOWN, operation=operation)
+        return InvalidToken()
+
     def _count_verification(self, operation: str, outcome: str) -> None:
         self._metrics.increment(
             MetricNames.VERIFICATIONS, labels={"operation": operation, "outcome": outcome}
@@ -360,7 +407,21 @@ class GuestService:
         outcome = _OUTCOMES[reason]
         self._count_verification(operation, outcome)
         reuse = reason is RefusalReason.USED
-        revoke = reuse and self.settings.revoke_on_reuse
+        # §9.8: presented again within the grace (a double click, or the loser of a race whose
+        # lookup predates the winner's consumption) is refused but revokes nothing.
+        spared = (
+            reuse
+            and self.settings.revoke_on_reuse
+            and (token.used_at is None or now - token.used_at < self.settings.reuse_grace)
+        )
+        revoke = reuse and self.settings.revoke_on_reuse and not spared
+        metadata: dict[str, Any] = {
+            "reason": str(reason),
+            "token_id": token.id,
+            "operation": operation,
+        }
+        if spared:
+            metadata["within_grace"] = True
 
         def work(tx: Transaction) -> int:
             entries = [
@@ -370,7 +431,7 @@ class GuestService:
                     action=AuditAction.VERIFY_TOKEN,
                     resource_id=_resource(token.booking_id),
                     success=False,
-                    metadata={"reason": str(reason), "token_id": token.id, "operation": operation},
+                    metadata=metadata,
                     created_at=now,
                 )
             ]
@@ -762,14 +823,20 @@ def _guest_admin_entry(
     )
 
 
-def _open_booking_of(tx: Transaction, booking_id: int, normalized_email: str) -> Booking:
+def _open_booking_of(
+    tx: Transaction, booking_id: int, normalized_email: str, *, guest_path: bool = False
+) -> Booking:
     """The booking if it exists, belongs to this e-mail and is open; else the matching error.
 
-    The row is locked until the transaction ends, so links of one booking are issued one
-    at a time and never concurrently with a change of the booking.
+    On the guest path (`guest_path`) an unknown booking and a booking of another e-mail give
+    the same `AccessDenied`, after the same one statement (§9.5); the system paths keep
+    `BookingNotFound`. The row is locked until the transaction ends, so links of one booking
+    are issued one at a time and never concurrently with a change of the booking.
     """
     booking = tx.bookings.get(booking_id, for_update=True)
     if booking is None:
+        if guest_path:
+            raise AccessDenied()
         raise BookingNotFound()
     if booking.guest_email != normalized_email:
         raise AccessDenied()
@@ -788,6 +855,26 @@ def _before(now: datetime, expired_for: object) -> datetime:
 
 def _resource(booking_id: int | None) -> str | None:
     return None if booking_id is None else str(booking_id)
+
+
+def consume_entry(
+    token: MagicLinkToken, booking_id: int | None, now: datetime, action: str | None = None
+) -> NewAuditEntry:
+    """The `CONSUME_TOKEN` entry of a successful consumption (§9.7), by `consume_token` and
+    by a link action (§8.1, which names its `action`): success, the token id in metadata,
+    the booking acted on as resource."""
+    metadata: dict[str, Any] = {"token_id": token.id}
+    if action is not None:
+        metadata["action"] = action
+    return NewAuditEntry(
+        guest_id=token.guest_id,
+        endpoint=ENDPOINT,
+        action=AuditAction.CONSUME_TOKEN,
+        resource_id=_resource(booking_id),
+        success=True,
+        metadata=metadata,
+        created_at=now,
+    )
 
 
 def _invalidation_entry(

@@ -32,6 +32,8 @@ class Events:
     STORAGE_RETRIED: Final = "storage.retried"
     TOKEN_ISSUED: Final = "token.issued"
     TOKEN_CONSUMED: Final = "token.consumed"
+    TOKEN_VERIFIED: Final = "token.verified"
+    TOKEN_UNKNOWN: Final = "token.unknown"
     VERIFY_REFUSED: Final = "token.verify_refused"
     REUSE_DETECTED: Final = "token.reuse_detected"
     AUDIT_WRITE_FAILED: Final = "audit.write_failed"

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReason
+from magiclink.domain.errors import InvalidInput
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -183,6 +184,20 @@ def _non_negative(
         raise ValueError(f"{attribute.name} must be a timedelta from zero to 366 days")
 
 
+def _optional_positive_int(
+    _instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInput(f"{attribute.name} must be a positive integer or None")
+
+
+def _grace(_instance: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        raise InvalidInput(f"{attribute.name} must be a timedelta of zero or more")
+
+
 @attrs.frozen
 class Settings:
     """Tunables of the library. The defaults keep the original plan's behaviour."""
@@ -196,6 +211,11 @@ class Settings:
     supersede_previous_links: bool = False
     # §11.2: book and reschedule store a mail intent for the outbox worker instead of mailing.
     mail_via_outbox: bool = False
+    # §9.4: at most this many guest-initiated links per guest in any hour (None: no cap).
+    max_links_per_hour: int | None = attrs.field(default=5, validator=_optional_positive_int)
+    # §9.8: with revoke_on_reuse, a link presented again this soon after its consumption is
+    # a double click: refused and audited, but nothing is revoked.
+    reuse_grace: timedelta = attrs.field(default=timedelta(seconds=10), validator=_grace)
 
     def link_url(self, raw_token: str) -> str:
         """The URL to mail: the base URL with the raw token in its `token` query parameter."""

@@ -263,3 +263,13 @@ class AuditLog(abc.ABC):
         self, *, booking_id: int | None = None, guest_id: int | None = None, limit: int = 100
     ) -> list[AuditEntry]:
         """Entries newest first, filtered by `resource_id == str(booking_id)` and/or guest."""
+
+    @abc.abstractmethod
+    def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:
+        """How many links of this guest were issued on `path` after `since` (one SELECT).
+
+        Counts the guest's `CREATE_TOKEN` entries whose `metadata["path"]` is `path` and
+        whose `created_at` is strictly after `since` (the hourly cap of §9.4). The token row
+        does not say which path issued it; its `CREATE_TOKEN` entry, written in the issuing
+        transaction, does.
+        """

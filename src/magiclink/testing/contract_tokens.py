@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import attrs
 import pytest
 
-from magiclink.domain.enums import BookingStatus, InvalidationReason
+from magiclink.domain.enums import AuditAction, BookingStatus, InvalidationReason
 from magiclink.domain.records import Booking, Guest, MagicLinkToken
 from magiclink.ports.unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import (
@@ -706,6 +706,82 @@ class TokenRepositoryContract(ContractBase):
             "booking_cancelled": 2,
             "rating_submitted": 1,
         }
+
+    # ------------------------------------------------------------------ §9.4 hourly cap
+
+    def test_count_links_issued_counts_one_path_of_one_guest_after_since_9_4(
+        self, uow: UnitOfWork
+    ) -> None:
+        """`audit.count_links_issued` counts the guest's `CREATE_TOKEN` entries whose
+        `metadata["path"]` is the path and whose `created_at` is strictly after `since`:
+        not another path, another guest, another action, nor an entry at `since`."""
+        since = T0 - timedelta(hours=1)
+
+        def setup(tx: Transaction) -> tuple[int, int]:
+            guest, other = self.add_guest(tx), self.add_guest(tx)
+            create = AuditAction.CREATE_TOKEN
+            inbox = {"token_id": 1, "path": "inbox"}
+            tx.audit.add_many(
+                [
+                    self.audit_entry(guest_id=guest.id, action=create, metadata=inbox),
+                    self.audit_entry(
+                        guest_id=guest.id,
+                        action=create,
+                        metadata=inbox,
+                        created_at=since + MICRO,
+                        resource_id="12",
+                    ),
+                    # not counted: at `since`, another path, no path, another action or guest
+                    self.audit_entry(
+                        guest_id=guest.id, action=create, metadata=inbox, created_at=since
+                    ),
+                    self.audit_entry(
+                        guest_id=guest.id,
+                        action=create,
+                        metadata={"token_id": 2, "path": "booking"},
+                    ),
+                    self.audit_entry(guest_id=guest.id, action=create, metadata={"token_id": 3}),
+                    self.audit_entry(
+                        guest_id=guest.id, action=AuditAction.CONSUME_TOKEN, metadata=inbox
+                    ),
+                    self.audit_entry(guest_id=other.id, action=create, metadata=inbox),
+                ]
+            )
+            return guest.id, other.id
+
+        guest_id, other_id = self.run(uow, setup)
+
+        def count(guest: int, path: str, after: datetime) -> int:
+            return self.read(
+                uow, lambda tx: tx.audit.count_links_issued(guest, path=path, since=after)
+            )
+
+        assert count(guest_id, "inbox", since) == 2
+        assert count(guest_id, "inbox", since - MICRO) == 3
+        assert count(guest_id, "inbox", T0) == 0
+        assert count(guest_id, "booking", since) == 1
+        assert count(other_id, "inbox", since) == 1
+        assert count(MISSING_ID, "inbox", since) == 0
+
+    def test_count_links_issued_sees_its_own_transaction_9_4(self, uow: UnitOfWork) -> None:
+        """An entry written earlier in the same transaction counts (the cap reads after the
+        rate-limit claim, in the issuing transaction)."""
+
+        def work(tx: Transaction) -> tuple[int, int]:
+            guest = self.add_guest(tx)
+            before = tx.audit.count_links_issued(guest.id, path="inbox", since=T0 - TTL)
+            tx.audit.add_many(
+                [
+                    self.audit_entry(
+                        guest_id=guest.id,
+                        action=AuditAction.CREATE_TOKEN,
+                        metadata={"token_id": 1, "path": "inbox"},
+                    )
+                ]
+            )
+            return before, tx.audit.count_links_issued(guest.id, path="inbox", since=T0 - TTL)
+
+        assert self.run(uow, work) == (0, 1)
 
     def test_stats_of_an_empty_store(self, uow: UnitOfWork) -> None:
         """No tokens: all zero, no reasons."""

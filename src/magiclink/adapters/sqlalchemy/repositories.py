@@ -49,6 +49,7 @@ from magiclink.adapters.sqlalchemy.tables import (
 )
 from magiclink.domain.enums import (
     OPEN_BOOKING_STATUSES,
+    AuditAction,
     BookingStatus,
     IncidentType,
     InvalidationReason,
@@ -455,6 +456,18 @@ LIST_AUDIT: Final[Mapping[tuple[bool, bool], Executable]] = {
     (False, True): _audit_newest_first.where(_by_guest),
     (True, True): _audit_newest_first.where(_by_resource, _by_guest),
 }
+# §9.4: the guest's links issued on one path since an instant, found through the guest_id
+# index (the JSON path is read from the guest's rows only).
+COUNT_LINKS_ISSUED: Final = (
+    select(func.count())
+    .select_from(audit_log)
+    .where(
+        _by_guest,
+        audit_log.c.action == str(AuditAction.CREATE_TOKEN),
+        audit_log.c.created_at > bindparam("p_since", type_=UTCDateTime()),
+        audit_log.c.metadata["path"].as_string() == bindparam("p_path"),
+    )
+)
 
 
 # --- Repositories -------------------------------------------------------------------------
@@ -953,6 +966,12 @@ class SqlAlchemyAuditLog(_SqlAlchemyRepository, AuditLog):
             params["p_guest"] = guest_id
         rows = self._source.connection().execute(statement, params)
         return [audit_from_row(row) for row in rows]
+
+    @translating
+    def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:
+        """The guest's `CREATE_TOKEN` entries of `path` after `since` (one SELECT COUNT)."""
+        params = {"p_guest": guest_id, "p_path": path, "p_since": since}
+        return int(self._source.connection().execute(COUNT_LINKS_ISSUED, params).scalar_one())
 
 
 __all__ = [

@@ -1,0 +1,106 @@
+"""§9.7 Every authentication outcome is recorded: a successful consume writes `CONSUME_TOKEN`
+in its own transaction; a successful verify writes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from magiclink import AuditAction, StorageError, TokenExpiredOrUsed
+from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
+from magiclink.ports import UnitOfWork
+from magiclink.testing.faults import FaultyUnitOfWork
+from tests.databases import count_statements
+from tests.guestpath.harness import ADA, world_on
+
+
+def test_a_successful_consume_writes_one_consume_token_entry(uow: UnitOfWork) -> None:
+    """§9.7: success, the token id in metadata, the token's guest and booking, at `now`."""
+    world = world_on(uow)
+    booking, raw = world.book(ADA)
+    world.clock.advance(timedelta(minutes=3))
+
+    consumed = world.guests.consume_token(raw)
+
+    [entry] = world.audit(AuditAction.CONSUME_TOKEN)
+    assert entry.success is True
+    assert dict(entry.metadata) == {"token_id": consumed.token.id}
+    assert entry.guest_id == consumed.guest.id
+    assert entry.resource_id == str(booking.id)
+    assert entry.created_at == world.clock.now()
+    assert entry.endpoint == "magiclink"
+
+
+def test_an_inbox_link_consumed_for_a_booking_is_audited_on_that_booking(
+    uow: UnitOfWork,
+) -> None:
+    """§9.7 with §9.1: the entry names the booking the link was consumed for; without a
+    booking it names none."""
+    world = world_on(uow)
+    booking, _ = world.book(ADA)
+    scoped = world.guests.request_inbox_link(ADA)
+    plain = world.guests.request_inbox_link(ADA)
+
+    world.guests.consume_token(scoped.raw, booking_id=booking.id)
+    world.guests.consume_token(plain.raw)
+
+    entries = world.audit(AuditAction.CONSUME_TOKEN)
+    by_token = {entry.metadata["token_id"]: entry.resource_id for entry in entries}
+    assert by_token == {scoped.token_id: str(booking.id), plain.token_id: None}
+
+
+def test_refusals_and_verifications_write_no_consume_entry(uow: UnitOfWork) -> None:
+    """A successful verify writes nothing at all (§9.7, scanner-safe); a refused consume
+    writes its `VERIFY_TOKEN` refusal only."""
+    world = world_on(uow)
+    _, raw = world.book(ADA)
+    before = world.audit()
+
+    world.guests.verify_token(raw)
+    assert world.audit() == before
+
+    world.guests.consume_token(raw)
+    with pytest.raises(TokenExpiredOrUsed):
+        world.guests.consume_token(raw)
+    assert len(world.audit(AuditAction.CONSUME_TOKEN)) == 1
+    assert [e.metadata["reason"] for e in world.audit(AuditAction.VERIFY_TOKEN)] == ["used"]
+
+
+def test_the_entry_lands_with_the_consumption_or_neither_does(uow: UnitOfWork) -> None:
+    """§9.7 "in its own transaction": when the audit write fails the consumption is rolled
+    back with it (the link stays usable); one transaction, no extra one."""
+    faulty = FaultyUnitOfWork(uow, count_begins=True)
+    world = world_on(faulty)
+    _, raw = world.book(ADA)
+    faulty.calls.clear()
+    faulty.arm(1, match="audit.add_many", times=2)  # the attempt and its retry, if any
+
+    with pytest.raises(StorageError):
+        world.guests.consume_token(raw)
+
+    faulty.disarm()
+    assert world.token(raw).used_at is None
+    assert world.audit(AuditAction.CONSUME_TOKEN) == []
+    faulty.calls.clear()
+    world.guests.consume_token(raw)
+    assert faulty.calls.count("transaction") == 1
+    assert faulty.calls.index("tokens.consume") < faulty.calls.index("audit.add_many")
+    assert len(world.audit(AuditAction.CONSUME_TOKEN)) == 1
+
+
+def test_the_entry_costs_one_insert_in_the_consume_transaction(any_engine: Engine) -> None:
+    """On SQLite, PostgreSQL and MariaDB: a consume is the lookup, the conditional UPDATE and
+    the audit INSERT — one transaction (one BEGIN/COMMIT pair at most)."""
+    world = world_on(SqlAlchemyUnitOfWork(any_engine))
+    _, raw = world.book(ADA)
+
+    with count_statements(any_engine) as log:
+        world.guests.consume_token(raw)
+
+    verbs = [s.lstrip().split(None, 1)[0].upper() for s in log.work]
+    assert verbs == ["SELECT", "UPDATE", "INSERT"]
+    assert "magiclink_audit_log" in log.work[-1]
+    control = [s for s in log.statements if s not in log.work]
+    assert sum(s.lstrip().upper().startswith("BEGIN") for s in control) <= 1
