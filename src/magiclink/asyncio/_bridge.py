@@ -9,6 +9,7 @@ boundary, so the domain is written once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
@@ -20,9 +21,32 @@ T = TypeVar("T")
 
 
 async def run(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Await the synchronous `fn(*args, **kwargs)` run inside the greenlet bridge."""
+    """Await the synchronous `fn(*args, **kwargs)` run inside the greenlet bridge.
+
+    Cancelling the awaiting task lets the operation finish first (one transaction: it
+    commits wholly or rolls back wholly), then raises `CancelledError`; a second cancellation
+    interrupts it where it stands. Why: a cancellation thrown into a driver call makes
+    SQLAlchemy invalidate the connection, and with aiosqlite the connection then closed with
+    a cursor still open is only a "zombie" (`sqlite3_close_v2`) that keeps the transaction,
+    and the database's write lock, until the garbage collector finalizes that cursor.
+    """
     # Bound first: greenlet_spawn's own keyword `_require_await` must not meet the caller's.
-    return await greenlet_spawn(functools.partial(fn, *args, **kwargs))
+    operation = asyncio.ensure_future(greenlet_spawn(functools.partial(fn, *args, **kwargs)))
+    try:
+        return await asyncio.shield(operation)
+    except asyncio.CancelledError:
+        if not operation.done():
+            try:
+                # asyncio.wait never cancels what it waits for: a second cancellation of
+                # this task lands here, and only then reaches the operation.
+                await asyncio.wait((operation,))
+            except asyncio.CancelledError:
+                operation.cancel()
+                await asyncio.wait((operation,))
+                raise
+        if not operation.cancelled():
+            operation.exception()  # retrieved: the caller asked for the cancellation instead
+        raise
 
 
 def wait(awaitable: Awaitable[T]) -> T:
