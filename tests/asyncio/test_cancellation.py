@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,7 @@ CASES = [
 
 async def _every_step(
     uow: AsyncSqlAlchemyUnitOfWork,
-    operation: Callable[[AsyncServices, str, int], Awaitable[object]],
+    operation: Callable[[AsyncServices, str, int], Coroutine[Any, Any, object]],
     check: Check,
 ) -> int:
     notifier = AsyncInMemoryNotifier()
@@ -113,7 +114,7 @@ async def _every_step(
 @pytest.mark.parametrize(("operation", "check"), CASES)
 def test_a_task_cancelled_at_any_step_leaves_nothing_half_written_s10(
     async_target: AsyncTarget,
-    operation: Callable[[AsyncServices, str, int], Awaitable[object]],
+    operation: Callable[[AsyncServices, str, int], Coroutine[Any, Any, object]],
     check: Check,
 ) -> None:
     """§10: cancellation at each await point; invariants hold after every one of them."""
