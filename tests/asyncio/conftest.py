@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 import pytest
+from sqlalchemy.util import greenlet_spawn
 
 from tests.asyncio.targets import (
     AsyncTarget,
@@ -31,3 +35,30 @@ def async_target(request: pytest.FixtureRequest) -> AsyncTarget:
     CI=true, fail without a server)."""
     fixture, make = _FACTORIES[request.param]
     return make(request.getfixturevalue(fixture))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "in_bridge: run the test body inside the greenlet bridge")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run `in_bridge` tests inside `greenlet_spawn` on a fresh loop; dispose of the async
+    engine of their `uow` in that loop."""
+    if pyfuncitem.get_closest_marker("in_bridge") is None:
+        return None
+    arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    uow = arguments.get("uow")
+    engine = getattr(uow, "engine", None)
+
+    async def main() -> None:
+        try:
+            await greenlet_spawn(functools.partial(pyfuncitem.obj, **arguments))
+        finally:
+            if engine is not None:
+                # The async engine's sync view: its pool closes the driver's connections
+                # through the bridge, in the loop they belong to.
+                await greenlet_spawn(engine.dispose)
+
+    asyncio.run(main())
+    return True
