@@ -28,6 +28,7 @@ from magiclink.asyncio import (
     AsyncSqlAlchemyUnitOfWork,
     build_async_services,
 )
+from magiclink.domain.policy import generate_raw_token
 from magiclink.ports import UnitOfWork
 from magiclink.testing.world import EPOCH, raw_from_url
 from tests.asyncio.targets import AsyncTarget, run_loop
@@ -168,11 +169,12 @@ def test_missing_greenlet_through_a_sync_service_stays_a_programming_error(
     async def scenario(uow: AsyncSqlAlchemyUnitOfWork) -> None:
         services = build_services(uow.sync, notifier=InMemoryNotifier())
         try:
-            services.guests.verify_token("x" * 43)
+            services.guests.verify_token(generate_raw_token())
         except StorageError as error:
             raise AssertionError("became StorageError") from error
         except sa_exc.MissingGreenlet:
             return
+        raise AssertionError("no error at all")
 
     async_target.run(scenario)
 
