@@ -120,3 +120,53 @@ def test_a_task_cancelled_at_any_step_leaves_nothing_half_written_s10(
     """§10: cancellation at each await point; invariants hold after every one of them."""
     cancelled_runs = async_target.run(lambda uow: _every_step(uow, operation, check))
     assert cancelled_runs >= 1  # the operation really was cut short at least once
+
+
+async def _cancelled_twice(uow: AsyncSqlAlchemyUnitOfWork, turns: int) -> tuple[int, int]:
+    """Cancel a link action twice, `turns` loop turns apart; (interrupted, completed)."""
+    notifier = AsyncInMemoryNotifier()
+    services = build_async_services(uow, notifier=notifier, clock=ManualClock(EPOCH))
+    pool = uow.async_engine.sync_engine.pool
+    interrupted = completed = 0
+    for step in range(turns):
+        outcome = await services.bookings.book_session(
+            7, f"t{step}@example.com", EPOCH + timedelta(days=1, minutes=20 * step)
+        )
+        raw = raw_from_url(notifier.sent[-1].url)
+        task = asyncio.create_task(_op_cancel(services, raw, outcome.booking.id))
+        await asyncio.sleep(0)
+        task.cancel()
+        for _ in range(step):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        booking = await services.bookings.get_booking(outcome.booking.id)
+        assert booking is not None
+        if booking.status is BookingStatus.CANCELLED:
+            completed += 1
+        else:
+            interrupted += 1
+        await _cancel_is_whole(services, raw, outcome.booking.id, done=False)
+    return interrupted, completed
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("make", ["asyncpg", "psycopg_async"])
+def test_a_second_cancellation_interrupts_and_still_leaves_nothing_half_written_s10(
+    make: str, request: pytest.FixtureRequest
+) -> None:
+    """§10: the second cancellation reaches the operation itself (it is interrupted, not
+    awaited); whatever the point, the transaction is whole and the connection returned.
+
+    PostgreSQL only: with aiosqlite an interrupted statement leaves a connection that keeps
+    SQLite's write lock until the garbage collector finalizes its cursor (docs/asyncio.md).
+    """
+    from tests.asyncio.targets import asyncpg_target, psycopg_async_target
+
+    engine = request.getfixturevalue("postgres_engine")
+    target = asyncpg_target(engine) if make == "asyncpg" else psycopg_async_target(engine)
+    interrupted, completed = target.run(lambda uow: _cancelled_twice(uow, 40))
+    assert interrupted >= 1, "no second cancellation interrupted an operation"
+    assert interrupted + completed == 40
