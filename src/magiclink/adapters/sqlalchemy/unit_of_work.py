@@ -33,9 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from typing import Any, Final
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any, ClassVar, Final
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
 
 from magiclink.adapters.sqlalchemy.errors import translate, translate_errors
 from magiclink.adapters.sqlalchemy.repositories import (
@@ -173,17 +176,22 @@ class SqlAlchemyTransaction(Transaction):
     def close(self) -> None:
         """Roll back anything not committed and return the connection to the pool.
 
-        Idempotent, and never raises: if the rollback fails the connection is broken, and
-        the database discards the transaction together with it.
+        Idempotent, and never raises a storage error: if the rollback fails the connection
+        is broken, and the database discards the transaction together with it. A
+        `BaseException` such as `asyncio.CancelledError` arriving during the rollback
+        propagates after the connection went back to the pool (which resets it).
         """
         connection = self._connection
         if connection is None:
             return
         self._connection = None
         try:
-            if self._begun:
-                self._begun = False
-                self._rollback(connection)
+            # Whenever a connection was checked out, not only after a completed BEGIN: an
+            # asyncio task cancelled while BEGIN IMMEDIATE was in flight leaves the SQLite
+            # write lock taken although `_begun` is still False (SQLAlchemy's own rollback is
+            # a no-op when it began nothing).
+            self._begun = False
+            self._rollback(connection)
         except Exception as error:
             if translate(error) is None:
                 raise
@@ -203,10 +211,20 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     what is set on each connection.
     """
 
+    programming_errors: ClassVar[tuple[type[BaseException], ...]] = (sa_exc.MissingGreenlet,)
+    """Exceptions that are the caller's bug, never a storage failure: raised unchanged by
+    `transaction()` instead of becoming `StorageError` (an `AsyncEngine`'s `sync_engine`
+    used outside `magiclink.asyncio`'s greenlet bridge raises `MissingGreenlet`)."""
+
     def __init__(self, engine: Engine) -> None:
         super().__init__()
         self._engine = engine
         self._flavour = _Flavour.of(engine)
+        # `with uow as tx:` nests per thread *and* per asyncio task (a ContextVar, not the
+        # port's thread-local): tuples, so a task's copy of the context never sees another's.
+        self._stack: ContextVar[tuple[Transaction, ...]] = ContextVar(
+            f"magiclink_uow_stack_{id(self)}", default=()
+        )
 
     @property
     def engine(self) -> Engine:
@@ -220,14 +238,36 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             StorageError: no connection could be obtained (transient when the server is
                 unreachable or the pool timed out).
         """
-        with translate_errors():
-            connection = self._engine.connect()
-            try:
-                self._prepare(connection)
-            except BaseException:
-                connection.close()
-                raise
+        try:
+            with translate_errors():
+                connection = self._engine.connect()
+                try:
+                    self._prepare(connection)
+                except BaseException:
+                    connection.close()
+                    raise
+        except StorageError as error:
+            if isinstance(error.__cause__, self.programming_errors):
+                # An async engine used outside the greenlet bridge: the caller's bug, not an
+                # outage; the first checkout is where it always shows.
+                raise error.__cause__ from None
+            raise
         return SqlAlchemyTransaction(connection, self._flavour, readonly=readonly)
+
+    def __enter__(self) -> Transaction:
+        tx = self.transaction()
+        self._stack.set((*self._stack.get(), tx))
+        return tx.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        *outer, tx = self._stack.get()
+        self._stack.set(tuple(outer))
+        tx.__exit__(exc_type, exc, tb)
 
     def _prepare(self, connection: Connection) -> None:
         if self._flavour is _Flavour.SQLITE:
