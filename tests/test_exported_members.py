@@ -34,6 +34,7 @@ PUBLIC_MODULES = [
     "magiclink.adapters.prometheus",
     "magiclink.testing",
     "magiclink.cli",
+    "magiclink.asyncio",
 ]
 """The documented import paths of magiclink."""
 

@@ -155,11 +155,6 @@ def test_missing_greenlet_outside_the_bridge_is_not_a_storage_error(
     async_target.run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the domain to let UnitOfWork.programming_errors through run_in_transaction "
-    "(proposed to the lead; domain/ is not this branch's)",
-)
 def test_missing_greenlet_through_a_sync_service_stays_a_programming_error(
     async_target: AsyncTarget,
 ) -> None:

@@ -14,9 +14,7 @@ import math
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -177,11 +175,6 @@ class InMemoryUnitOfWork(UnitOfWork):
     def __init__(self) -> None:
         super().__init__()
         self._store = _Store()
-        # `with uow as tx:` nests per thread *and* per asyncio task (a ContextVar, not the
-        # port's thread-local): tuples, so a task's copy of the context never sees another's.
-        self._stack: ContextVar[tuple[Transaction, ...]] = ContextVar(
-            f"magiclink_memory_uow_stack_{id(self)}", default=()
-        )
 
     def transaction(self, *, readonly: bool = False) -> Transaction:
         """Begin a transaction; it holds the store's lock until it is closed.
@@ -191,21 +184,6 @@ class InMemoryUnitOfWork(UnitOfWork):
         the tasks of one loop never interleave inside it.
         """
         return _InMemoryTransaction(self._store)
-
-    def __enter__(self) -> Transaction:
-        tx = self.transaction()
-        self._stack.set((*self._stack.get(), tx))
-        return tx.__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        *outer, tx = self._stack.get()
-        self._stack.set(tuple(outer))
-        tx.__exit__(exc_type, exc, tb)
 
 
 class _Repository:

@@ -79,6 +79,8 @@ def run_in_transaction(
         except MagicLinkError:
             raise
         except Exception as error:
+            if isinstance(error, uow.programming_errors):
+                raise  # the caller's bug, not an outage (e.g. MissingGreenlet)
             raise StorageError(f"Storage failed: {type(error).__name__}") from error
 
 
@@ -90,4 +92,6 @@ def _read(uow: UnitOfWork, read: Callable[[Transaction], T | None]) -> T | None:
     except MagicLinkError:
         raise
     except Exception as error:
+        if isinstance(error, uow.programming_errors):
+            raise
         raise StorageError(f"Storage failed: {type(error).__name__}") from error

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import abc
-import threading
+from contextvars import ContextVar
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
 from magiclink.ports.repositories import (
     AuditLog,
@@ -60,12 +60,21 @@ class Transaction(abc.ABC):
 class UnitOfWork(abc.ABC):
     """Opens transactions on one storage. One instance serves every service and thread.
 
-    `with uow.transaction() as tx:` is the primary form; `with uow as tx:` is the same,
-    for the current thread.
+    `with uow.transaction() as tx:` is the primary form; `with uow as tx:` is the same, for
+    the current thread or asyncio task (the stack of open `with` blocks lives in a
+    `ContextVar`: tuples, so one task's copy of the context never sees another's).
     """
 
+    programming_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    """Exceptions of this storage that are the caller's bug, never a storage failure: the
+    services let them through unchanged instead of turning them into `StorageError` (the
+    SQLAlchemy adapter declares `MissingGreenlet`: an async engine used outside
+    `magiclink.asyncio`'s bridge)."""
+
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._stack: ContextVar[tuple[Transaction, ...]] = ContextVar(
+            f"magiclink_uow_stack_{id(self)}", default=()
+        )
 
     @abc.abstractmethod
     def transaction(self, *, readonly: bool = False) -> Transaction:
@@ -73,9 +82,8 @@ class UnitOfWork(abc.ABC):
         (SQLite begins deferred instead of immediate), not an enforcement."""
 
     def __enter__(self) -> Transaction:
-        stack: list[Transaction] = self._local.__dict__.setdefault("stack", [])
         tx = self.transaction()
-        stack.append(tx)
+        self._stack.set((*self._stack.get(), tx))
         return tx.__enter__()
 
     def __exit__(
@@ -84,4 +92,6 @@ class UnitOfWork(abc.ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._local.stack.pop().__exit__(exc_type, exc, tb)
+        *outer, tx = self._stack.get()
+        self._stack.set(tuple(outer))
+        tx.__exit__(exc_type, exc, tb)

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from contextvars import ContextVar
-from types import TracebackType
 from typing import Any, ClassVar, Final
 
 from sqlalchemy import Connection, Engine
@@ -220,11 +218,6 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         super().__init__()
         self._engine = engine
         self._flavour = _Flavour.of(engine)
-        # `with uow as tx:` nests per thread *and* per asyncio task (a ContextVar, not the
-        # port's thread-local): tuples, so a task's copy of the context never sees another's.
-        self._stack: ContextVar[tuple[Transaction, ...]] = ContextVar(
-            f"magiclink_uow_stack_{id(self)}", default=()
-        )
 
     @property
     def engine(self) -> Engine:
@@ -253,21 +246,6 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
                 raise error.__cause__ from None
             raise
         return SqlAlchemyTransaction(connection, self._flavour, readonly=readonly)
-
-    def __enter__(self) -> Transaction:
-        tx = self.transaction()
-        self._stack.set((*self._stack.get(), tx))
-        return tx.__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        *outer, tx = self._stack.get()
-        self._stack.set(tuple(outer))
-        tx.__exit__(exc_type, exc, tb)
 
     def _prepare(self, connection: Connection) -> None:
         if self._flavour is _Flavour.SQLITE:
