@@ -19,6 +19,7 @@ from magiclink.cli._runtime import (
     DEMO_URL,
     CliFailure,
     DurationType,
+    JsonErrorsGroup,
     _audit_json,
     _cause,
     _console,
@@ -40,7 +41,7 @@ from magiclink.domain.errors import MagicLinkError
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=JsonErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="magiclink")
 def main() -> None:
     """Operate magiclink: links, guests, audit trail, purge, stats and a demo."""

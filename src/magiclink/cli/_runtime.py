@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ _JSON_ERRORS = {"on": False}
 __all__ = [
     "CliFailure",
     "DurationType",
+    "JsonErrorsGroup",
     "Runtime",
     "audit_table",
     "database_option",
@@ -67,6 +69,62 @@ class CliFailure(click.ClickException):
             click.echo(json.dumps({"error": message, "exit_code": self.exit_code}), err=True)
         else:
             click.echo(self.message, err=True)
+
+
+def _error_line(error: click.ClickException) -> str:
+    """The one line an error prints: `error: ...`, a usage error naming its `--help`."""
+    message = " ".join(error.format_message().split()).removeprefix("error: ")
+    if isinstance(error, click.UsageError) and error.ctx is not None:
+        message += f" (see `{error.ctx.command_path} --help`)"
+    return message
+
+
+def _wants_json(args: Sequence[str]) -> bool:
+    words = list(args)
+    if "--" in words:
+        words = words[: words.index("--")]
+    return "--json" in words or _JSON_ERRORS["on"]
+
+
+class JsonErrorsGroup(click.Group):
+    """The `magiclink` group: every error, click's usage errors included, is one line on
+    stderr (`error: ...`), or one JSON object `{"error": ..., "exit_code": ...}` when the
+    command line holds `--json`; the exit code is kept (2 usage, 1 refused or failed)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line; report any error as one line or one JSON object."""
+        words = list(sys.argv[1:] if args is None else args)
+        _JSON_ERRORS["on"] = False
+        try:
+            done = super().main(words, prog_name, complete_var, standalone_mode=False, **extra)
+            if standalone_mode:
+                sys.exit(done if isinstance(done, int) else 0)
+            return done
+        except click.exceptions.NoArgsIsHelpError as error:
+            if not standalone_mode:
+                raise
+            error.show()
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            if not standalone_mode:
+                raise
+            code, message = error.exit_code, _error_line(error)
+        except click.Abort:
+            if not standalone_mode:
+                raise
+            code, message = 1, "aborted"
+        if _wants_json(words):
+            click.echo(json.dumps({"error": message, "exit_code": code}), err=True)
+        else:
+            click.echo(f"error: {message}", err=True)
+        sys.exit(code)
 
 
 def _json_errors(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
