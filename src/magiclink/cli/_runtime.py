@@ -37,6 +37,7 @@ _UNITS: Final = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "
 
 
 MAX_ID: Final = 2**63 - 1
+MAX_DURATION: Final = timedelta(days=100 * 366)
 _JSON_ERRORS = {"on": False}
 
 
@@ -135,7 +136,8 @@ def _json_errors(ctx: click.Context, param: click.Parameter, value: bool) -> boo
 def parse_duration(text: str) -> timedelta:
     """`7d`, `12h`, `1d12h`, `90m`, `30s`, `2w` → timedelta; anything else → ValueError.
 
-    Units: `s` seconds, `m` minutes, `h` hours, `d` days, `w` weeks.
+    Units: `s` seconds, `m` minutes, `h` hours, `d` days, `w` weeks; at most 100 years (a
+    cutoff further back than that is not a date a database can compare).
     """
     cleaned = text.strip().lower()
     parts = _DURATION.findall(cleaned)
@@ -149,6 +151,8 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is too long a duration") from None
     if duration <= timedelta(0):
         raise ValueError("the duration must be positive")
+    if duration > MAX_DURATION:
+        raise ValueError(f"{text!r} is too long a duration (at most 100 years)")
     return duration
 
 
