@@ -77,8 +77,16 @@ def test_bad_urls_and_files_are_explained(tmp_path: Path) -> None:
     assert failure(run("stats", "--database-url", bad_charset)).startswith("error: ")
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"this is not sqlite" * 100)
-    message = failure(run("stats", "--database-url", f"sqlite:///{corrupt}"))
-    assert "not a SQLite database" in message
+    for command in (
+        ["stats"],
+        ["db", "current"],
+        ["db", "upgrade"],
+        ["link", "list", "--booking", "1"],
+    ):
+        message = failure(run(*command, "--database-url", f"sqlite:///{corrupt}"))
+        assert message == "error: the file is not a SQLite database (corrupt or another format)"
+        as_json = run(*command, "--json", "--database-url", f"sqlite:///{corrupt}")
+        assert json.loads(as_json.stderr)["error"].startswith("the file is not a SQLite")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,6 @@ from magiclink.cli._runtime import (
     DurationType,
     JsonErrorsGroup,
     _audit_json,
-    _cause,
     _console,
     _emit_json,
     _token_json,
@@ -34,6 +33,7 @@ from magiclink.cli._runtime import (
     raw_token_of,
     require_booking,
     runtime,
+    unusable,
 )
 from magiclink.domain.enums import InvalidationReason
 from magiclink.domain.errors import MagicLinkError
@@ -64,7 +64,7 @@ def db_upgrade(database_url: str, as_json: bool) -> None:
             upgrade_to_head(rt.engine)
             revision = current_revision(rt.engine)
         except MagicLinkError as error:
-            raise CliFailure(f"error: cannot upgrade: {_cause(error)}") from error
+            raise unusable(error, "cannot upgrade") from error
         if as_json:
             _emit_json({"revision": revision})
         else:
@@ -80,7 +80,7 @@ def db_current(database_url: str, as_json: bool) -> None:
         try:
             revision = current_revision(rt.engine)
         except MagicLinkError as error:
-            raise CliFailure(f"error: cannot reach the database: {_cause(error)}") from error
+            raise unusable(error) from error
         if as_json:
             _emit_json({"revision": revision})
         else:

@@ -54,6 +54,7 @@ __all__ = [
     "raw_token_of",
     "require_booking",
     "runtime",
+    "unusable",
 ]
 
 
@@ -181,8 +182,20 @@ def _one_line(error: BaseException) -> str:
 def _cause(error: BaseException) -> str:
     cause = error.__cause__ or error
     if "file is not a database" in str(cause):
-        return "the file is not a SQLite database (corrupt or another format)"
+        return _CORRUPT
     return _one_line(cause)
+
+
+_CORRUPT: Final = "the file is not a SQLite database (corrupt or another format)"
+
+
+def unusable(error: BaseException, doing: str = "cannot reach the database") -> CliFailure:
+    """The one-line failure of a database that cannot be used: a corrupt file is named as
+    such, not as an unreachable database."""
+    cause = _cause(error)
+    if cause == _CORRUPT:
+        return CliFailure(f"error: {cause}")
+    return CliFailure(f"error: {doing}: {cause}")
 
 
 def open_engine(url: str, *, create: bool) -> Engine:
@@ -234,7 +247,7 @@ class Runtime:
             revision = current_revision(self.engine)
             missing = missing_from_head(self.engine) if revision is None else []
         except MagicLinkError as error:
-            raise CliFailure(f"error: cannot reach the database: {_cause(error)}") from error
+            raise unusable(error) from error
         if revision is None and len(missing) == len(revision_shapes()[head]):
             raise CliFailure(
                 "error: this database has no magiclink tables; run `magiclink db upgrade` first"
@@ -277,11 +290,11 @@ def runtime(url: str, *, create: bool = False) -> Iterator[Runtime]:
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
     except StorageError as error:
-        raise CliFailure(f"error: {error.message}: {_cause(error)}") from error
+        raise unusable(error, error.message) from error
     except MagicLinkError as error:
         raise CliFailure(f"error: {error.message}") from error
     except SQLAlchemyError as error:
-        raise CliFailure(f"error: database failure: {_cause(error)}") from error
+        raise unusable(error, "database failure") from error
     except Exception as error:  # a driver's own error (bad URL option...): still one line
         raise CliFailure(f"error: {type(error).__name__}: {_one_line(error)}") from error
     finally:
