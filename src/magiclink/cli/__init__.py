@@ -4,8 +4,9 @@ The composition root for operators: it builds the engine, the unit of work and t
 from `--database-url` (else `MAGICLINK_DATABASE_URL`, else `sqlite:///magiclink.db`).
 
 Exit codes: 0 success; 1 when the domain refuses (refused token, blocked guest, unknown
-booking) or the database cannot be used, with a one-line message and no traceback; 2 on
-usage errors (click's own).
+booking) or the database cannot be used; 2 on usage errors (click's own, out-of-range values,
+settings the library refuses). Every error is one `error: ...` line on stderr, or with `--json`
+one JSON object `{"error": ..., "exit_code": N}` on stderr; never a traceback.
 """
 
 try:

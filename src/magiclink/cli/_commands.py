@@ -19,8 +19,8 @@ from magiclink.cli._runtime import (
     DEMO_URL,
     CliFailure,
     DurationType,
+    JsonErrorsGroup,
     _audit_json,
-    _cause,
     _console,
     _emit_json,
     _token_json,
@@ -33,6 +33,7 @@ from magiclink.cli._runtime import (
     raw_token_of,
     require_booking,
     runtime,
+    unusable,
 )
 from magiclink.domain.enums import InvalidationReason
 from magiclink.domain.errors import MagicLinkError
@@ -40,7 +41,7 @@ from magiclink.domain.errors import MagicLinkError
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=JsonErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="magiclink")
 def main() -> None:
     """Operate magiclink: links, guests, audit trail, purge, stats and a demo."""
@@ -63,7 +64,7 @@ def db_upgrade(database_url: str, as_json: bool) -> None:
             upgrade_to_head(rt.engine)
             revision = current_revision(rt.engine)
         except MagicLinkError as error:
-            raise CliFailure(f"error: cannot upgrade: {_cause(error)}") from error
+            raise unusable(error, "cannot upgrade") from error
         if as_json:
             _emit_json({"revision": revision})
         else:
@@ -79,7 +80,7 @@ def db_current(database_url: str, as_json: bool) -> None:
         try:
             revision = current_revision(rt.engine)
         except MagicLinkError as error:
-            raise CliFailure(f"error: cannot reach the database: {_cause(error)}") from error
+            raise unusable(error) from error
         if as_json:
             _emit_json({"revision": revision})
         else:

@@ -17,18 +17,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from sqlalchemy import create_engine
 
 from magiclink._bootstrap import Services, build_services
 from magiclink._outbox import OutboxWorker
 from magiclink.adapters.memory import InMemoryNotifier
 from magiclink.adapters.smtp import SmtpNotifier
 from magiclink.adapters.sqlalchemy import SqlAlchemyOutbox, SqlAlchemyUnitOfWork
-from magiclink.domain.errors import MagicLinkError
+from magiclink.cli._runtime import DEFAULT_URL, CliFailure, json_option, runtime
+from magiclink.domain.errors import InvalidInput
 from magiclink.domain.records import Settings
 from magiclink.ports.clock import SystemClock
-
-DEFAULT_URL = "sqlite:///magiclink-demo.db"
 
 database_url = click.option(
     "--database-url",
@@ -39,31 +37,38 @@ database_url = click.option(
 )
 
 
+def outbox_settings() -> Settings:
+    """The settings of the worker; a bad `MAGICLINK_LINK_BASE_URL` (§9.6) is a usage error."""
+    base = os.environ.get("MAGICLINK_LINK_BASE_URL")
+    try:
+        if base:
+            return Settings(mail_via_outbox=True, link_base_url=base)
+        return Settings(mail_via_outbox=True)
+    except InvalidInput as error:
+        raise click.UsageError(f"MAGICLINK_LINK_BASE_URL: {error.message}") from error
+
+
 @contextmanager
 def _world(url: str) -> Iterator[tuple[Services, SqlAlchemyOutbox]]:
-    engine = create_engine(url)
-    try:
-        uow = SqlAlchemyUnitOfWork(engine)
+    settings = outbox_settings()
+    with runtime(url) as rt:
+        rt.require_schema()
+        uow = SqlAlchemyUnitOfWork(rt.engine)
         box = SqlAlchemyOutbox(uow)
-        base = os.environ.get("MAGICLINK_LINK_BASE_URL")
-        settings = Settings(mail_via_outbox=True)
-        if base:
-            settings = Settings(mail_via_outbox=True, link_base_url=base)
         yield build_services(uow, notifier=InMemoryNotifier(), settings=settings, outbox=box), box
-    except MagicLinkError as error:
-        raise click.ClickException(error.message) from error
-    finally:
-        engine.dispose()
 
 
 def smtp_from_environment() -> SmtpNotifier:
     """The SMTP notifier the environment describes (see the module docstring)."""
     host, sender = os.environ.get("MAGICLINK_SMTP_HOST"), os.environ.get("MAGICLINK_SMTP_SENDER")
     if not host or not sender:
-        raise click.ClickException("set MAGICLINK_SMTP_HOST and MAGICLINK_SMTP_SENDER")
+        raise click.UsageError("set MAGICLINK_SMTP_HOST and MAGICLINK_SMTP_SENDER")
+    port = os.environ.get("MAGICLINK_SMTP_PORT", "25")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.UsageError(f"MAGICLINK_SMTP_PORT: {port!r} is not a port number")
     return SmtpNotifier(
         host,
-        int(os.environ.get("MAGICLINK_SMTP_PORT", "25")),
+        int(port),
         sender=sender,
         starttls=os.environ.get("MAGICLINK_SMTP_STARTTLS") == "1",
         use_tls=os.environ.get("MAGICLINK_SMTP_TLS") == "1",
@@ -100,7 +105,7 @@ def deliver(database_url: str, loop: bool, batch: int, interval: float) -> None:
 
 @outbox.command("status")
 @database_url
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def status(database_url: str, as_json: bool) -> None:
     """Counts by state and the age of the oldest undelivered message."""
     with _world(database_url) as (_, box):
@@ -118,13 +123,13 @@ def status(database_url: str, as_json: bool) -> None:
 
 @outbox.command("retry")
 @database_url
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=click.IntRange(1, 2**63 - 1))
 def retry(database_url: str, message_id: int) -> None:
     """Make a dead (or skipped) message pending again."""
     with _world(database_url) as (_, box):
         if not box.retry(message_id, now=SystemClock().now()):
-            raise click.ClickException(f"message {message_id} is not dead or skipped")
+            raise CliFailure(f"error: message {message_id} is not dead or skipped")
     click.echo(f"message {message_id} is pending again")
 
 
-__all__ = ["outbox", "smtp_from_environment"]
+__all__ = ["outbox", "outbox_settings", "smtp_from_environment"]

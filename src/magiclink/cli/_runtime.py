@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -36,12 +37,14 @@ _UNITS: Final = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "
 
 
 MAX_ID: Final = 2**63 - 1
+MAX_DURATION: Final = timedelta(days=100 * 366)
 _JSON_ERRORS = {"on": False}
 
 
 __all__ = [
     "CliFailure",
     "DurationType",
+    "JsonErrorsGroup",
     "Runtime",
     "audit_table",
     "database_option",
@@ -51,6 +54,7 @@ __all__ = [
     "raw_token_of",
     "require_booking",
     "runtime",
+    "unusable",
 ]
 
 
@@ -69,6 +73,62 @@ class CliFailure(click.ClickException):
             click.echo(self.message, err=True)
 
 
+def _error_line(error: click.ClickException) -> str:
+    """The one line an error prints: `error: ...`, a usage error naming its `--help`."""
+    message = " ".join(error.format_message().split()).removeprefix("error: ")
+    if isinstance(error, click.UsageError) and error.ctx is not None:
+        message += f" (see `{error.ctx.command_path} --help`)"
+    return message
+
+
+def _wants_json(args: Sequence[str]) -> bool:
+    words = list(args)
+    if "--" in words:
+        words = words[: words.index("--")]
+    return "--json" in words or _JSON_ERRORS["on"]
+
+
+class JsonErrorsGroup(click.Group):
+    """The `magiclink` group: every error, click's usage errors included, is one line on
+    stderr (`error: ...`), or one JSON object `{"error": ..., "exit_code": ...}` when the
+    command line holds `--json`; the exit code is kept (2 usage, 1 refused or failed)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line; report any error as one line or one JSON object."""
+        words = list(sys.argv[1:] if args is None else args)
+        _JSON_ERRORS["on"] = False
+        try:
+            done = super().main(words, prog_name, complete_var, standalone_mode=False, **extra)
+            if standalone_mode:
+                sys.exit(done if isinstance(done, int) else 0)
+            return done
+        except click.exceptions.NoArgsIsHelpError as error:
+            if not standalone_mode:
+                raise
+            error.show()
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            if not standalone_mode:
+                raise
+            code, message = error.exit_code, _error_line(error)
+        except click.Abort:
+            if not standalone_mode:
+                raise
+            code, message = 1, "aborted"
+        if _wants_json(words):
+            click.echo(json.dumps({"error": message, "exit_code": code}), err=True)
+        else:
+            click.echo(f"error: {message}", err=True)
+        sys.exit(code)
+
+
 def _json_errors(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     _JSON_ERRORS["on"] = bool(value)
     return bool(value)
@@ -77,7 +137,8 @@ def _json_errors(ctx: click.Context, param: click.Parameter, value: bool) -> boo
 def parse_duration(text: str) -> timedelta:
     """`7d`, `12h`, `1d12h`, `90m`, `30s`, `2w` → timedelta; anything else → ValueError.
 
-    Units: `s` seconds, `m` minutes, `h` hours, `d` days, `w` weeks.
+    Units: `s` seconds, `m` minutes, `h` hours, `d` days, `w` weeks; at most 100 years (a
+    cutoff further back than that is not a date a database can compare).
     """
     cleaned = text.strip().lower()
     parts = _DURATION.findall(cleaned)
@@ -91,6 +152,8 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is too long a duration") from None
     if duration <= timedelta(0):
         raise ValueError("the duration must be positive")
+    if duration > MAX_DURATION:
+        raise ValueError(f"{text!r} is too long a duration (at most 100 years)")
     return duration
 
 
@@ -119,8 +182,20 @@ def _one_line(error: BaseException) -> str:
 def _cause(error: BaseException) -> str:
     cause = error.__cause__ or error
     if "file is not a database" in str(cause):
-        return "the file is not a SQLite database (corrupt or another format)"
+        return _CORRUPT
     return _one_line(cause)
+
+
+_CORRUPT: Final = "the file is not a SQLite database (corrupt or another format)"
+
+
+def unusable(error: BaseException, doing: str = "cannot reach the database") -> CliFailure:
+    """The one-line failure of a database that cannot be used: a corrupt file is named as
+    such, not as an unreachable database."""
+    cause = _cause(error)
+    if cause == _CORRUPT:
+        return CliFailure(f"error: {cause}")
+    return CliFailure(f"error: {doing}: {cause}")
 
 
 def open_engine(url: str, *, create: bool) -> Engine:
@@ -172,7 +247,7 @@ class Runtime:
             revision = current_revision(self.engine)
             missing = missing_from_head(self.engine) if revision is None else []
         except MagicLinkError as error:
-            raise CliFailure(f"error: cannot reach the database: {_cause(error)}") from error
+            raise unusable(error) from error
         if revision is None and len(missing) == len(revision_shapes()[head]):
             raise CliFailure(
                 "error: this database has no magiclink tables; run `magiclink db upgrade` first"
@@ -215,11 +290,11 @@ def runtime(url: str, *, create: bool = False) -> Iterator[Runtime]:
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
     except StorageError as error:
-        raise CliFailure(f"error: {error.message}: {_cause(error)}") from error
+        raise unusable(error, error.message) from error
     except MagicLinkError as error:
         raise CliFailure(f"error: {error.message}") from error
     except SQLAlchemyError as error:
-        raise CliFailure(f"error: database failure: {_cause(error)}") from error
+        raise unusable(error, "database failure") from error
     except Exception as error:  # a driver's own error (bad URL option...): still one line
         raise CliFailure(f"error: {type(error).__name__}: {_one_line(error)}") from error
     finally:
