@@ -21,7 +21,7 @@ import attrs
 from magiclink.domain._scope import require_scope, scope_refusal
 from magiclink.domain.enums import InvalidationReason, RefusalReason
 from magiclink.domain.errors import InvalidInput
-from magiclink.domain.guest_service import GuestService, _invalidation_entry, consume_entry
+from magiclink.domain.guest_service import GuestService, _consume_entry, _invalidation_entry
 from magiclink.domain.lifecycle import load_for_change
 from magiclink.domain.observability import Events, log_event
 from magiclink.domain.policy import refusal_reason
@@ -92,7 +92,7 @@ def run_link_action(
         booking = load_for_change(tx, target, None)
         result = act(tx, LinkGrant(lookup.token, lookup.guest, booking, now))
         invalidated = tx.tokens.invalidate_by_booking(target, reason=reason, now=now)
-        entries = [consume_entry(lookup.token, target, now, action)]
+        entries = [_consume_entry(lookup.token, target, now, action)]
         entries += [
             _invalidation_entry(guest_id, target, reason, count, now, extra)
             for guest_id, count in sorted(invalidated.per_guest.items())
