@@ -30,9 +30,11 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/history.py
 
 bench-quick: $(STAMP)
 	$(PY) bench/run.py --quick
+	$(PY) bench/history.py --quick
 
 soak: $(STAMP)
 	$(PY) tests/soak/run.py

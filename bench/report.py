@@ -36,15 +36,22 @@ class Target:
         }
 
 
+# Issue 15's targets, against the true floor (one round trip, held connection).
 TARGETS: Final = (
-    Target("sqlite-file", "verify", 3.0, "SQLite file: verify"),
-    Target("sqlite-file", "consume", 2.0, "SQLite file: consume"),
-    Target("sqlite-file", "issue", 3.0, "SQLite file: issue"),
-    Target("sqlite-file", "invalidate-1", 3.0, "SQLite file: invalidation of 1 token"),
-    Target("sqlite-file", "invalidate-1000", 1.5, "SQLite file: invalidation of 1,000 tokens"),
-    Target("memory", "verify", 1.0, "in-memory adapter: verify (floor: sqlite3 :memory:)"),
-    Target("postgres", "verify", 1.5, "PostgreSQL: verify (floor: psycopg)"),
+    Target("postgres", "verify", 1.3, "PostgreSQL: verify (floor: psycopg)"),
     Target("postgres", "consume", 1.5, "PostgreSQL: consume (floor: psycopg)"),
+    Target("postgres", "issue", 2.0, "PostgreSQL: issue (floor: psycopg)"),
+    Target("postgres", "invalidate-1", 1.5, "PostgreSQL: invalidation of 1 token"),
+    Target("sqlite-file", "verify", 5.0, "SQLite file: verify"),
+    Target("sqlite-file", "consume", 4.0, "SQLite file: consume"),
+    Target("sqlite-file", "issue", 4.0, "SQLite file: issue"),
+    Target("sqlite-file", "invalidate-1", 5.0, "SQLite file: invalidation of 1 token"),
+    Target("sqlite-file", "invalidate-1000", 1.5, "SQLite file: invalidation of 1,000 tokens"),
+    Target("memory", "verify", 1.5, "in-memory: verify (floor: sqlite3 :memory:)"),
+    Target("memory", "consume", 1.5, "in-memory: consume (floor: sqlite3 :memory:)"),
+    Target("memory", "issue", 1.5, "in-memory: issue (floor: sqlite3 :memory:)"),
+    Target("memory", "invalidate-1", 1.5, "in-memory: invalidation of 1 token"),
+    Target("memory", "cancel", 1.5, "in-memory: cancel (floor: sqlite3 :memory:)"),
 )
 
 

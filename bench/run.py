@@ -37,8 +37,9 @@ log handler enabled (the `magiclink` logger's INFO events cost only their level 
   booking holding N live tokens of its guest, N = 1, 10, 100, 1,000;
 * cancel — `BookingService.cancel_session(...)` by the mentor, the booking holding one link.
 
-The floor is the minimal raw-driver work for the same operation, each with its commit, on
-one reused cursor, reading the clock per call where it needs the time: verify, the one
+The floor is the minimal raw-driver work for the same operation on a held connection in
+autocommit mode — one round trip, no BEGIN/COMMIT around a single statement — on one reused
+cursor, reading the clock per call where it needs the time: verify, the one
 indexed SELECT our lookup issues (token JOIN guest LEFT JOIN booking by the unique hash, the
 same 17 columns, fetched); consume, one conditional UPDATE by hash with the same liveness
 and booking rules; issue, one INSERT (hash made beforehand); invalidate, one UPDATE by

@@ -1,5 +1,5 @@
 """The two subjects measured on every storage: ours (magiclink's services) and the floor
-(the minimal raw-driver statements for the same work, each with its commit).
+(the minimal raw-driver statements for the same work: one round trip each, autocommit).
 
 Each subject answers `prepare(op, k)` — the data of `k` calls, made outside the timed
 region — and `runner(op)` — the function timed on each of those items. `check(op, item,
@@ -164,7 +164,18 @@ def floor_sql(dialect: str) -> dict[str, str]:
     }
 
 
-FLOOR_STATEMENTS: Final = {"cancel": 2}  # every other operation: 1 (each plus its commit)
+# Every other operation: 1 statement, one round trip, no BEGIN/COMMIT (autocommit); cancel:
+# its 2 statements inside BEGIN ... COMMIT.
+FLOOR_STATEMENTS: Final = {"cancel": 2}
+
+
+def _autocommit(connection: Any, dialect: str) -> None:
+    """Put the held connection in autocommit mode (ending what seeding left open)."""
+    connection.commit()
+    if dialect == "sqlite":
+        connection.isolation_level = None  # sqlite3: no implicit BEGIN before a write
+    else:
+        connection.autocommit = True  # psycopg 3: no BEGIN before the statement
 
 
 def _sqlite_time(moment: datetime) -> str:
@@ -177,20 +188,23 @@ def _aware(moment: datetime) -> datetime:
 
 
 class Floor(Subject):
-    """The raw driver (sqlite3 or psycopg 3): one reused cursor, each call its statement(s)
-    and its commit. The current time is read per call, as ours does."""
+    """The raw driver (sqlite3 or psycopg 3) on a held connection in autocommit mode: one
+    reused cursor, each single-statement operation ONE round trip with no BEGIN/COMMIT around
+    it (the true floor a user compares against); cancel, two statements, in an explicit
+    BEGIN ... COMMIT. The current time is read per call, as ours does."""
 
     label = "floor"
 
     def __init__(self, connection: Any, dialect: str, seeder: Seeder, world: World) -> None:
         super().__init__(seeder, world)
+        _autocommit(connection, dialect)
         self.connection = connection
         self.cursor = connection.cursor()
         self.sql = floor_sql(dialect)
         self.time = _sqlite_time if dialect == "sqlite" else _aware
 
     def runner(self, op: str) -> Runner:
-        cursor, commit, sql, time = self.cursor, self.connection.commit, self.sql, self.time
+        cursor, sql, time = self.cursor, self.sql, self.time
         execute = cursor.execute
         reason = str(InvalidationReason.BOOKING_CANCELLED)
         if op == "verify":
@@ -199,7 +213,6 @@ class Floor(Subject):
             def verify(token: KnownToken) -> Any:
                 execute(statement, (token.hash,))
                 row = cursor.fetchone()
-                commit()
                 return row
 
             return verify
@@ -210,7 +223,6 @@ class Floor(Subject):
                 now = time(datetime.now(UTC))
                 execute(statement, (now, token.hash, now))
                 changed = int(cursor.rowcount)
-                commit()
                 return changed
 
             return consume
@@ -221,7 +233,6 @@ class Floor(Subject):
                 now = datetime.now(UTC)
                 execute(statement, (item.hash, item.guest.id, time(now + TTL), time(now)))
                 changed = int(cursor.rowcount)
-                commit()
                 return changed
 
             return issue
@@ -230,10 +241,11 @@ class Floor(Subject):
             close = sql["cancel"]
 
             def cancel(booking: BookingRef) -> int:
+                execute("BEGIN")
                 execute(close, (booking.id,))
                 execute(invalidate, (reason, time(datetime.now(UTC)), booking.id))
                 changed = int(cursor.rowcount)
-                commit()
+                execute("COMMIT")
                 return changed
 
             return cancel
@@ -241,7 +253,6 @@ class Floor(Subject):
         def invalidate_booking(booking: BookingRef) -> int:
             execute(invalidate, (reason, time(datetime.now(UTC)), booking.id))
             changed = int(cursor.rowcount)
-            commit()
             return changed
 
         return invalidate_booking

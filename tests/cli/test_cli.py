@@ -121,7 +121,9 @@ def test_refusals_are_one_line_with_exit_1(db_url: str) -> None:
         "error: Invalid token"
     )
     unknown = run("link", "issue", "ada@example.com", "--booking", "999", "--database-url", db_url)
-    assert one_line_error(unknown) == "error: Booking not found"
+    # `link issue` acts as the guest would (rate limits apply): the guest path answers an
+    # unknown booking like someone else's (§9.5, no enumeration).
+    assert one_line_error(unknown) == "error: Access denied"
     assert run("link", "issue", "ada@example.com", "--database-url", db_url).exit_code == 0
     limited = one_line_error(run("link", "issue", "ada@example.com", "--database-url", db_url))
     assert limited.startswith("error: Too many requests")

@@ -34,7 +34,7 @@ from magiclink.domain.policy import generate_raw_token, hash_token
 from tests.databases import isolated_mariadb_engine, isolated_postgres_engine, sqlite_file_engine
 from tests.integration.seed import NOW, TTL
 
-HEAD_REVISION = "0004"  # mail (issue 18): the outbox table
+HEAD_REVISION = "0005"  # link generations (§8.4)
 
 
 @pytest.fixture(
@@ -80,7 +80,7 @@ def test_history_is_linear_and_ends_at_head() -> None:
     """One head; 0001 is the original plan's schema, 0002 adds the booking revision."""
     script = ScriptDirectory.from_config(alembic_config())
     assert script.get_heads() == [HEAD_REVISION]
-    assert [r.revision for r in script.walk_revisions()] == ["0004", "0002", "0001"]
+    assert [r.revision for r in script.walk_revisions()] == ["0005", "0004", "0002", "0001"]
 
 
 def test_migrations_build_exactly_metadata(empty_engine: sa.Engine) -> None:
@@ -235,6 +235,39 @@ def test_upgrade_never_invalidates_live_tokens(empty_engine: sa.Engine) -> None:
     assert service.invalidate_tokens_by_booking_id(10, InvalidationReason.BOOKING_CANCELLED) == 2
     with pytest.raises(TokenExpiredOrUsed):
         service.verify_token(raws["live"])
+
+
+def test_0005_keeps_every_live_link_and_then_revokes_by_event(empty_engine: sa.Engine) -> None:
+    """R6.1 / §8.4: revision 0005 gives every stored booking and token link generation 0, so
+    the links live at upgrade time stay live; an event after the upgrade (a rating) then
+    refuses them as `links_revoked` even though no batch invalidation ran (rows were written
+    with explicit ids, so no new token is issued here: tests/actions covers R3.4)."""
+    upgrade_to(empty_engine, "0004")
+    raws = _fill_original_plan_tables_at_0004(empty_engine)
+
+    upgrade_to_head(empty_engine)
+
+    uow = SqlAlchemyUnitOfWork(empty_engine)
+    clock = ManualClock(NOW + timedelta(minutes=1))
+    guests = GuestService(uow, clock=clock)
+    for raw in raws:
+        assert guests.verify_token(raw).token.link_generation == 0
+    with uow.transaction() as tx:  # the event alone, as its transaction writes it (§8.4)
+        tx.bookings.revoke_links(10)
+        tx.commit()
+    for raw in raws:
+        with pytest.raises(TokenExpiredOrUsed):
+            guests.verify_token(raw)
+    reasons = {e.metadata["reason"] for e in guests.audit_trail(booking_id=10, limit=10)}
+    assert reasons == {"links_revoked"}
+
+
+def _fill_original_plan_tables_at_0004(engine: sa.Engine) -> list[str]:
+    """The original plan's rows, upgraded to 0004 (tokens carry booking_revision 3)."""
+    raws = _fill_original_plan_tables(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE magiclink_tokens SET booking_revision = 3"))
+    return [raws["live"]]
 
 
 def test_unversioned_original_tables_are_recognised(tmp_path: Path) -> None:

@@ -68,6 +68,8 @@ LEVELS: Final = {
     Events.REUSE_DETECTED: logging.WARNING,
     Events.LIFECYCLE_STEP_FAILED: logging.ERROR,
     Events.INCIDENT_BOOKING_UNKNOWN: logging.WARNING,
+    Events.GUEST_BLOCKED: logging.INFO,
+    Events.GUEST_UNBLOCKED: logging.INFO,
     Events.AUDIT_WRITE_FAILED: logging.ERROR,
     Events.STORAGE_RETRIED: logging.WARNING,
 }
@@ -89,6 +91,8 @@ REQUIRED: Final[dict[str, frozenset[str]]] = {
         {"step", "booking_id", "reason", "duration_ms", "error_type", "error"}
     ),
     Events.INCIDENT_BOOKING_UNKNOWN: frozenset({"reason", "count", "incident_id"}),
+    Events.GUEST_BLOCKED: frozenset({"guest_id", "count"}),
+    Events.GUEST_UNBLOCKED: frozenset({"guest_id"}),
     Events.AUDIT_WRITE_FAILED: frozenset(
         {"token_id", "booking_id", "reason", "error_type", "error"}
     ),
@@ -182,6 +186,10 @@ def scripted_run(caplog: pytest.LogCaptureFixture) -> Run:
 
     # incident.booking_unknown
     world.quality.create_incident("profile-7", "no-such-uid", "other", "")
+
+    # guest.blocked, guest.unblocked (issue 16.4, §9.3)
+    world.guests.block_guest("eve@example.com")
+    world.guests.unblock_guest("eve@example.com")
 
     return Run(
         world=world,

@@ -87,6 +87,7 @@ class ModelBooking:
     status: BookingStatus = BookingStatus.SCHEDULED
     revision: int = 0
     rated: bool = False
+    generation: int = 0  # §8.4: advanced by every event of the booking
 
     @property
     def closed(self) -> bool:
@@ -106,6 +107,7 @@ class ModelLink:
     booking_id: int | None
     revision: int | None
     expires_at: datetime
+    generation: int = 0
     used: bool = False
     invalidated: bool = False
 
@@ -143,10 +145,14 @@ class LifecycleMachine(RuleBasedStateMachine):
             booking = self.model[link.booking_id]
             if booking.closed or booking.revision != link.revision:
                 return TokenExpiredOrUsed
+            if booking.generation != link.generation:  # §8.4, even if invalidation failed
+                return TokenExpiredOrUsed
         return None
 
     def kill_links(self, booking_id: int) -> None:
-        """A batch invalidation ran: every link of the booking dies, unless it failed."""
+        """An event of the booking committed: its link generation moves on (§8.4); then the
+        batch invalidation ran: every link of the booking dies, unless it failed."""
+        self.model[booking_id].generation += 1
         fault, self.fault = self.fault, None
         if fault == "permanent":
             return  # the booking change stands (R9); only fail-closed checks protect it
@@ -166,6 +172,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 booking_id=booking.id,
                 revision=booking.revision,
                 expires_at=self.now + TTL,
+                generation=booking.generation,
             )
         )
 
@@ -224,6 +231,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 booking_id=booking_id,
                 revision=None if booking is None else booking.revision,
                 expires_at=issued.expires_at,
+                generation=0 if booking is None else booking.generation,
             )
         )
 
@@ -352,6 +360,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         if blocked:
             self.h.guests.block_guest(email)
             self.guests.setdefault(email, ModelGuest()).blocked = True
+            for link in self.links:  # §9.3: the block kills the guest's live links
+                if link.email == email and not link.used and link.expires_at > self.now:
+                    link.invalidated = True
             return
         result = self.h.guests.unblock_guest(email)
         assert (result is None) == (email not in self.guests)

@@ -1,9 +1,9 @@
 """Every storage fault along every lifecycle operation: R9, R8 / §5.2 and §5.4 hold.
 
 For each operation (cancel by mentor and by student, no-show, reschedule, rating, incident,
-inbox link, booking, consumption) the operation first runs cleanly through a
-`FaultyUnitOfWork` that counts every storage call, transaction begin and commit: that gives
-its n calls. Then, for every k in 1..n, on fresh state, the k-th call fails:
+inbox link, booking, consumption, and the four link actions of §8.1) the operation first runs
+cleanly through a `FaultyUnitOfWork` that counts every storage call, transaction begin and
+commit: that gives its n calls. Then, for every k in 1..n, on fresh state, the k-th call fails:
 
 * permanently: a failure inside the booking change itself raises `StorageError` and leaves
   storage exactly as it was; a failure after the change committed (invalidation, re-issue)
@@ -15,7 +15,8 @@ its n calls. Then, for every k in 1..n, on fresh state, the k-th call fails:
 Whatever failed: every invalidated token has its `INVALIDATE_TOKEN` entries and every entry
 its invalidated tokens (both land or neither, R8); the booking's links are invalidated all
 together or not at all; the bystander booking is untouched; and after a committed
-cancellation, no-show or reschedule no old link verifies (fail-closed, §5.4).
+cancellation, no-show, reschedule, rating or incident no old link verifies, even when the batch
+invalidation failed (fail-closed, §5.4, §8.4: the event advanced the booking's link generation).
 """
 
 from __future__ import annotations
@@ -115,12 +116,43 @@ OPERATIONS = [
         "rate",
         lambda w, s: w.ratings.create_rating(s.booking.id, PROFILE, 4, "fine"),
         reason=InvalidationReason.RATING_SUBMITTED,
+        fail_closed=True,
         status=BookingStatus.SCHEDULED,
     ),
     Operation(
         "incident",
         lambda w, s: w.quality.create_incident(PROFILE, s.booking.uid, IncidentType.LATE, "late"),
         reason=InvalidationReason.INCIDENT_REPORTED,
+        fail_closed=True,
+        status=BookingStatus.SCHEDULED,
+    ),
+    # §8.1 / §8.4: the link actions, with the booking's first link.
+    Operation(
+        "cancel_with_link",
+        lambda w, s: w.bookings.cancel_with_link(s.links[0], "sick"),
+        reason=InvalidationReason.BOOKING_CANCELLED,
+        fail_closed=True,
+        status=BookingStatus.CANCELLED,
+    ),
+    Operation(
+        "reschedule_with_link",
+        lambda w, s: w.bookings.reschedule_with_link(s.links[0], T0 + timedelta(days=2)),
+        reason=InvalidationReason.BOOKING_RESCHEDULED,
+        fail_closed=True,
+        status=BookingStatus.SCHEDULED,
+    ),
+    Operation(
+        "rate_with_link",
+        lambda w, s: w.ratings.rate_with_link(s.links[0], 4, "fine"),
+        reason=InvalidationReason.RATING_SUBMITTED,
+        fail_closed=True,
+        status=BookingStatus.SCHEDULED,
+    ),
+    Operation(
+        "report_with_link",
+        lambda w, s: w.quality.report_with_link(s.links[0], "late", "late"),
+        reason=InvalidationReason.INCIDENT_REPORTED,
+        fail_closed=True,
         status=BookingStatus.SCHEDULED,
     ),
     Operation(
@@ -138,6 +170,11 @@ OPERATIONS = [
         change_transactions=99,
     ),
 ]
+
+# Events whose links only the link generation kills (the booking stays open, §8.4).
+REVOKED_BY_GENERATION = frozenset(
+    {InvalidationReason.RATING_SUBMITTED, InvalidationReason.INCIDENT_REPORTED}
+)
 
 # --- storages ------------------------------------------------------------------------------
 
@@ -271,8 +308,13 @@ def check_committed(
         for raw in seed.links:
             with pytest.raises(TokenExpiredOrUsed):
                 world.guests.verify_token(raw)
+        if failed_step and operation.reason in REVOKED_BY_GENERATION:
+            # §8.4: the batch invalidation failed; the event's own transaction refuses them.
+            refusals = world.audit(AuditAction.VERIFY_TOKEN)[: len(seed.links)]
+            reasons = {entry.metadata["reason"] for entry in refusals}
+            assert "links_revoked" in reasons, f"{where}: {reasons}"
 
-    if operation.name == "reschedule":
+    if operation.name in ("reschedule", "reschedule_with_link"):
         assert isinstance(result, RescheduleOutcome)
         assert booking.revision == 1, where
         fresh_tokens = [t for t in tokens.values() if t.booking_revision == 1]
@@ -283,10 +325,10 @@ def check_committed(
         else:
             assert failed_step, where
             assert fresh_tokens == [], where
-    elif operation.name == "rate":
+    elif operation.name in ("rate", "rate_with_link"):
         with world.uow.transaction(readonly=True) as tx:
             assert tx.ratings.get_by_booking(seed.booking.id) is not None, where
-    elif operation.name == "incident":
+    elif operation.name in ("incident", "report_with_link"):
         with world.uow.transaction(readonly=True) as tx:
             assert len(tx.incidents.list_by_booking_uid(seed.booking.uid)) == 1, where
     elif operation.name == "request_inbox_link":

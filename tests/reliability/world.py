@@ -137,7 +137,11 @@ def rows(uow: UnitOfWork) -> dict[str, list[Any]]:
     if isinstance(inner, InMemoryUnitOfWork):
         store = inner._store
         return {
-            name: sorted(value.items(), key=repr)
+            # Index lists are appended to in place: copy them.
+            name: sorted(
+                ((key, tuple(v) if isinstance(v, list) else v) for key, v in value.items()),
+                key=repr,
+            )
             for name, value in vars(store).items()
             if isinstance(value, dict)
         }

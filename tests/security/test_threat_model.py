@@ -73,13 +73,16 @@ def test_every_lifecycle_event_kills_the_bookings_links(uow: UnitOfWork, event: 
         ("mentor_cancels", "booking_closed"),
         ("no_show", "booking_closed"),
         ("reschedule", "booking_rescheduled"),
+        ("rating", "links_revoked"),
+        ("incident", "links_revoked"),
     ],
 )
 def test_a_stale_link_is_refused_even_when_its_invalidation_failed(
     uow: UnitOfWork, event: str, reason: str
 ) -> None:
-    """§5.4 fail-closed: the batch invalidation fails (and is not retried into success),
-    yet verification refuses the link from the booking's own state."""
+    """§5.4 / §8.4 fail-closed: the batch invalidation fails (and is not retried into
+    success), yet verification refuses the link from the booking's own state — for a rating
+    or an incident, from the link generation the event advanced in its own transaction."""
     faulty = FaultyUnitOfWork(uow)
     world = World.over(faulty)
     booking, link = world.book_link(ADA)

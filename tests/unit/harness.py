@@ -53,7 +53,16 @@ def snapshot(uow: UnitOfWork) -> dict[str, Any]:
     """Every table and index of an in-memory storage, copied (records are immutable)."""
     assert isinstance(uow, InMemoryUnitOfWork)
     store = uow._store
-    return {name: dict(value) for name, value in vars(store).items() if isinstance(value, dict)}
+    return {
+        name: {key: _frozen(item) for key, item in value.items()}
+        for name, value in vars(store).items()
+        if isinstance(value, dict)
+    }
+
+
+def _frozen(value: Any) -> Any:
+    """A copy of an index's list (appended to in place), the record itself otherwise."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def inner_snapshot(uow: UnitOfWork) -> dict[str, Any]:

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magiclink import AccessDenied, AuditAction, InvalidInput, RateLimited, Requester
+from magiclink import (
+    AccessDenied,
+    AuditAction,
+    InvalidationReason,
+    InvalidInput,
+    RateLimited,
+    Requester,
+    TokenExpiredOrUsed,
+)
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.domain.policy import normalize_email
 from magiclink.testing.faults import FaultyUnitOfWork
@@ -34,21 +42,31 @@ def test_block_unknown_email_creates_a_blocked_guest_who_cannot_get_links() -> N
         h.guests.request_inbox_link(STUDENT)
 
 
-def test_block_changes_only_the_guest_row() -> None:
+def test_9_3_block_kills_every_live_link_of_the_guest_in_its_transaction() -> None:
+    """§9.3 / issue 16.4: the block invalidates the guest's live links (reason
+    `guest_blocked`) and writes `BLOCK_GUEST` plus one `INVALIDATE_TOKEN` entry; another
+    guest's links are untouched. (Before §9.3 a block changed only the guest row.)"""
     h = Harness.build()
     booking, raw = h.book()
-    h.inbox(booking_id=booking.id)
-    before = snapshot(h.uow)
+    inbox = h.inbox(booking_id=booking.id).raw
+    _, other = h.book(STRANGER)
     h.guests.block_guest(STUDENT)
-    after = snapshot(h.uow)
-    changed = {name for name in before if before[name] != after[name]}
-    assert changed == {"guests"}
     guest = h.guests.get_guest(STUDENT)
     assert guest is not None and guest.blocked
-    assert h.token(raw).invalidated is False
+    for dead in (raw, inbox):
+        token = h.token(dead)
+        assert token.invalidated and token.invalidation_reason is InvalidationReason.GUEST_BLOCKED
+    assert h.token(other).invalidated is False
+    (block,) = h.audit(AuditAction.BLOCK_GUEST)
+    assert (block.guest_id, block.success, block.metadata) == (guest.id, True, {"invalidated": 2})
+    (killed,) = [e for e in h.audit(AuditAction.INVALIDATE_TOKEN) if e.guest_id == guest.id]
+    assert killed.metadata["reason"] == "guest_blocked" and killed.metadata["count"] == 2
 
 
-def test_blocked_guest_cannot_use_links_until_unblocked() -> None:
+def test_9_3_unblocking_revives_no_link_but_a_new_one_works() -> None:
+    """§9.3: after unblock the old links stay dead (`TokenExpiredOrUsed`, reason
+    `invalidated`); `UNBLOCK_GUEST` is audited; a link issued afterwards works. (Before
+    §9.3 unblocking revived the old links: this test replaces that one.)"""
     h = Harness.build()
     _, raw = h.book()
     h.guests.block_guest(STUDENT)
@@ -56,7 +74,26 @@ def test_blocked_guest_cannot_use_links_until_unblocked() -> None:
         h.guests.consume_token(raw)
     unblocked = h.guests.unblock_guest(STUDENT.upper())
     assert unblocked is not None and unblocked.blocked is False
-    assert h.guests.consume_token(raw).guest.blocked is False
+    with pytest.raises(TokenExpiredOrUsed):
+        h.guests.consume_token(raw)
+    (entry,) = h.audit(AuditAction.UNBLOCK_GUEST)
+    assert entry.guest_id == unblocked.id
+    h.clock.advance(timedelta(minutes=2))
+    fresh = h.guests.request_inbox_link(STUDENT)
+    assert h.guests.consume_token(fresh.raw).guest.blocked is False
+
+
+def test_16_4_block_and_unblock_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 16.4: `guest.blocked` (with the count of links killed) and `guest.unblocked`."""
+    h = Harness.build()
+    h.book()
+    with caplog.at_level("INFO", logger="magiclink"):
+        guest = h.guests.block_guest(STUDENT)
+        h.guests.unblock_guest(STUDENT)
+    events = [(r.getMessage().split()[0], getattr(r, "count", None)) for r in caplog.records]
+    assert ("guest.blocked", 1) in events
+    assert ("guest.unblocked", None) in events
+    assert all(getattr(r, "guest_id", guest.id) == guest.id for r in caplog.records)
 
 
 def test_unblock_of_unknown_address_returns_none_and_writes_nothing() -> None:

@@ -185,14 +185,17 @@ def test_r7_step_1_malformed_token_beats_everything() -> None:
     assert h.verify_audits() == []
 
 
-def test_r7_2_blocked_guest_beats_live_token_and_unblock_restores_it() -> None:
+def test_r7_2_blocked_guest_beats_dead_token_and_unblock_revives_nothing() -> None:
+    """R7.2: a blocked guest gets `AccessDenied` first; §9.3: after unblock the link the
+    block killed stays dead (it used to be revived)."""
     h = Harness.build()
     _, raw = h.book()
     h.guests.block_guest(STUDENT)
     with pytest.raises(AccessDenied, match=r"^Access denied$"):
         h.guests.verify_token(raw)
     h.guests.unblock_guest(STUDENT)
-    assert h.guests.verify_token(raw).guest.blocked is False
+    with pytest.raises(TokenExpiredOrUsed):
+        h.guests.verify_token(raw)
 
 
 # ---------------------------------------------------------------------- bad raw tokens

@@ -76,6 +76,8 @@ def test_faulty_unit_of_work_counts_commits_and_begins_when_asked() -> None:
         "transaction",
         "guests.get_or_create",
         "guests.set_blocked",
+        "tokens.invalidate_all_live",
+        "audit.add_many",
         "commit",
     ]
 

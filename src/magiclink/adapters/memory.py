@@ -26,7 +26,7 @@ from magiclink.domain.enums import (
     InvalidationReason,
 )
 from magiclink.domain.errors import DuplicateRating, InvalidInput, StorageError
-from magiclink.domain.policy import require_aware, token_refusal
+from magiclink.domain.policy import booking_refusal, require_aware
 from magiclink.domain.records import (
     AuditEntry,
     Booking,
@@ -56,6 +56,8 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _MISSING: Final = object()
+# Undo marker: the entry `(index_list, _APPENDED, None)` undoes one `list.append`.
+_APPENDED: Final = object()
 
 
 class _Store:
@@ -70,14 +72,14 @@ class _Store:
         self.booking_by_uid: dict[str, int] = {}
         self.tokens: dict[int, MagicLinkToken] = {}
         self.token_by_hash: dict[str, int] = {}
-        self.tokens_by_booking: dict[int, tuple[int, ...]] = {}
-        self.tokens_by_guest: dict[int, tuple[int, ...]] = {}
+        self.tokens_by_booking: dict[int, list[int]] = {}
+        self.tokens_by_guest: dict[int, list[int]] = {}
         self.ratings: dict[int, Rating] = {}
         self.rating_by_booking: dict[int, int] = {}
         self.incidents: dict[int, Incident] = {}
         self.audit: dict[int, AuditEntry] = {}
-        self.audit_by_resource: dict[str, tuple[int, ...]] = {}
-        self.audit_by_guest: dict[int, tuple[int, ...]] = {}
+        self.audit_by_resource: dict[str, list[int]] = {}
+        self.audit_by_guest: dict[int, list[int]] = {}
 
     def next_id(self) -> int:
         return next(self.ids)
@@ -88,7 +90,7 @@ class _InMemoryTransaction(Transaction):
 
     def __init__(self, store: _Store) -> None:
         self._store = store
-        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._undo: list[tuple[Any, Any, Any]] = []  # (table, key, old) or (list, _APPENDED, None)
         self._open = True
         store.lock.acquire()
 
@@ -129,8 +131,15 @@ class _InMemoryTransaction(Transaction):
         self._undo.append((table, key, table.get(key, _MISSING)))
         table[key] = value
 
-    def append_index(self, index: dict[K, tuple[int, ...]], key: K, item: int) -> None:
-        self.put(index, key, (*index.get(key, ()), item))
+    def append_index(self, index: dict[K, list[int]], key: K, item: int) -> None:
+        """Append `item` to `index[key]` in O(1), remembering how to undo it (R10.5: the
+        cost of a write does not grow with the history of its guest or booking)."""
+        entries = index.get(key)
+        if entries is None:
+            self.put(index, key, [item])
+        else:
+            entries.append(item)
+            self._undo.append((entries, _APPENDED, None))
 
     def remove(self, table: dict[K, V], key: K) -> None:
         old = table.pop(key, _MISSING)
@@ -143,7 +152,9 @@ class _InMemoryTransaction(Transaction):
 
     def rollback(self) -> None:
         for table, key, old in reversed(self._undo):
-            if old is _MISSING:
+            if key is _APPENDED:
+                table.pop()
+            elif old is _MISSING:
                 table.pop(key, None)
             else:
                 table[key] = old
@@ -281,6 +292,13 @@ class InMemoryBookingRepository(_Repository, BookingRepository):
         )
         self._tx.put(store.bookings, booking.id, updated)
 
+    def revoke_links(self, booking_id: int) -> None:
+        store = self._tx.store
+        current = store.bookings.get(booking_id)
+        if current is not None:
+            advanced = attrs.evolve(current, link_generation=current.link_generation + 1)
+            self._tx.put(store.bookings, booking_id, advanced)
+
 
 class InMemoryTokenRepository(_Repository, TokenRepository):
     """Tokens in memory, indexed by hash, booking and guest."""
@@ -294,6 +312,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         booking_revision: int | None,
         expires_at: datetime,
         created_at: datetime,
+        link_generation: int = 0,
     ) -> MagicLinkToken:
         store = self._tx.store
         if token_hash in store.token_by_hash:
@@ -309,6 +328,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
             invalidated=False,
             invalidation_reason=None,
             created_at=created_at,
+            link_generation=link_generation,
         )
         self._tx.put(store.tokens, token.id, token)
         self._tx.put(store.token_by_hash, token_hash, token.id)
@@ -329,6 +349,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
             guest=store.guests[token.guest_id],
             booking_status=None if booking is None else booking.status,
             booking_revision=None if booking is None else booking.revision,
+            booking_link_generation=None if booking is None else booking.link_generation,
         )
 
     def get(self, token_id: int) -> MagicLinkToken | None:
@@ -338,8 +359,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         booking = (
             None if token.booking_id is None else self._tx.store.bookings.get(token.booking_id)
         )
-        status, revision = (None, None) if booking is None else (booking.status, booking.revision)
-        return token_refusal(token, status, revision, now) is None
+        return booking_refusal(token, booking, now) is None
 
     def consume(self, token_id: int, *, now: datetime) -> bool:
         store = self._tx.store
@@ -391,15 +411,23 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         changed = 0
         for token_id in store.tokens_by_guest.get(guest_id, ()):
             token = store.tokens[token_id]
-            if (
-                token.booking_id == booking_id
-                and not token.invalidated
-                and token.used_at is None
-                and token.expires_at > now
-            ):
+            if token.booking_id == booking_id and _unspent(token, now):
                 self._kill(token, reason, now)
                 changed += 1
         return changed
+
+    def invalidate_all_live(
+        self, *, guest_id: int, reason: InvalidationReason, now: datetime
+    ) -> int:
+        store = self._tx.store
+        live = [
+            store.tokens[token_id]
+            for token_id in store.tokens_by_guest.get(guest_id, ())
+            if _unspent(store.tokens[token_id], now)
+        ]
+        for token in live:
+            self._kill(token, reason, now)
+        return len(live)
 
     def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:
         store = self._tx.store
@@ -420,7 +448,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
                 (store.tokens_by_guest, token.guest_id),
             ):
                 if key is not None:
-                    self._tx.put(index, key, tuple(i for i in index[key] if i != token_id))
+                    self._tx.put(index, key, [i for i in index[key] if i != token_id])
         return len(doomed)
 
     def count_expired(self, *, expired_before: datetime) -> int:
@@ -560,6 +588,11 @@ class InMemoryAuditLog(_Repository, AuditLog):
             and entry.metadata.get("path") == path
             and entry.created_at > since
         )
+
+
+def _unspent(token: MagicLinkToken, now: datetime) -> bool:
+    """Not invalidated, not used, not expired: what the `invalidate_*live` writes kill."""
+    return not token.invalidated and token.used_at is None and token.expires_at > now
 
 
 class ManualClock:

@@ -98,10 +98,17 @@ class _Demo:
         self.say("The session takes place and is marked complete (links stay valid to rate)")
         self.services.bookings.mark_session_complete(booking_id)
         self.check("new link", _raw_of(link))
-        self.say("Ada uses her link to rate the session: the link is consumed, then all links die")
-        guests.consume_token(_raw_of(link))
-        rating = ratings.create_rating(booking_id, "mentor-profile-42", 5, "Clear and kind.")
-        self.console.print(f"   rating {rating.id}: {rating.rating}/5")
+        self.say("Ada rates with her link, but her feedback is too long: refused, nothing written")
+        try:
+            ratings.rate_with_link(_raw_of(link), 5, "x" * 2_001)
+        except MagicLinkError as refused:
+            self.console.print(f"   [red]refused[/red] - {refused.message} ({refused.code})")
+        self.check("her link, still usable (§8.2)", _raw_of(link))
+        self.say("Ada rates with her link: one transaction checks it, rates and kills every link")
+        rating = ratings.rate_with_link(_raw_of(link), 5, "Clear and kind.")
+        self.console.print(
+            f"   rating {rating.id}: {rating.rating}/5 by {rating.student_profile_id}"
+        )
         self.check("rating link", _raw_of(link))
         self.say("Ada asks for a fresh link: she can still view the session")
         self.check("fresh link", guests.request_inbox_link("ada@example.com", booking_id).raw)

@@ -1,12 +1,14 @@
 """Guest actions through a link (SPEC §8.1): check, act and kill in one transaction.
 
 One mechanism, `run_link_action`: in ONE transaction it looks the token up, applies R7 and the
-booking scope (§9.1), consumes the token with the conditional write that only a live token
-satisfies (so of racing callers exactly one goes on, §8.3), locks the booking and runs the
-action, invalidates every other link of the booking and writes the audit entries
-(`CONSUME_TOKEN` and the `INVALIDATE_TOKEN` entries, R8). A refused action raises and rolls
-everything back, so the link stays usable (§8.2); a refused link writes only its
-`VERIFY_TOKEN` entry, afterwards, as `consume_token` does.
+booking scope (§9.1), locks the booking and checks the link again against the locked row (so
+of two links of one booking racing to act, the second sees the first's event, §8.3),
+consumes the token with the conditional write that only a live token satisfies (so of racing
+callers of one link exactly one goes on), runs the action, advances the booking's link
+generation (every other link dead from this commit on, §8.4), invalidates the booking's other
+links and writes the audit entries (`CONSUME_TOKEN` and the `INVALIDATE_TOKEN` entries, R8). A
+refused action raises and rolls everything back, so the link stays usable (§8.2); a refused
+link writes only its `VERIFY_TOKEN` entry, afterwards, as `consume_token` does.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from magiclink.domain._scope import require_scope, scope_refusal
 from magiclink.domain.enums import InvalidationReason, RefusalReason
 from magiclink.domain.errors import InvalidInput
 from magiclink.domain.guest_service import GuestService, _consume_entry, _invalidation_entry
-from magiclink.domain.lifecycle import load_for_change
+from magiclink.domain.lifecycle import revoke_links
 from magiclink.domain.observability import Events, log_event
-from magiclink.domain.policy import refusal_reason
+from magiclink.domain.policy import booking_refusal, refusal_reason
 from magiclink.domain.records import Booking, Guest, MagicLinkToken, TokenLookup
 from magiclink.domain.transactions import run_in_transaction
 from magiclink.ports.unit_of_work import Transaction
@@ -85,12 +87,15 @@ def run_link_action(
         if target is None:
             raise InvalidInput("booking_id is required with an inbox link")
         refusal = refusal_reason(lookup, now) or scope_refusal(tx, lookup, scope)
-        if refusal is None and not tx.tokens.consume(lookup.token.id, now=now):
-            refusal = RefusalReason.USED  # a concurrent action consumed it first
         if refusal is not None:
             return _Outcome(lookup, refusal)
-        booking = load_for_change(tx, target, None)
-        result = act(tx, LinkGrant(lookup.token, lookup.guest, booking, now))
+        booking = tx.bookings.get(target, for_update=True)
+        refusal = _locked_refusal(lookup.token, booking, now)
+        if refusal is None and not tx.tokens.consume(lookup.token.id, now=now):
+            refusal = RefusalReason.USED  # a concurrent action consumed it first
+        if refusal is not None or booking is None:
+            return _Outcome(lookup, refusal or RefusalReason.BOOKING_MISSING)
+        result = act(tx, LinkGrant(lookup.token, lookup.guest, revoke_links(tx, booking), now))
         invalidated = tx.tokens.invalidate_by_booking(target, reason=reason, now=now)
         entries = [_consume_entry(lookup.token, target, now, action)]
         entries += [
@@ -98,9 +103,21 @@ def run_link_action(
             for guest_id, count in sorted(invalidated.per_guest.items())
         ]
         tx.audit.add_many(entries)
-        return _Outcome(lookup, None, result, invalidated.count)
+        acted.append(_Outcome(lookup, None, result, invalidated.count))
+        return acted[-1]
 
-    outcome = run_in_transaction(guests._uow, work)
+    def landed(tx: Transaction) -> _Outcome | None:
+        """After an ambiguous commit: the action landed iff the link was consumed at `now`.
+
+        The consume is conditional on the token being unused, so `used_at == now` is our own
+        write (the whole transaction, action included, committed with it).
+        """
+        lookup = tx.tokens.lookup(token_hash)
+        ours = acted and lookup is not None and lookup.token.used_at == now
+        return acted[-1] if ours else None
+
+    acted: list[_Outcome] = []
+    outcome = run_in_transaction(guests._uow, work, landed=landed)
     if outcome.lookup is None:
         raise guests._unknown(_OPERATION)
     if outcome.refusal is not None:
@@ -117,6 +134,21 @@ def run_link_action(
         reason=str(reason),
     )
     return cast(T, outcome.result)
+
+
+def _locked_refusal(
+    token: MagicLinkToken, booking: Booking | None, now: datetime
+) -> RefusalReason | None:
+    """The link checked again against its booking as locked by this transaction.
+
+    A booking-bound link goes through the whole liveness rule on the locked row; an inbox
+    link (already in scope, §9.1) needs its booking to still exist and be open.
+    """
+    if token.booking_id is not None:
+        return booking_refusal(token, booking, now)
+    if booking is None:
+        return RefusalReason.WRONG_BOOKING
+    return RefusalReason.BOOKING_CLOSED if booking.is_closed else None
 
 
 __all__ = ["LinkGrant", "run_link_action"]

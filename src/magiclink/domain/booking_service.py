@@ -18,6 +18,7 @@ from magiclink.domain.lifecycle import (
     LifecycleService,
     load_for_change,
     require_requester,
+    revoke_links,
     run_after_step,
 )
 from magiclink.domain.policy import (
@@ -200,7 +201,7 @@ class BookingService(LifecycleService):
         attempts: list[Booking] = []
 
         def work(tx: Transaction) -> Booking:
-            booking = load_for_change(tx, booking_id, who)
+            booking = revoke_links(tx, load_for_change(tx, booking_id, who))
             moved = attrs.evolve(
                 booking,
                 start_time=start,
@@ -307,7 +308,7 @@ class BookingService(LifecycleService):
 
     def _close(self, booking_id: int, requester: Requester, status: BookingStatus) -> Booking:
         def work(tx: Transaction) -> Booking:
-            booking = load_for_change(tx, booking_id, requester)
+            booking = revoke_links(tx, load_for_change(tx, booking_id, requester))
             closed = attrs.evolve(booking, status=status)
             tx.bookings.update(closed)
             return closed

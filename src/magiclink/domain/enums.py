@@ -34,6 +34,7 @@ class InvalidationReason(enum.StrEnum):
     REUSE_DETECTED = "reuse_detected"
     SUPERSEDED = "superseded"
     DELIVERY_FAILED = "delivery_failed"
+    GUEST_BLOCKED = "guest_blocked"
 
 
 class IncidentType(enum.StrEnum):
@@ -68,6 +69,7 @@ class RefusalReason(enum.StrEnum):
     BOOKING_RESCHEDULED = "booking_rescheduled"
     BOOKING_MISSING = "booking_missing"
     WRONG_BOOKING = "wrong_booking"
+    LINKS_REVOKED = "links_revoked"
 
 
 class IssuePath(enum.StrEnum):

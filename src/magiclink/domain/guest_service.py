@@ -256,6 +256,7 @@ class GuestService:
             guest_id=guest.id,
             booking_id=booking_id,
             booking_revision=None if booking is None else booking.revision,
+            link_generation=0 if booking is None else booking.link_generation,
             expires_at=now + self.settings.token_ttl,
             created_at=now,
         )
@@ -618,28 +619,58 @@ class GuestService:
     # ------------------------------------------------------------- guests, audit
 
     def block_guest(self, email: str) -> Guest:
-        """Block an address (creating its guest if new): it can neither get nor use links."""
+        """Block an address (creating its guest if new): it can neither get nor use links.
+
+        In the block's own transaction every live link of the guest is invalidated (reason
+        `guest_blocked`, §9.3) and a `BLOCK_GUEST` entry is written (with its
+        `INVALIDATE_TOKEN` entry when links died); logged as `guest.blocked`.
+        """
         normalized = normalize_email(email)
         now = self._clock.now()
+        reason = InvalidationReason.GUEST_BLOCKED
 
-        def work(tx: Transaction) -> Guest:
+        def work(tx: Transaction) -> tuple[Guest, int]:
             guest, _ = tx.guests.get_or_create(normalized, now=now, last_request_at=None)
             blocked = tx.guests.set_blocked(guest.id, True)
             if blocked is None:  # pragma: no cover - the row was just read in this transaction
                 raise StorageError("Guest vanished while being blocked")
-            return blocked
+            killed = tx.tokens.invalidate_all_live(guest_id=guest.id, reason=reason, now=now)
+            entries = [_guest_admin_entry(AuditAction.BLOCK_GUEST, guest.id, killed, now)]
+            if killed:
+                entries.append(_invalidation_entry(guest.id, None, reason, killed, now))
+            tx.audit.add_many(entries)
+            return blocked, killed
 
-        return run_in_transaction(self._uow, work, landed=rerun)
+        guest, killed = run_in_transaction(
+            self._uow, work, landed=_guest_in_state(normalized, blocked=True)
+        )
+        if killed:
+            self._record_invalidation(reason, killed)
+        log_event(logging.INFO, Events.GUEST_BLOCKED, guest_id=guest.id, count=killed)
+        return guest
 
     def unblock_guest(self, email: str) -> Guest | None:
-        """Lift a block; the guest, or None when the address is unknown (nothing to lift)."""
+        """Lift a block; the guest, or None when the address is unknown (nothing to lift).
+
+        Revives no link (§9.3): those the block killed stay invalidated. Audited
+        (`UNBLOCK_GUEST`) and logged (`guest.unblocked`) when the guest exists.
+        """
         normalized = normalize_email(email)
+        now = self._clock.now()
 
-        def work(tx: Transaction) -> Guest | None:
+        def work(tx: Transaction) -> tuple[Guest | None, int]:
             guest = tx.guests.get_by_email(normalized)
-            return None if guest is None else tx.guests.set_blocked(guest.id, False)
+            if guest is None:
+                return None, 0
+            tx.audit.add_many([_guest_admin_entry(AuditAction.UNBLOCK_GUEST, guest.id, 0, now)])
+            return tx.guests.set_blocked(guest.id, False), 0
 
-        return run_in_transaction(self._uow, work, landed=rerun)
+        guest, _ = run_in_transaction(
+            self._uow, work, landed=_guest_in_state(normalized, blocked=False)
+        )
+        if guest is not None:
+            log_event(logging.INFO, Events.GUEST_UNBLOCKED, guest_id=guest.id)
+        return guest
 
     def get_guest(self, email: str) -> Guest | None:
         """The guest with this e-mail (normalized), or None."""
@@ -762,6 +793,34 @@ def _token_stored(raw: str) -> Callable[[Transaction], tuple[MagicLinkToken, int
         return None if lookup is None else (lookup.token, 0)
 
     return landed
+
+
+def _guest_in_state(
+    normalized_email: str, *, blocked: bool
+) -> Callable[[Transaction], tuple[Guest, int] | None]:
+    """`landed` of block/unblock: the guest is in the state the operation sets (it is
+    idempotent in effect: nothing to re-apply; the count of killed links is then unknown, 0)."""
+
+    def landed(tx: Transaction) -> tuple[Guest, int] | None:
+        guest = tx.guests.get_by_email(normalized_email)
+        return (guest, 0) if guest is not None and guest.blocked is blocked else None
+
+    return landed
+
+
+def _guest_admin_entry(
+    action: AuditAction, guest_id: int, killed: int, now: datetime
+) -> NewAuditEntry:
+    """The `BLOCK_GUEST` / `UNBLOCK_GUEST` entry of an operator's decision (R8, issue 16)."""
+    return NewAuditEntry(
+        guest_id=guest_id,
+        endpoint=ENDPOINT,
+        action=action,
+        resource_id=None,
+        success=True,
+        metadata={"invalidated": killed},
+        created_at=now,
+    )
 
 
 def _open_booking_of(

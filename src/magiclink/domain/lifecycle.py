@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+import attrs
+
 from magiclink.domain.enums import InvalidationReason
 from magiclink.domain.errors import AccessDenied, BookingClosed, BookingNotFound, InvalidInput
 from magiclink.domain.guest_service import GuestService
@@ -64,6 +66,16 @@ def load_for_change(tx: Transaction, booking_id: int, requester: Requester | Non
     if booking.is_closed:
         raise BookingClosed()
     return booking
+
+
+def revoke_links(tx: Transaction, booking: Booking) -> Booking:
+    """Kill every link of the booking issued so far, in this event's transaction (§8.4).
+
+    Advances the booking's link generation; `booking` must have been read under this
+    transaction's lock (`for_update`), so the returned booking is exactly what is stored.
+    """
+    tx.bookings.revoke_links(booking.id)
+    return attrs.evolve(booking, link_generation=booking.link_generation + 1)
 
 
 def run_after_step(

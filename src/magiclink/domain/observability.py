@@ -39,6 +39,8 @@ class Events:
     AUDIT_WRITE_FAILED: Final = "audit.write_failed"
     LIFECYCLE_STEP_FAILED: Final = "lifecycle.step_failed"
     INCIDENT_BOOKING_UNKNOWN: Final = "incident.booking_unknown"
+    GUEST_BLOCKED: Final = "guest.blocked"
+    GUEST_UNBLOCKED: Final = "guest.unblocked"
 
 
 _SECRET_LIKE: Final = re.compile(r"[0-9a-fA-F]{64}")

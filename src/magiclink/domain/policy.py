@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from magiclink.domain.enums import BookingStatus, RefusalReason
 from magiclink.domain.errors import InvalidInput
-from magiclink.domain.records import MagicLinkToken, TokenLookup
+from magiclink.domain.records import Booking, MagicLinkToken, TokenLookup
 
 RAW_TOKEN_BYTES = 32
 RAW_TOKEN_LENGTH = 2 * RAW_TOKEN_BYTES
@@ -122,7 +122,28 @@ def refusal_reason(lookup: TokenLookup, now: datetime) -> RefusalReason | None:
     """
     if lookup.guest.blocked:
         return RefusalReason.BLOCKED
-    return token_refusal(lookup.token, lookup.booking_status, lookup.booking_revision, now)
+    return token_refusal(
+        lookup.token,
+        lookup.booking_status,
+        lookup.booking_revision,
+        now,
+        booking_link_generation=lookup.booking_link_generation,
+    )
+
+
+def booking_refusal(
+    token: MagicLinkToken, booking: Booking | None, now: datetime
+) -> RefusalReason | None:
+    """`token_refusal` against a booking as read (e.g. locked) in this transaction."""
+    if booking is None:
+        return token_refusal(token, None, None, now, booking_link_generation=None)
+    return token_refusal(
+        token,
+        booking.status,
+        booking.revision,
+        now,
+        booking_link_generation=booking.link_generation,
+    )
 
 
 def token_refusal(
@@ -130,11 +151,16 @@ def token_refusal(
     booking_status: BookingStatus | None,
     booking_revision: int | None,
     now: datetime,
+    *,
+    booking_link_generation: int | None,
 ) -> RefusalReason | None:
     """Why the token itself is dead at `now`, or None when it is live; its guest aside.
 
     The one statement of the liveness rule: verification uses it through `refusal_reason`,
     and an adapter whose storage is Python objects uses it for the conditional consume.
+    A booking's link is dead once an event of the booking committed after it was issued
+    (§8.4: the booking's link generation moved past the token's), whether or not the batch
+    invalidation after the event ran.
     """
     if token.invalidated:
         return RefusalReason.INVALIDATED
@@ -149,4 +175,6 @@ def token_refusal(
             return RefusalReason.BOOKING_CLOSED
         if token.booking_revision is not None and token.booking_revision != booking_revision:
             return RefusalReason.BOOKING_RESCHEDULED
+        if token.link_generation != booking_link_generation:
+            return RefusalReason.LINKS_REVOKED
     return None

@@ -8,7 +8,7 @@ from typing import Final
 from magiclink.domain._link_actions import LinkGrant, run_link_action
 from magiclink.domain.enums import IncidentType, InvalidationReason
 from magiclink.domain.errors import InvalidInput
-from magiclink.domain.lifecycle import LifecycleService
+from magiclink.domain.lifecycle import LifecycleService, revoke_links
 from magiclink.domain.observability import Events, log_event
 from magiclink.domain.policy import MAX_TEXT_ID_LENGTH, require_optional_id, require_text
 from magiclink.domain.records import Incident
@@ -62,6 +62,8 @@ class QualityRepository(LifecycleService):
 
         def work(tx: Transaction) -> Incident:
             booking = tx.bookings.get_by_uid(uid)
+            if booking is not None:  # the increment is atomic: no lock needed to kill (§8.4)
+                revoke_links(tx, booking)
             return tx.incidents.add(
                 booking_uid=uid,
                 booking_id=None if booking is None else booking.id,

@@ -7,7 +7,7 @@ from typing import Final
 from magiclink.domain._link_actions import LinkGrant, run_link_action
 from magiclink.domain.enums import InvalidationReason
 from magiclink.domain.errors import DuplicateRating, InvalidInput
-from magiclink.domain.lifecycle import LifecycleService, load_for_change
+from magiclink.domain.lifecycle import LifecycleService, load_for_change, revoke_links
 from magiclink.domain.policy import MAX_TEXT_ID_LENGTH, require_id, require_text
 from magiclink.domain.records import Rating
 from magiclink.domain.transactions import run_in_transaction
@@ -51,9 +51,10 @@ class RatingService(LifecycleService):
         now = self._clock.now()
 
         def work(tx: Transaction) -> Rating:
-            load_for_change(tx, booking_id, None)
+            booking = load_for_change(tx, booking_id, None)
             if tx.ratings.get_by_booking(booking_id) is not None:
                 raise DuplicateRating()
+            revoke_links(tx, booking)
             return tx.ratings.add(
                 booking_id=booking_id,
                 student_profile_id=profile,

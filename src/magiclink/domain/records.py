@@ -44,6 +44,9 @@ class Booking:
     end_time: datetime
     status: BookingStatus
     revision: int
+    # §8.4: advanced by every event (cancel, no-show, reschedule, rating, incident) in the
+    # event's own transaction; a link recording an older generation is refused.
+    link_generation: int = 0
 
     @property
     def is_closed(self) -> bool:
@@ -65,6 +68,8 @@ class MagicLinkToken:
     invalidated: bool
     invalidation_reason: InvalidationReason | None
     created_at: datetime
+    # §8.4: its booking's link generation when it was issued (0 for an inbox link).
+    link_generation: int = 0
 
 
 @attrs.frozen
@@ -124,14 +129,16 @@ class Incident:
 class TokenLookup:
     """What verification needs about one token, read in one go.
 
-    `booking_status` and `booking_revision` describe the token's booking as stored now;
-    both are None when the token has no booking or when that booking no longer exists.
+    `booking_status`, `booking_revision` and `booking_link_generation` describe the token's
+    booking as stored now; all are None when the token has no booking or when that booking
+    no longer exists.
     """
 
     token: MagicLinkToken
     guest: Guest
     booking_status: BookingStatus | None
     booking_revision: int | None
+    booking_link_generation: int | None
 
 
 @attrs.frozen

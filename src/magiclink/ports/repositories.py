@@ -101,11 +101,18 @@ class BookingRepository(abc.ABC):
     def update(self, booking: Booking) -> None:
         """Write the status, times and revision of an existing booking."""
 
+    @abc.abstractmethod
+    def revoke_links(self, booking_id: int) -> None:
+        """Advance the booking's `link_generation` by one, atomically (§8.4): every link
+        issued before is dead from this transaction's commit on. An unknown id changes
+        nothing."""
+
 
 class TokenRepository(abc.ABC):
     """Stored tokens (hashes only). A token is *live* when it is not invalidated, not used,
     not expired, and — when bound to a booking — that booking exists, is open (scheduled or
-    completed) and, when the token has a revision, is still at that revision."""
+    completed), is still at the token's revision when the token has one, and is still at
+    the token's link generation (§8.4)."""
 
     @abc.abstractmethod
     def add(
@@ -117,12 +124,16 @@ class TokenRepository(abc.ABC):
         booking_revision: int | None,
         expires_at: datetime,
         created_at: datetime,
+        link_generation: int = 0,
     ) -> MagicLinkToken:
-        """Store a new, live token; storage assigns its id."""
+        """Store a new, live token; storage assigns its id. `link_generation` is its
+        booking's generation at issue (§8.4); a missing or older one leaves the link dead
+        once its booking has had an event (fail-closed)."""
 
     @abc.abstractmethod
     def lookup(self, token_hash: str) -> TokenLookup | None:
-        """The token with this hash, with its guest and its booking's status and revision.
+        """The token with this hash, with its guest and its booking's status, revision and
+        link generation.
 
         One indexed read; None when no token has this hash.
         """
@@ -169,6 +180,13 @@ class TokenRepository(abc.ABC):
         """Invalidate the guest's unused, unexpired, not invalidated tokens for this booking
         (`booking_id=None`: the guest's inbox links, those with no booking). One UPDATE;
         returns how many changed."""
+
+    @abc.abstractmethod
+    def invalidate_all_live(
+        self, *, guest_id: int, reason: InvalidationReason, now: datetime
+    ) -> int:
+        """Invalidate every unused, unexpired, not invalidated token of the guest, of any
+        booking or none (§9.3: blocking kills links). One UPDATE; returns how many changed."""
 
     @abc.abstractmethod
     def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:

@@ -179,6 +179,39 @@ class BookingRepositoryContract(ContractBase):
         )
         assert self.read(uow, lambda tx: tx.bookings.get(bystander.id)) == bystander
 
+    def test_revoke_links_advances_the_generation_of_that_booking_only(
+        self, uow: UnitOfWork
+    ) -> None:
+        """§8.4: `revoke_links` adds one to the booking's link generation (from 0, and again);
+        `update` leaves the generation alone; other bookings and unknown ids are untouched."""
+        target = self.run(uow, self.add_booking)
+        bystander = self.run(uow, self.add_booking)
+        assert target.link_generation == 0
+        self.run(uow, lambda tx: tx.bookings.revoke_links(target.id))
+        self.run(uow, lambda tx: tx.bookings.revoke_links(target.id))
+        self.run(uow, lambda tx: tx.bookings.revoke_links(MISSING_ID))
+        self.run(uow, lambda tx: tx.bookings.update(attrs.evolve(target, revision=1)))
+        stored = self.read(uow, lambda tx: tx.bookings.get(target.id))
+        assert stored == attrs.evolve(target, revision=1, link_generation=2)
+        assert self.read(uow, lambda tx: tx.bookings.get(bystander.id)) == bystander
+
+    def test_revoke_links_kills_older_tokens_for_lookup_and_consume(self, uow: UnitOfWork) -> None:
+        """§8.4: a token records its booking's generation; once the booking moved past it,
+        `lookup` reports the new generation and `consume` refuses the token, while a token
+        issued at the new generation is consumed."""
+        guest = self.run(uow, self.add_guest)
+        booking = self.run(uow, self.add_booking)
+        old = self.run(uow, lambda tx: self.add_token(tx, guest, booking))
+        self.run(uow, lambda tx: tx.bookings.revoke_links(booking.id))
+        advanced = self.read(uow, lambda tx: tx.bookings.get(booking.id))
+        assert advanced is not None
+        new = self.run(uow, lambda tx: self.add_token(tx, guest, advanced))
+        found = self.read(uow, lambda tx: tx.tokens.lookup(old.token_hash))
+        assert found is not None
+        assert (found.token.link_generation, found.booking_link_generation) == (0, 1)
+        assert self.run(uow, lambda tx: tx.tokens.consume(old.id, now=T0)) is False
+        assert self.run(uow, lambda tx: tx.tokens.consume(new.id, now=T0)) is True
+
     def test_large_ids_and_long_texts_round_trip(self, uow: UnitOfWork) -> None:
         """Values the services accept fit: 64-bit mentor ids, 255-character uids, 254-char
         e-mails, non-ASCII addresses."""

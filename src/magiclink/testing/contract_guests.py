@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from magiclink.domain.enums import InvalidationReason
 from magiclink.ports.unit_of_work import UnitOfWork
 from magiclink.testing.contract_support import MICRO, MISSING_ID, T0, ContractBase, new_email
 
@@ -148,6 +149,38 @@ class GuestRepositoryContract(ContractBase):
         assert created is False
         assert again.id == guest.id
         assert again.blocked is True
+
+    def test_invalidate_all_live_kills_exactly_the_guests_live_tokens(
+        self, uow: UnitOfWork
+    ) -> None:
+        """§9.3 (what blocking needs of the token port): `tokens.invalidate_all_live` kills the
+        guest's unused, unexpired tokens of any booking or none, with the reason, and counts
+        them; used, expired and other guests' tokens are left as they were."""
+        guest = self.run(uow, self.add_guest)
+        other = self.run(uow, self.add_guest)
+        booking = self.run(uow, self.add_booking)
+        live = [
+            self.run(uow, lambda tx: self.add_token(tx, guest, booking)),
+            self.run(uow, lambda tx: self.add_token(tx, guest, None)),
+            self.run(uow, lambda tx: self.add_token(tx, guest, MISSING_ID)),
+        ]
+        expired = self.run(uow, lambda tx: self.add_token(tx, guest, None, expires_at=T0))
+        used = self.run(uow, lambda tx: self.add_token(tx, guest, None))
+        self.run(uow, lambda tx: tx.tokens.consume(used.id, now=T0))
+        bystander = self.run(uow, lambda tx: self.add_token(tx, other, booking))
+        reason = InvalidationReason.GUEST_BLOCKED
+        count = self.run(
+            uow, lambda tx: tx.tokens.invalidate_all_live(guest_id=guest.id, reason=reason, now=T0)
+        )
+        assert count == 3
+        for token in live:
+            stored = self.read(uow, lambda tx, t=token: tx.tokens.get(t.id))  # type: ignore[misc]
+            assert stored is not None
+            assert (stored.invalidated, stored.invalidation_reason) == (True, reason)
+            assert stored.used_at == T0
+        for token in (expired, used, bystander):
+            stored = self.read(uow, lambda tx, t=token: tx.tokens.get(t.id))  # type: ignore[misc]
+            assert stored is not None and stored.invalidated is False
 
 
 __all__ = ["GuestRepositoryContract"]

@@ -176,6 +176,7 @@ class ContractBase:
             guest_id=guest.id,
             booking_id=booking_id,
             booking_revision=revision,
+            link_generation=booking.link_generation if isinstance(booking, Booking) else 0,
             expires_at=expires_at,
             created_at=created_at,
         )

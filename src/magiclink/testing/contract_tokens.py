@@ -74,6 +74,7 @@ class TokenRepositoryContract(ContractBase):
                 guest_id=guest.id,
                 booking_id=booking.id,
                 booking_revision=2,
+                link_generation=3,
                 expires_at=expires,
                 created_at=T0,
             ),
@@ -90,6 +91,7 @@ class TokenRepositoryContract(ContractBase):
             used_at=None,
             invalidated=False,
             invalidation_reason=None,
+            link_generation=3,
             created_at=T0,
         )
         assert self._get(uow, token.id) == token

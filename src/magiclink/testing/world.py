@@ -196,11 +196,14 @@ class World:
         ttl = expires_in if expires_in is not None else self.settings.token_ttl
         with self.uow.transaction() as tx:
             guest, _ = tx.guests.get_or_create(email, now=now, last_request_at=None)
+            booking = None if booking_id is None else tx.bookings.get(booking_id)
             tx.tokens.add(
                 token_hash=hash_token(raw),
                 guest_id=guest.id,
                 booking_id=booking_id,
                 booking_revision=booking_revision,
+                # As issuing does (§8.4): the booking's generation now.
+                link_generation=0 if booking is None else booking.link_generation,
                 expires_at=now + ttl,
                 created_at=now,
             )

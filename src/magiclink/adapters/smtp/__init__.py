@@ -18,12 +18,17 @@ counted, the booking stands); the outbox worker (§11.2) retries the transient o
 `AsyncSmtpNotifier` (aiosmtplib) is the same message for asyncio hosts, imported lazily.
 """
 
+from typing import TYPE_CHECKING
+
 from magiclink.adapters.smtp._message import (
     DEFAULT_SUBJECTS,
     MailDeliveryError,
     MailRenderer,
     SmtpNotifier,
 )
+
+if TYPE_CHECKING:  # imported lazily at run time: aiosmtplib is in the asyncio extra only
+    from magiclink.adapters.smtp._async import AsyncSmtpNotifier
 
 __all__ = [
     "DEFAULT_SUBJECTS",
@@ -36,7 +41,7 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     if name == "AsyncSmtpNotifier":
-        from magiclink.adapters.smtp._async import AsyncSmtpNotifier
+        from magiclink.adapters.smtp import _async
 
-        return AsyncSmtpNotifier
+        return _async.AsyncSmtpNotifier
     raise AttributeError(name)

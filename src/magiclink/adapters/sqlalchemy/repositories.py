@@ -115,6 +115,7 @@ BOOKING_COLUMNS: Final = (
     bookings.c.end_time,
     bookings.c.status,
     bookings.c.revision,
+    bookings.c.link_generation,
 )
 TOKEN_COLUMNS: Final = (
     tokens.c.id,
@@ -127,6 +128,7 @@ TOKEN_COLUMNS: Final = (
     tokens.c.invalidated,
     tokens.c.invalidation_reason,
     tokens.c.created_at,
+    tokens.c.link_generation,
 )
 AUDIT_COLUMNS: Final = (
     audit_log.c.id,
@@ -180,11 +182,12 @@ def booking_from_row(row: Row) -> Booking:
         end_time=row[5],
         status=BookingStatus(row[6]),
         revision=row[7],
+        link_generation=row[8],
     )
 
 
 def token_from_row(row: Row) -> MagicLinkToken:
-    """The `MagicLinkToken` in `row[:10]`, laid out as `TOKEN_COLUMNS`."""
+    """The `MagicLinkToken` in `row[:11]`, laid out as `TOKEN_COLUMNS`."""
     reason = row[8]
     return MagicLinkToken(
         id=row[0],
@@ -197,6 +200,7 @@ def token_from_row(row: Row) -> MagicLinkToken:
         invalidated=bool(row[7]),
         invalidation_reason=None if reason is None else InvalidationReason(reason),
         created_at=row[9],
+        link_generation=row[10],
     )
 
 
@@ -278,11 +282,23 @@ UPDATE_BOOKING: Final = (
         revision=bindparam("p_revision"),
     )
 )
+REVOKE_BOOKING_LINKS: Final = (
+    update(bookings)
+    .where(bookings.c.id == bindparam("p_id"))
+    .values(link_generation=bookings.c.link_generation + 1)
+)
 
 INSERT_TOKEN: Final = insert(tokens)
-# R7 in one indexed read: the token, its guest, and its booking's state if it still exists.
+# R7 in one indexed read: the token, its guest, and its booking's state if it still exists
+# (status, revision, link generation from `_LOOKUP_BOOKING_AT` on).
 LOOKUP_TOKEN: Final = (
-    select(*TOKEN_COLUMNS, *GUEST_COLUMNS, bookings.c.status, bookings.c.revision)
+    select(
+        *TOKEN_COLUMNS,
+        *GUEST_COLUMNS,
+        bookings.c.status,
+        bookings.c.revision,
+        bookings.c.link_generation,
+    )
     .select_from(
         tokens.join(guests, guests.c.id == tokens.c.guest_id).outerjoin(
             bookings, bookings.c.id == tokens.c.booking_id
@@ -290,12 +306,15 @@ LOOKUP_TOKEN: Final = (
     )
     .where(tokens.c.token_hash == bindparam("p_hash"))
 )
+_LOOKUP_GUEST_AT: Final = len(TOKEN_COLUMNS)
+_LOOKUP_BOOKING_AT: Final = len(TOKEN_COLUMNS) + len(GUEST_COLUMNS)
 GET_TOKEN: Final = select(*TOKEN_COLUMNS).where(tokens.c.id == bindparam("p_id"))
 GET_TOKEN_FOR_UPDATE: Final = GET_TOKEN.with_for_update()
 
 _booking = bookings.alias("b")
 # §5.1 and §5.4 in one conditional write: the row is re-checked under its lock, so of racing
-# consumers exactly one matches; a closed, moved or deleted booking matches nobody.
+# consumers exactly one matches; a closed, moved, revoked (§8.4) or deleted booking matches
+# nobody.
 CONSUME_TOKEN: Final = (
     update(tokens)
     .where(
@@ -313,6 +332,7 @@ CONSUME_TOKEN: Final = (
                     tokens.c.booking_revision.is_(None),
                     _booking.c.revision == tokens.c.booking_revision,
                 ),
+                _booking.c.link_generation == tokens.c.link_generation,
             )
             .correlate(tokens),
         ),
@@ -364,6 +384,9 @@ INVALIDATE_LIVE_INBOX: Final = (
     update(tokens)
     .where(_LIVE_FOR_GUEST, tokens.c.booking_id.is_(None))
     .values(**_INVALIDATE_VALUES)
+)
+INVALIDATE_ALL_LIVE_OF_GUEST: Final = (
+    update(tokens).where(_LIVE_FOR_GUEST).values(**_INVALIDATE_VALUES)
 )
 LIST_TOKENS_BY_BOOKING: Final = (
     select(*TOKEN_COLUMNS)
@@ -580,6 +603,7 @@ class SqlAlchemyBookingRepository(_SqlAlchemyRepository, BookingRepository):
                 "end_time": end_time,
                 "status": str(status),
                 "revision": revision,
+                "link_generation": 0,
             },
         )
         return Booking(
@@ -620,6 +644,11 @@ class SqlAlchemyBookingRepository(_SqlAlchemyRepository, BookingRepository):
             },
         )
 
+    @translating
+    def revoke_links(self, booking_id: int) -> None:
+        """Advance the booking's link generation (one UPDATE, atomic in the database)."""
+        self._source.connection().execute(REVOKE_BOOKING_LINKS, {"p_id": booking_id})
+
 
 class SqlAlchemyTokenRepository(_SqlAlchemyRepository, TokenRepository):
     """Tokens (hashes only) in `magiclink_tokens`."""
@@ -634,6 +663,7 @@ class SqlAlchemyTokenRepository(_SqlAlchemyRepository, TokenRepository):
         booking_revision: int | None,
         expires_at: datetime,
         created_at: datetime,
+        link_generation: int = 0,
     ) -> MagicLinkToken:
         """Store a new, live token (one INSERT)."""
         token_id = _new_id(
@@ -649,6 +679,7 @@ class SqlAlchemyTokenRepository(_SqlAlchemyRepository, TokenRepository):
                     "invalidated": False,
                     "invalidation_reason": None,
                     "created_at": created_at,
+                    "link_generation": link_generation,
                 },
             )
         )
@@ -663,6 +694,7 @@ class SqlAlchemyTokenRepository(_SqlAlchemyRepository, TokenRepository):
             invalidated=False,
             invalidation_reason=None,
             created_at=created_at,
+            link_generation=link_generation,
         )
 
     @translating
@@ -671,12 +703,13 @@ class SqlAlchemyTokenRepository(_SqlAlchemyRepository, TokenRepository):
         row = self._source.connection().execute(LOOKUP_TOKEN, {"p_hash": token_hash}).first()
         if row is None:
             return None
-        status = row[15]
+        status = row[_LOOKUP_BOOKING_AT]
         return TokenLookup(
             token=token_from_row(row),
-            guest=guest_from_row(row, 10),
+            guest=guest_from_row(row, _LOOKUP_GUEST_AT),
             booking_status=None if status is None else BookingStatus(status),
-            booking_revision=row[16],
+            booking_revision=row[_LOOKUP_BOOKING_AT + 1],
+            booking_link_generation=row[_LOOKUP_BOOKING_AT + 2],
         )
 
     @translating
@@ -751,6 +784,15 @@ class SqlAlchemyTokenRepository(_SqlAlchemyRepository, TokenRepository):
             statement = INVALIDATE_LIVE_FOR_BOOKING
             params["p_booking"] = booking_id
         return int(self._source.connection().execute(statement, params).rowcount)
+
+    @translating
+    def invalidate_all_live(
+        self, *, guest_id: int, reason: InvalidationReason, now: datetime
+    ) -> int:
+        """Invalidate the guest's live tokens, of any booking or none (one UPDATE)."""
+        params = {"p_guest": guest_id, "p_reason": str(reason), "p_now": now}
+        result = self._source.connection().execute(INVALIDATE_ALL_LIVE_OF_GUEST, params)
+        return int(result.rowcount)
 
     @translating
     def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:

@@ -134,6 +134,8 @@ bookings: Final = Table(
     Column("end_time", UTCDateTime, nullable=False),
     Column("status", String(16), nullable=False),
     Column("revision", Integer, nullable=False),
+    # §8.4: advanced by every event of the booking; a link of an older generation is dead.
+    Column("link_generation", Integer, nullable=False, server_default="0"),
     UniqueConstraint("uid"),
     **MYSQL_TABLE_OPTIONS,
 )
@@ -154,6 +156,8 @@ tokens: Final = Table(
     Column("invalidated", Boolean, nullable=False),
     Column("invalidation_reason", String(32), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # §8.4: the booking's link generation when the link was issued (0 for inbox links).
+    Column("link_generation", Integer, nullable=False, server_default="0"),
     UniqueConstraint("token_hash"),
     # R10.1: by booking (batch invalidation), by guest (supersede, inbox links), by expiry
     # (purge); the hash is indexed by its unique constraint.
