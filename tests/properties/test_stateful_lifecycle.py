@@ -32,13 +32,13 @@ from hypothesis.stateful import (
 from magiclink import (
     AccessDenied,
     BookingClosed,
-    BookingNotFound,
     BookingStatus,
     DuplicateRating,
     IncidentType,
     MagicLinkError,
     RateLimited,
     Requester,
+    Settings,
     TokenExpiredOrUsed,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
@@ -47,6 +47,7 @@ from magiclink.testing.properties import raw_from_url
 from tests.unit.harness import INTERVAL, TTL, Harness, hash_of
 
 EMAILS = ["ann@example.com", "bob@example.com", "cy@example.com"]
+CAP = Settings().max_links_per_hour  # the harness runs on the default settings
 MENTORS = [1, 2]
 EVENTS = [
     "mentor_cancel",
@@ -98,6 +99,8 @@ class ModelBooking:
 class ModelGuest:
     blocked: bool = False
     last_request_at: datetime | None = None
+    # When each guest-initiated link was issued (the hourly cap, §9.4).
+    inbox_issued: list[datetime] = attrs.Factory(list)
 
 
 @attrs.define
@@ -208,7 +211,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         if guest is not None and guest.blocked:
             error = AccessDenied
         elif booking_id is not None and booking is None:
-            error = BookingNotFound
+            error = AccessDenied  # §9.5: as for another guest's booking
         elif booking is not None and booking.email != email:
             error = AccessDenied
         elif booking is not None and booking.closed:
@@ -219,10 +222,18 @@ class LifecycleMachine(RuleBasedStateMachine):
             and self.now - guest.last_request_at < INTERVAL
         ):
             error = RateLimited
+        elif (
+            guest is not None
+            and CAP is not None
+            and (sum(t > self.now - timedelta(hours=1) for t in guest.inbox_issued) >= CAP)
+        ):
+            error = RateLimited  # §9.4: the hourly cap
         issued = self.expect(error, lambda: self.h.guests.request_inbox_link(email, booking_id))
         if issued is None:
             return
-        self.guests.setdefault(email, ModelGuest()).last_request_at = self.now
+        model_guest = self.guests.setdefault(email, ModelGuest())
+        model_guest.last_request_at = self.now
+        model_guest.inbox_issued.append(self.now)
         assert issued.expires_at == self.now + TTL
         self.links.append(
             ModelLink(

@@ -23,7 +23,7 @@ import attrs
 from magiclink.domain._scope import require_scope, scope_refusal
 from magiclink.domain.enums import InvalidationReason, RefusalReason
 from magiclink.domain.errors import InvalidInput
-from magiclink.domain.guest_service import GuestService, _invalidation_entry, consume_entry
+from magiclink.domain.guest_service import GuestService, _consume_entry, _invalidation_entry
 from magiclink.domain.lifecycle import revoke_links
 from magiclink.domain.observability import Events, log_event
 from magiclink.domain.policy import booking_refusal, refusal_reason
@@ -97,7 +97,7 @@ def run_link_action(
             return _Outcome(lookup, refusal or RefusalReason.BOOKING_MISSING)
         result = act(tx, LinkGrant(lookup.token, lookup.guest, revoke_links(tx, booking), now))
         invalidated = tx.tokens.invalidate_by_booking(target, reason=reason, now=now)
-        entries = [consume_entry(lookup.token, target, now, action)]
+        entries = [_consume_entry(lookup.token, target, now, action)]
         entries += [
             _invalidation_entry(guest_id, target, reason, count, now, extra)
             for guest_id, count in sorted(invalidated.per_guest.items())

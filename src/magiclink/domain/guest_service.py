@@ -354,7 +354,7 @@ class GuestService:
             if reason is None:
                 # §9.7: the success is audited in the consume's own transaction.
                 target = scope if scope is not None else lookup.token.booking_id
-                tx.audit.add_many([consume_entry(lookup.token, target, now)])
+                tx.audit.add_many([_consume_entry(lookup.token, target, now)])
             return lookup, reason
 
         def landed(tx: Transaction) -> tuple[TokenLookup | None, RefusalReason | None] | None:
@@ -857,7 +857,7 @@ def _resource(booking_id: int | None) -> str | None:
     return None if booking_id is None else str(booking_id)
 
 
-def consume_entry(
+def _consume_entry(
     token: MagicLinkToken, booking_id: int | None, now: datetime, action: str | None = None
 ) -> NewAuditEntry:
     """The `CONSUME_TOKEN` entry of a successful consumption (§9.7), by `consume_token` and
