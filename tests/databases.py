@@ -12,7 +12,8 @@ exist and are empty when the test starts:
   much faster than DDL); the engine is shared by the process and disposed at exit, when its
   schema is dropped. `engine.url` (with `hide_password=False`) reaches the same schema from
   a child process;
-* `any_engine` — parametrised over the three (ids `sqlite`, `postgres`, `mariadb`).
+* `any_engine` — parametrised over the three (ids `sqlite`, `postgres`, `mariadb`);
+* `any_uow` — a unit of work over memory and the three (ids `memory`, `sqlite`, ...).
 
 A server that cannot be reached skips its tests with the reason, except under `CI=true`
 where it fails them: CI must never go green by skipping the databases.
@@ -39,8 +40,10 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
-from magiclink.adapters.sqlalchemy import metadata
+from magiclink.adapters.memory import InMemoryUnitOfWork
+from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
 from magiclink.adapters.sqlalchemy.migrate import VERSION_TABLE
+from magiclink.ports import UnitOfWork
 
 POSTGRES_URL: Final = os.environ.get(
     "MAGICLINK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -313,6 +316,26 @@ def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engin
         yield _clean_shared_engine("postgres")
     else:
         yield _clean_shared_engine("mariadb")
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory", id="memory"),
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def any_uow(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[UnitOfWork]:
+    """A unit of work on each storage in turn: the in-memory adapter, then each database
+    (empty magiclink tables)."""
+    if request.param == "memory":
+        yield InMemoryUnitOfWork()
+    elif request.param == "sqlite":
+        with _clean_sqlite_engine(tmp_path) as engine:
+            yield SqlAlchemyUnitOfWork(engine)
+    else:
+        yield SqlAlchemyUnitOfWork(_clean_shared_engine(request.param))
 
 
 # --- Statement counting ------------------------------------------------------------------

@@ -11,15 +11,13 @@ The fault-at-every-call version of this is tests/reliability/test_fault_injectio
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy.engine import Engine
 
 from magiclink import AuditAction, Requester, TokenExpiredOrUsed
-from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
+from magiclink.ports import UnitOfWork
 from magiclink.testing import hash_token
 from magiclink.testing.faults import FaultyUnitOfWork
 from tests.unit.harness import STUDENT, Harness
@@ -49,21 +47,10 @@ PLAIN_EVENTS: dict[str, tuple[Event, str]] = {
 }
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
-def faulty(request: pytest.FixtureRequest) -> Iterator[FaultyUnitOfWork]:
+@pytest.fixture
+def faulty(any_uow: UnitOfWork) -> FaultyUnitOfWork:
     """A fault-injecting unit of work over each storage in turn."""
-    if request.param == "memory":
-        yield FaultyUnitOfWork(InMemoryUnitOfWork())
-    else:
-        engine: Engine = request.getfixturevalue(f"{request.param}_engine")
-        yield FaultyUnitOfWork(SqlAlchemyUnitOfWork(engine))
+    return FaultyUnitOfWork(any_uow)
 
 
 @pytest.mark.parametrize("event", PLAIN_EVENTS)

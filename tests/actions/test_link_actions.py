@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy.engine import Engine
 
 from magiclink import (
     AccessDenied,
@@ -18,8 +17,6 @@ from magiclink import (
     InvalidToken,
     TokenExpiredOrUsed,
 )
-from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
 from tests.unit.harness import STRANGER, STUDENT, Harness
 
 Action = Callable[[Harness, str, int | None], object]
@@ -54,23 +51,6 @@ ACTIONS = [
     pytest.param(_rate, id="rate"),
     pytest.param(_report, id="report"),
 ]
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
-def world(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    """A harness over memory, SQLite, PostgreSQL and MariaDB in turn."""
-    if request.param == "memory":
-        yield Harness.build(InMemoryUnitOfWork())
-    else:
-        engine: Engine = request.getfixturevalue(f"{request.param}_engine")
-        yield Harness.build(SqlAlchemyUnitOfWork(engine))
 
 
 @pytest.mark.parametrize("action", ACTIONS)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy.engine import Engine
 
 from magiclink import (
     AccessDenied,
@@ -15,8 +14,6 @@ from magiclink import (
     Requester,
     TokenExpiredOrUsed,
 )
-from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
 from tests.unit.harness import STRANGER, STUDENT, Harness
 
 MESSAGE = "This link is restricted to another session"
@@ -32,23 +29,6 @@ def _consume(world: Harness, raw: str, booking_id: int) -> object:
 
 
 OPERATIONS = [pytest.param(_verify, id="verify"), pytest.param(_consume, id="consume")]
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
-def world(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    """A harness over memory, SQLite, PostgreSQL and MariaDB in turn."""
-    if request.param == "memory":
-        yield Harness.build(InMemoryUnitOfWork())
-    else:
-        engine: Engine = request.getfixturevalue(f"{request.param}_engine")
-        yield Harness.build(SqlAlchemyUnitOfWork(engine))
 
 
 def _wrong_booking_audits(world: Harness) -> list[AuditEntry]:

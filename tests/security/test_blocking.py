@@ -3,46 +3,26 @@ PostgreSQL and MariaDB (the kill is one UPDATE, `tokens.invalidate_all_live`).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
 
 from magiclink import AccessDenied, AuditAction, InvalidationReason, TokenExpiredOrUsed
-from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
 from magiclink.ports import UnitOfWork
-from tests.databases import mariadb_engine
+from tests.databases import any_uow
 from tests.unit.harness import STRANGER, STUDENT, Harness
 
-__all__ = ["mariadb_engine"]
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
-def storage(request: pytest.FixtureRequest) -> Iterator[UnitOfWork]:
-    if request.param == "memory":
-        yield InMemoryUnitOfWork()
-    else:
-        engine: Engine = request.getfixturevalue(f"{request.param}_engine")
-        yield SqlAlchemyUnitOfWork(engine)
+__all__ = ["any_uow"]
 
 
 def test_9_3_block_kills_the_guests_live_links_and_unblock_revives_none(
-    storage: UnitOfWork,
+    any_uow: UnitOfWork,
 ) -> None:
     """§9.3: in the block's transaction every live link of the guest (booking and inbox
     links) is invalidated as `guest_blocked`, with `BLOCK_GUEST` and `INVALIDATE_TOKEN`
     entries; another guest's link is untouched; after unblock the old links stay dead, the
     entry `UNBLOCK_GUEST` is written, and a link issued afterwards works."""
-    h = Harness.build(storage)
+    h = Harness.build(any_uow)
     booking, raw = h.book()
     inbox = h.inbox().raw
     _, bystander = h.book(STRANGER)
