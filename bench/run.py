@@ -29,8 +29,9 @@ uses the driver's own transaction handling: sqlite3's implicit BEGIN before a wr
 Ours is the public services, as a host calls them, with the system clock, no metrics and no
 log handler enabled (the `magiclink` logger's INFO events cost only their level check):
 * issue — `GuestService.request_inbox_link(email)` for an existing guest, no booking, with
-  `Settings(request_interval=timedelta(0))`: the rate limit never trips, but its conditional
-  UPDATE of the guest still runs. So ours does the guest SELECT, that UPDATE, the token
+  `Settings(request_interval=timedelta(0), max_links_per_hour=None)`: the rate limits never
+  trip, but the interval's conditional UPDATE of the guest still runs (the hourly cap's
+  COUNT is off: with it on, issue makes one SELECT more). So ours does the guest SELECT, that UPDATE, the token
   INSERT and the CREATE_TOKEN audit INSERT, against the floor's one INSERT;
 * verify, consume — `verify_token(raw)`, `consume_token(raw)` of a live booking link;
 * invalidate-N — `invalidate_tokens_by_booking_id(booking_id, "booking_cancelled")` on a

@@ -86,7 +86,9 @@ class Ours(Subject):
 
     def __init__(self, uow: UnitOfWork, seeder: Seeder, world: World) -> None:
         super().__init__(seeder, world)
-        self.guests = GuestService(uow, settings=Settings(request_interval=timedelta(0)))
+        self.guests = GuestService(
+            uow, settings=Settings(request_interval=timedelta(0), max_links_per_hour=None)
+        )
         self.bookings = BookingService(uow, self.guests, notifier=InMemoryNotifier())
 
     def runner(self, op: str) -> Runner:
