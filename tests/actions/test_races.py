@@ -142,26 +142,14 @@ REFUSED: Final = {
     "report": {"used", BookingClosed.__name__},
 }
 
-KNOWN_HOLE: Final = pytest.mark.xfail(
-    strict=False,  # a race: some runs see no double landing
-    reason="two different links of one booking racing this action can both land "
-    "(the lead is fixing run_link_action); remove this mark with the fix",
-)
-DEADLOCK: Final = pytest.mark.xfail(
-    strict=False,  # a race: some runs see no deadlock in 20 rounds
-    reason="two different links of one booking racing this action deadlock on PostgreSQL "
-    "(each locks its own token, then the sibling's); after the retries the loser gets "
-    "StorageError instead of TokenExpiredOrUsed or the action's refusal",
-)
-
 
 @pytest.mark.parametrize(
     "action",
     [
         pytest.param("cancel", id="cancel"),
-        pytest.param("reschedule", id="reschedule", marks=KNOWN_HOLE),
+        pytest.param("reschedule", id="reschedule"),
         pytest.param("rate", id="rate"),
-        pytest.param("report", id="report", marks=KNOWN_HOLE),
+        pytest.param("report", id="report"),
     ],
 )
 def test_r8_3_two_links_of_one_booking_at_most_one_action_lands(
@@ -176,8 +164,10 @@ def test_r8_3_two_links_of_one_booking_at_most_one_action_lands(
 @pytest.mark.parametrize(
     "action",
     [
-        pytest.param("cancel", id="cancel", marks=DEADLOCK),
-        pytest.param("rate", id="rate", marks=DEADLOCK),
+        pytest.param("cancel", id="cancel"),
+        pytest.param("reschedule", id="reschedule"),
+        pytest.param("rate", id="rate"),
+        pytest.param("report", id="report"),
     ],
 )
 def test_r8_3_the_losing_link_sees_the_booking_changed(racing_engine: Engine, action: str) -> None:
