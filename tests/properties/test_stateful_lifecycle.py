@@ -5,7 +5,8 @@ links, cancel (mentor or student), mark no-shows, complete, reschedule, rate, re
 incidents, block and unblock guests, try forbidden changes, make the next batch
 invalidation hit a storage fault (transient: retried; permanent: the booking operation
 still succeeds and only fail-closed verification protects the old links, §5.4), and move the
-clock (sometimes past the TTL, sometimes past the request interval). Every service call's outcome is predicted
+clock (sometimes past the TTL, sometimes past the request interval), and present booking links
+to the four link actions of §8.1 (a refusal, §8.2, changes nothing and leaves the link usable). Every service call's outcome is predicted
 by the model. After every step, every link ever issued is verified: exactly the links the
 model says are live are accepted; a known link is never `InvalidToken`; a blocked guest's
 links are `AccessDenied`; every other dead link is `TokenExpiredOrUsed`. The stored
@@ -14,6 +15,7 @@ links are `AccessDenied`; every other dead link is `TokenExpiredOrUsed`. The sto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,6 +68,7 @@ ATTEMPTS = [
     "unknown_booking_link",
     "unknown_incident",
 ]
+LINK_ACTIONS = ["cancel", "reschedule", "rate", "report"]
 STEPS = [
     timedelta(seconds=1),
     timedelta(seconds=10),
@@ -340,6 +343,43 @@ class LifecycleMachine(RuleBasedStateMachine):
         if error is None:
             booking.rated = True
             self.kill_links(booking.id)
+
+    @precondition(lambda self: self.fault is None and any(k.booking_id for k in self.links))
+    @rule(index=st.integers(0, 10**6), action=st.sampled_from(LINK_ACTIONS), days=st.integers(1, 5))
+    def link_action(self, index: int, action: str, days: int) -> None:
+        """§8.1/§8.2: a booking link acts; a refused link or action changes nothing and a
+        refused action leaves the link usable."""
+        bound = [link for link in self.links if link.booking_id is not None]
+        link = bound[index % len(bound)]
+        assert link.booking_id is not None
+        booking = self.model[link.booking_id]
+        error = self.expected_error(link)
+        if error is None and action == "rate" and booking.rated:
+            error = DuplicateRating
+        sent = len(self.h.sent)
+        start = self.now + timedelta(days=days)
+        calls: dict[str, Callable[[], object]] = {
+            "cancel": lambda: self.h.bookings.cancel_with_link(link.raw, "x"),
+            "reschedule": lambda: self.h.bookings.reschedule_with_link(link.raw, start),
+            "rate": lambda: self.h.ratings.rate_with_link(link.raw, days),
+            "report": lambda: self.h.quality.report_with_link(link.raw, "late", "x"),
+        }
+        if error is not None:
+            self.expect(error, calls[action])
+            assert len(self.h.sent) == sent
+            return
+        calls[action]()
+        link.used = True
+        for other in self.links:  # every link of the booking dies, the used one too
+            if other.booking_id == booking.id:
+                other.invalidated = True
+        if action == "cancel":
+            booking.status = BookingStatus.CANCELLED
+        elif action == "rate":
+            booking.rated = True
+        elif action == "reschedule":
+            booking.revision += 1
+            self.mailed(booking, sent)
 
     @rule(booking_id=bookings, attempt=st.sampled_from(ATTEMPTS), email=st.sampled_from(EMAILS))
     def refused_or_ignored_attempt(self, booking_id: int, attempt: str, email: str) -> None:
