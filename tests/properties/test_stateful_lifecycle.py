@@ -370,6 +370,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             return
         calls[action]()
         link.used = True
+        booking.generation += 1  # §8.4: the action's transaction advanced it
         for other in self.links:  # every link of the booking dies, the used one too
             if other.booking_id == booking.id:
                 other.invalidated = True
