@@ -57,6 +57,7 @@ from magiclink.testing.world import World as _World
 
 __all__ = [
     "EVENT_REASONS",
+    "LINK_EVENTS",
     "PROPERTIES",
     "DeadKind",
     "Link",
@@ -64,6 +65,7 @@ __all__ = [
     "PropertyFailed",
     "World",
     "apply_event",
+    "apply_link_event",
     "build_world",
     "check_p1",
     "check_p2",
@@ -252,6 +254,33 @@ def apply_event(
         world.quality.create_incident("mentor-profile", booking.uid, incident_type, "late")
 
 
+LINK_EVENTS: Final = frozenset(
+    {
+        LifecycleEvent.STUDENT_CANCEL,
+        LifecycleEvent.RESCHEDULE,
+        LifecycleEvent.RATING,
+        LifecycleEvent.INCIDENT,
+    }
+)
+"""The events a guest can make with a link (SPEC §8.1)."""
+
+
+def apply_link_event(
+    world: World, event: LifecycleEvent, link: Link, *, new_start: datetime
+) -> None:
+    """Make a guest's `event` happen through its link action (SPEC §8.1) with `link`."""
+    if event is LifecycleEvent.STUDENT_CANCEL:
+        world.bookings.cancel_with_link(link.raw, "via link")
+    elif event is LifecycleEvent.RESCHEDULE:
+        outcome = world.bookings.reschedule_with_link(link.raw, new_start)
+        _require(outcome.link_issued and outcome.link_sent, f"reschedule outcome: {outcome}")
+        world.mailed_link(outcome.booking)
+    elif event is LifecycleEvent.RATING:
+        world.ratings.rate_with_link(link.raw, 5, "thanks")
+    else:
+        world.quality.report_with_link(link.raw, IncidentType.LATE, "late")
+
+
 def _refused(world: World, link: Link, *, consume: bool = False) -> MagicLinkError | None:
     """The error verifying (or consuming) `link` raises, or None when it is accepted."""
     try:
@@ -304,25 +333,32 @@ def check_p1(
     shift: timedelta,
     rating: int,
     incident_type: IncidentType,
+    via_link: bool = False,
 ) -> None:
     """P1: a lifecycle event leaves every token that existed for its booking invalidated.
 
     Also: the recorded reason is the event's, every earlier link of the booking is refused
-    with `Token expired or used`, and no other booking's tokens changed.
+    with `Token expired or used`, and no other booking's tokens changed. With `via_link`, a
+    guest's event (cancel, reschedule, rating, incident) is made through the SPEC §8.1 link
+    action with a live link of the booking, when it has one.
     """
     world = build_world(uow_factory, plan)
     subject = world.subject
     before = world.tokens_of(subject.id)
     others_before = {b.id: world.tokens_of(b.id) for b in world.booking_list[1:]}
     earlier_links = [link for link in world.links if link.booking_id == subject.id]
-    apply_event(
-        world,
-        event,
-        subject,
-        new_start=subject.start_time + shift,
-        rating=rating,
-        incident_type=incident_type,
-    )
+    live = [link for link in earlier_links if _refused(world, link) is None]
+    if via_link and live and event in LINK_EVENTS:
+        apply_link_event(world, event, live[-1], new_start=subject.start_time + shift)
+    else:
+        apply_event(
+            world,
+            event,
+            subject,
+            new_start=subject.start_time + shift,
+            rating=rating,
+            incident_type=incident_type,
+        )
     after = {t.id: t for t in world.tokens_of(subject.id)}
     for token in before:
         now_token = after[token.id]
@@ -387,7 +423,8 @@ class DeadKind:
     SINGLE: Final = "single"
     CONSUME: Final = "consume"
     EXPIRE: Final = "expire"
-    ALL: Final = (BATCH, SINGLE, CONSUME, EXPIRE)
+    ACTION: Final = "action"  # a link action (SPEC §8.1) with the target
+    ALL: Final = (BATCH, SINGLE, CONSUME, EXPIRE, ACTION)
 
 
 def check_p3(
@@ -416,6 +453,11 @@ def check_p3(
     elif kill == DeadKind.CONSUME:
         if not _is_dead(token, world.clock.now()):
             world.guests.consume_token(target.raw)
+    elif kill == DeadKind.ACTION:
+        if _refused(world, target) is None:
+            world.quality.report_with_link(target.raw, IncidentType.OTHER, "P3")
+        else:  # already refused (dead, or its booking closed): kill it the plain way
+            world.guests.invalidate_token(token.id, reason)
     else:
         world.clock.set(max(world.clock.now(), token.expires_at + overshoot))
     now = world.clock.now()
@@ -705,6 +747,7 @@ PROPERTIES: Final[Mapping[str, Property]] = {
                 "shift": _SHIFTS,
                 "rating": ratings(),
                 "incident_type": incident_types(),
+                "via_link": st.booleans(),
             }
         ),
     ),
