@@ -12,7 +12,8 @@ from magiclink.adapters.memory import InMemoryNotifier, InMemoryUnitOfWork, Manu
 
 @pytest.mark.parametrize("ttl", [timedelta(days=367), timedelta.max, timedelta(0)])
 def test_settings_refuse_ttls_that_could_overflow(ttl: timedelta) -> None:
-    with pytest.raises(ValueError, match="token_ttl"):
+    """§9.6: an out-of-range ttl is `InvalidInput` when the settings are built."""
+    with pytest.raises(InvalidInput, match="token_ttl"):
         Settings(token_ttl=ttl)
 
 

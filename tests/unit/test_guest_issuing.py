@@ -311,7 +311,7 @@ def test_settings_defaults() -> None:
     ],
 )
 def test_settings_validation_refuses_bad_durations(kwargs: dict[str, object]) -> None:
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(InvalidInput):  # §9.6: checked when built
         Settings(**kwargs)  # type: ignore[arg-type]
 
 

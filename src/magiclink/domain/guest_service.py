@@ -162,7 +162,7 @@ class GuestService:
             return self._store_token(tx, guest, booking, raw, now, IssuePath.INBOX)
 
         token, superseded = run_in_transaction(self._uow, work, landed=_token_stored(raw))
-        return self._issued(raw, token, IssuePath.INBOX, superseded)
+        return self._issued(raw, token, IssuePath.INBOX, superseded, normalized)
 
     def issue_booking_link(
         self,
@@ -216,7 +216,7 @@ class GuestService:
             return stored
 
         token, superseded = run_in_transaction(self._uow, work, landed=_token_stored(raw))
-        return self._issued(raw, token, path, superseded)
+        return self._issued(raw, token, path, superseded, normalized)
 
     def _store_token(
         self,
@@ -275,7 +275,7 @@ class GuestService:
         return token, superseded
 
     def _issued(
-        self, raw: str, token: MagicLinkToken, path: IssuePath, superseded: int
+        self, raw: str, token: MagicLinkToken, path: IssuePath, superseded: int, email: str
     ) -> IssuedToken:
         self._metrics.increment(MetricNames.TOKENS_ISSUED, labels={"path": str(path)})
         if superseded:
@@ -294,6 +294,7 @@ class GuestService:
             guest_id=token.guest_id,
             booking_id=token.booking_id,
             expires_at=token.expires_at,
+            email=email,
         )
 
     # ------------------------------------------------------------- verification

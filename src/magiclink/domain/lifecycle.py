@@ -9,6 +9,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from magiclink.domain._addresses import normalize_address
 from magiclink.domain.enums import InvalidationReason
 from magiclink.domain.errors import AccessDenied, BookingClosed, BookingNotFound, InvalidInput
 from magiclink.domain.guest_service import GuestService
@@ -47,9 +48,13 @@ def may_change(requester: Requester, booking: Booking) -> bool:
         return True
     if requester.user_id is not None and requester.user_id == booking.mentor_id:
         return True
-    return (
-        isinstance(requester.email, str) and requester.email.strip().lower() == booking.guest_email
-    )
+    if not isinstance(requester.email, str):
+        return False
+    try:
+        # The same normalization as the stored address (§9.2): `\u212aim@…` is not kim@….
+        return normalize_address(requester.email) == booking.guest_email
+    except InvalidInput:
+        return False  # an address that is not one matches no guest
 
 
 def load_for_change(tx: Transaction, booking_id: int, requester: Requester | None) -> Booking:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
@@ -168,20 +169,48 @@ class Requester:
         return cls(is_system=True)
 
 
-# Bounds keep every computed time (now + ttl, now - interval) far inside datetime's range.
-_MAX_SETTING = timedelta(days=366)
+# §9.6: a link lives at most a day (NIST 800-63B-4 for e-mailed codes); the request interval
+# is at most a day. Both bounds keep every computed time far inside datetime's range.
+_MAX_TOKEN_TTL = timedelta(hours=24)
+_MAX_REQUEST_INTERVAL = timedelta(days=1)
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
-    if not isinstance(value, timedelta) or not timedelta(0) < value <= _MAX_SETTING:
-        raise ValueError(f"{attribute.name} must be a positive timedelta of at most 366 days")
+def _token_ttl(_instance: object, attribute: attrs.Attribute[timedelta], value: object) -> None:
+    if not isinstance(value, timedelta) or not timedelta(0) < value <= _MAX_TOKEN_TTL:
+        raise InvalidInput(f"{attribute.name} must be a timedelta above zero and at most 24 hours")
 
 
-def _non_negative(
-    _instance: object, attribute: attrs.Attribute[timedelta], value: timedelta
+def _request_interval(
+    _instance: object, attribute: attrs.Attribute[timedelta], value: object
 ) -> None:
-    if not isinstance(value, timedelta) or not timedelta(0) <= value <= _MAX_SETTING:
-        raise ValueError(f"{attribute.name} must be a timedelta from zero to 366 days")
+    if not isinstance(value, timedelta) or not timedelta(0) <= value <= _MAX_REQUEST_INTERVAL:
+        raise InvalidInput(f"{attribute.name} must be a timedelta from zero to one day")
+
+
+def _link_base_url(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    """An absolute https URL (http on loopback only), no user info, fragment or `token` (§9.6)."""
+    name = attribute.name
+    if not isinstance(value, str) or not value or not value.isprintable() or " " in value:
+        raise InvalidInput(f"{name} must be an absolute URL without spaces")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as error:
+        raise InvalidInput(f"{name} is not a valid URL") from error
+    scheme = parts.scheme.lower()
+    if not host or scheme not in {"https", "http"}:
+        raise InvalidInput(f"{name} must be an absolute https URL")
+    if scheme == "http" and host not in _LOOPBACK_HOSTS:
+        raise InvalidInput(f"{name} may use http only for localhost, 127.0.0.1 or ::1")
+    if "@" in parts.netloc:
+        raise InvalidInput(f"{name} must not contain user info")
+    if "#" in value:
+        raise InvalidInput(f"{name} must not have a fragment")
+    keys = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    if "token" in keys:
+        raise InvalidInput(f"{name} must not have a token query parameter")
 
 
 def _optional_positive_int(
@@ -202,11 +231,13 @@ def _grace(_instance: object, attribute: attrs.Attribute[timedelta], value: time
 class Settings:
     """Tunables of the library. The defaults keep the original plan's behaviour."""
 
-    token_ttl: timedelta = attrs.field(default=timedelta(minutes=15), validator=_positive)
+    token_ttl: timedelta = attrs.field(default=timedelta(minutes=15), validator=_token_ttl)
     request_interval: timedelta = attrs.field(
-        default=timedelta(seconds=60), validator=_non_negative
+        default=timedelta(seconds=60), validator=_request_interval
     )
-    link_base_url: str = "http://localhost:8000/magic-link"
+    link_base_url: str = attrs.field(
+        default="http://localhost:8000/magic-link", validator=_link_base_url
+    )
     revoke_on_reuse: bool = False
     supersede_previous_links: bool = False
     # §11.2: book and reschedule store a mail intent for the outbox worker instead of mailing.
@@ -232,6 +263,8 @@ class IssuedToken:
     guest_id: int
     booking_id: int | None
     expires_at: datetime
+    # §9.2: the normalized address the link is for; every message goes to it.
+    email: str = ""
 
 
 @attrs.frozen

@@ -817,7 +817,7 @@ PROPERTIES: Final[Mapping[str, Property]] = {
             {
                 "ttl": st.one_of(
                     st.just(timedelta(minutes=15)),
-                    st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=2)),
+                    st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(hours=24)),
                 ),
                 "paths": st.lists(
                     st.sampled_from(["inbox", "inbox_booking", "booking", "reschedule"]),

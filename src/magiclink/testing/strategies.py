@@ -50,7 +50,7 @@ HEX: Final = "0123456789abcdef"
 EPOCH: Final = datetime(2030, 1, 1, tzinfo=UTC)
 """A fixed, timezone-aware instant from which drawn times are offsets."""
 
-_LOCAL_CHARS: Final = string.ascii_letters + string.digits + "._%+-"
+_LOCAL_CHARS: Final = string.ascii_letters + string.digits + "_%+-"
 _LABEL_CHARS: Final = string.ascii_lowercase + string.digits
 _WHITESPACE: Final = " \t\n\r\x0b\x0c"
 
@@ -138,11 +138,19 @@ def _looks_well_formed(value: str) -> bool:
 @st.composite
 def emails(draw: st.DrawFn) -> str:
     """Valid e-mail addresses, already normalized (lower-case ASCII, no surrounding space)."""
-    local = draw(st.text(alphabet=_LOCAL_CHARS, min_size=1, max_size=24)).lower()
+    # Dot-separated atoms (§9.2: email-validator refuses leading, trailing and doubled dots).
+    atoms = draw(
+        st.lists(st.text(alphabet=_LOCAL_CHARS, min_size=1, max_size=8), min_size=1, max_size=3)
+    )
+    local = ".".join(atoms).lower()
     labels = draw(
         st.lists(st.text(alphabet=_LABEL_CHARS, min_size=1, max_size=12), min_size=1, max_size=3)
     )
-    tld = draw(st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=6))
+    tld = draw(
+        st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=6).filter(
+            lambda t: t not in {"arpa", "local", "onion"}  # special-use names (§9.2)
+        )
+    )
     return f"{local}@{'.'.join([*labels, tld])}"
 
 
