@@ -152,7 +152,7 @@ def test_block_and_unblock(db_url: str) -> None:
     unknown = run("guest", "unblock", "nobody@example.com", "--database-url", db_url)
     assert "no guest" in one_line_error(unknown)
     assert one_line_error(run("guest", "block", "not-an-email", "--database-url", db_url)) == (
-        "error: Invalid e-mail address"
+        "error: Invalid e-mail address: it must contain exactly one @"  # §9.2 says why
     )
 
 

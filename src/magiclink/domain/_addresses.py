@@ -115,8 +115,10 @@ def normalize_address(value: object) -> str:
         raise _refuse(str(error)) from None
     # Only ASCII letters change case: no non-ASCII character may fold onto another address.
     folded_local = _ascii_lower(local)
-    if parsed.local_part != local:
-        # email-validator keeps the local part as given once it is in NFC (checked above).
+    if _ascii_lower(parsed.local_part) != folded_local:
+        # email-validator keeps the local part as given once it is in NFC (checked above),
+        # except that 2.4 lower-cases it: equal up to ASCII case is the same address. A
+        # non-ASCII capital it folded is refused (only ASCII letters change case here).
         raise _refuse("the local part is not in its normal form")
     if domain.isascii():
         # Exactly as before (R6); an A-label (xn--) domain stays as written, lower-cased.
