@@ -202,16 +202,8 @@ class BookingService(LifecycleService):
 
         def work(tx: Transaction) -> Booking:
             booking = revoke_links(tx, load_for_change(tx, booking_id, who))
-            moved = attrs.evolve(
-                booking,
-                start_time=start,
-                end_time=_end_of(start, booking.end_time - booking.start_time),
-                revision=booking.revision + 1,
-            )
-            tx.bookings.update(moved)
-            self._enqueue_mail(tx, moved, "reschedule")
-            attempts.append(moved)
-            return moved
+            attempts.append(self._move(tx, booking, start))
+            return attempts[-1]
 
         def landed(tx: Transaction) -> Booking | None:
             booking = tx.bookings.get(booking_id)
@@ -222,6 +214,19 @@ class BookingService(LifecycleService):
             booking.id, InvalidationReason.BOOKING_RESCHEDULED, {"event": "reschedule"}
         )
         return self._reissue(booking)
+
+    def _move(self, tx: Transaction, booking: Booking, start: datetime) -> Booking:
+        """Write the locked booking at `start` (same duration, revision + 1) and, with an
+        outbox, its mail intent (§11.2): the one reschedule write of both paths."""
+        moved = attrs.evolve(
+            booking,
+            start_time=start,
+            end_time=_end_of(start, booking.end_time - booking.start_time),
+            revision=booking.revision + 1,
+        )
+        tx.bookings.update(moved)
+        self._enqueue_mail(tx, moved, "reschedule")
+        return moved
 
     def _reissue(self, booking: Booking) -> RescheduleOutcome:
         """Issue and mail the one new link of a moved booking (R2); never raise (R9)."""
@@ -285,16 +290,7 @@ class BookingService(LifecycleService):
         _end_of(start, MAX_DURATION)
 
         def act(tx: Transaction, grant: LinkGrant) -> Booking:
-            booking = grant.booking
-            moved = attrs.evolve(
-                booking,
-                start_time=start,
-                end_time=_end_of(start, booking.end_time - booking.start_time),
-                revision=booking.revision + 1,
-            )
-            tx.bookings.update(moved)
-            self._enqueue_mail(tx, moved, "reschedule")
-            return moved
+            return self._move(tx, grant.booking, start)
 
         moved = run_link_action(
             self._guests,
