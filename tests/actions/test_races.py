@@ -25,7 +25,7 @@ pytestmark = pytest.mark.postgres
 
 RACERS: Final = 16
 THREAD_ROUNDS: Final = 20
-PROCESS_ROUNDS: Final = 2
+PROCESS_ROUNDS: Final = 20  # the racers are spawned once; a round costs one race
 PAIR_ROUNDS: Final = 10
 TIMEOUT: Final = 60.0
 ACTIONS: Final = ("cancel", "reschedule", "rate", "report")
@@ -94,7 +94,7 @@ def test_r8_3_sixteen_processes_one_link_one_action_every_round(
     postgres_engine: Engine,
 ) -> None:
     """§8.3 with 16 spawned processes (own engine and pool each, as a multi-worker server):
-    each of the four actions, 2 rounds: one success, one stored action, 15 refusals."""
+    each of the four actions, 20 rounds: one success, one stored action, 15 refusals."""
     world = Harness.build(SqlAlchemyUnitOfWork(postgres_engine))
     rounds: list[tuple[str, str]] = []
     bookings: list[int] = []
