@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from magiclink.adapters.sqlalchemy import upgrade_to
 from magiclink.cli import main, raw_token_of
-from magiclink.domain.errors import InvalidInput
 from tests.cli.test_cli import add_booking
 from tests.integration.test_sqlalchemy_migrations import HEAD_REVISION
 
@@ -314,15 +313,16 @@ def test_list_used_column_is_not_the_revocation_time(db_url: str) -> None:
         assert len(stamp.findall(row)) == 2, row  # created and expires; "used" is `-`
 
 
-def test_a_bad_link_base_url_is_a_usage_error(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """§9.6: a link base URL Settings refuses (InvalidInput) is exit 2 with one line."""
-    import magiclink.cli._outbox as outbox_module
-
-    def refusing(**given: object) -> None:
-        raise InvalidInput(f"link_base_url refused: {given['link_base_url']}")
-
-    monkeypatch.setattr(outbox_module, "Settings", refusing)  # as §9.6's checks refuse it
-    monkeypatch.setenv("MAGICLINK_LINK_BASE_URL", "http://evil.example.com/m")
+@pytest.mark.parametrize(
+    "url",
+    ["http://evil.example.com/m", "javascript:alert(1)", "https://u:p@x.example/m", "ftp://x/"],
+)
+def test_a_bad_link_base_url_is_a_usage_error(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """§9.6: a link base URL that Settings refuses (plain http off localhost, another scheme,
+    user info) is exit 2 with one line, or one JSON object with --json."""
+    monkeypatch.setenv("MAGICLINK_LINK_BASE_URL", url)
     line = failure(run("outbox", "status", "--database-url", db_url), 2)
     assert line.startswith("error: MAGICLINK_LINK_BASE_URL")
     as_json = run("outbox", "status", "--json", "--database-url", db_url)
