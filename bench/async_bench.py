@@ -41,7 +41,7 @@ from magiclink.asyncio import (
     AsyncSqlAlchemyUnitOfWork,
     build_async_services,
 )
-from magiclink.domain.policy import generate_raw_token, hash_token
+from magiclink.domain._policy import generate_raw_token, hash_token
 from magiclink.ports import UnitOfWork
 
 URL = os.environ.get(

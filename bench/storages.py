@@ -28,12 +28,11 @@ from sqlalchemy import Engine, Table, create_engine, event, insert, make_url, te
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
+from magiclink import AuditAction, BookingStatus, InvalidationReason
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
-from magiclink.adapters.sqlalchemy.tables import audit_log, bookings, guests, tokens
-from magiclink.domain.enums import AuditAction, BookingStatus, InvalidationReason
-from magiclink.domain.records import NewAuditEntry
-from magiclink.ports.unit_of_work import UnitOfWork
+from magiclink.adapters.sqlalchemy._tables import audit_log, bookings, guests, tokens
+from magiclink.ports import NewAuditEntry, UnitOfWork
 
 # --- What the tables hold while measuring ---------------------------------------------------
 
@@ -106,7 +105,7 @@ class World:
 
 
 def hash_of(raw: str) -> str:
-    """The stored form of a raw token (as `magiclink.domain.policy.hash_token`)."""
+    """The stored form of a raw token (as `magiclink.domain._policy.hash_token`)."""
     return hashlib.sha256(raw.encode("ascii")).hexdigest()
 
 

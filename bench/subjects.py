@@ -14,10 +14,9 @@ from typing import Any, Final
 
 from storages import BookingRef, IssueItem, KnownToken, Preparer, Seeder, World
 
-from magiclink import BookingService, GuestService, Requester, Settings
+from magiclink import BookingService, GuestService, InvalidationReason, Requester, Settings
 from magiclink.adapters.memory import InMemoryNotifier
-from magiclink.domain.enums import InvalidationReason
-from magiclink.ports.unit_of_work import UnitOfWork
+from magiclink.ports import UnitOfWork
 
 INVALIDATION_SIZES: Final = (1, 10, 100, 1_000)
 OPS: Final = (

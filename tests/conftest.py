@@ -8,7 +8,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-import magiclink.domain.guest_service as guest_service_module
+import magiclink.domain._guest_service as guest_service_module
 from tests.leakscan import LeakScanner
 
 # Deadlines flake on shared 2-core machines; example counts are set per test (>= 100 for

@@ -95,7 +95,7 @@ def test_the_import_checker_sees_a_leak(tmp_path: Path) -> None:
     (tmp_path / "domain").mkdir()
     (tmp_path / "domain" / "a.py").write_text("from sqlalchemy import select\n")
     (tmp_path / "domain" / "b.py").write_text("from ..adapters import memory\n")
-    (tmp_path / "domain" / "c.py").write_text("from magiclink.domain import records\n")
+    (tmp_path / "domain" / "c.py").write_text("from magiclink.domain import _records\n")
     assert leaks(tmp_path, "domain") == [
         "domain/a.py:1 imports sqlalchemy",
         "domain/b.py:1 imports magiclink.adapters",

@@ -6,15 +6,15 @@ except `magiclink.ports` (abstract ports), `magiclink.adapters.*` and `magiclink
 
 from magiclink._bootstrap import Services, build_services
 from magiclink._outbox import DeliveryReport, OutboxWorker
-from magiclink.domain.booking_service import BookingService
-from magiclink.domain.enums import (
+from magiclink.domain._booking_service import BookingService
+from magiclink.domain._enums import (
     AuditAction,
     BookingStatus,
     IncidentType,
     InvalidationReason,
     RefusalReason,
 )
-from magiclink.domain.errors import (
+from magiclink.domain._errors import (
     AccessDenied,
     BookingClosed,
     BookingNotFound,
@@ -26,10 +26,10 @@ from magiclink.domain.errors import (
     StorageError,
     TokenExpiredOrUsed,
 )
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.quality import QualityRepository
-from magiclink.domain.rating_service import RatingService
-from magiclink.domain.records import (
+from magiclink.domain._guest_service import GuestService
+from magiclink.domain._quality import QualityRepository
+from magiclink.domain._rating_service import RatingService
+from magiclink.domain._records import (
     AuditEntry,
     Booking,
     BookingOutcome,

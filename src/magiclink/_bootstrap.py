@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import attrs
 
-from magiclink.domain.booking_service import BookingService
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.quality import QualityRepository
-from magiclink.domain.rating_service import RatingService
-from magiclink.domain.records import Settings
-from magiclink.ports.clock import Clock
-from magiclink.ports.metrics import Metrics
-from magiclink.ports.notifier import Notifier
-from magiclink.ports.outbox import Outbox
-from magiclink.ports.unit_of_work import UnitOfWork
+from magiclink.domain._booking_service import BookingService
+from magiclink.domain._guest_service import GuestService
+from magiclink.domain._quality import QualityRepository
+from magiclink.domain._rating_service import RatingService
+from magiclink.domain._records import Settings
+from magiclink.ports._clock import Clock
+from magiclink.ports._metrics import Metrics
+from magiclink.ports._notifier import Notifier
+from magiclink.ports._outbox import Outbox
+from magiclink.ports._unit_of_work import UnitOfWork
 
 __all__ = ["Services", "build_services"]
 

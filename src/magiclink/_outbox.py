@@ -10,14 +10,14 @@ from typing import Final
 import attrs
 
 from magiclink._bootstrap import Services
-from magiclink.domain.enums import InvalidationReason
-from magiclink.domain.errors import AccessDenied, BookingClosed, BookingNotFound, MagicLinkError
-from magiclink.domain.observability import log_event, redact
-from magiclink.domain.records import Booking, LinkMessage, MagicLinkToken
-from magiclink.ports.clock import Clock
-from magiclink.ports.notifier import Notifier
-from magiclink.ports.outbox import Outbox, OutboxMessage, OutboxMetricNames, OutboxState
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._errors import AccessDenied, BookingClosed, BookingNotFound, MagicLinkError
+from magiclink.domain._observability import log_event, redact
+from magiclink.domain._records import Booking, LinkMessage, MagicLinkToken
+from magiclink.ports._clock import Clock
+from magiclink.ports._notifier import Notifier
+from magiclink.ports._outbox import Outbox, OutboxMessage, OutboxMetricNames, OutboxState
+from magiclink.ports._unit_of_work import Transaction
 
 DEAD_LETTER_ACTION: Final = "OUTBOX_DEAD_LETTER"
 _MAX_ERROR: Final = 255

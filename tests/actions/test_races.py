@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 
 from magiclink import AuditAction, BookingClosed, BookingStatus, DuplicateRating
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.adapters.sqlalchemy.tables import incidents, ratings
+from magiclink.adapters.sqlalchemy._tables import incidents, ratings
 from tests.actions._race_worker import outcome, racer
 from tests.databases import new_postgres_engine
 from tests.unit.harness import Harness

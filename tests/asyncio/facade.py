@@ -18,11 +18,9 @@ from unittest import mock
 
 from sqlalchemy.util import await_only, greenlet_spawn
 
-from magiclink import Services, Settings
+from magiclink import LinkMessage, Services, Settings
 from magiclink.asyncio import AsyncNotifier, build_async_services
-from magiclink.domain.records import LinkMessage
-from magiclink.ports import Clock, Metrics, Notifier, UnitOfWork
-from magiclink.ports.outbox import Outbox
+from magiclink.ports import Clock, Metrics, Notifier, Outbox, UnitOfWork
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from magiclink.asyncio import (
     AsyncSqlAlchemyUnitOfWork,
     build_async_services,
 )
-from magiclink.domain.policy import generate_raw_token
+from magiclink.domain._policy import generate_raw_token
 from magiclink.ports import UnitOfWork
 from magiclink.testing.world import EPOCH, raw_from_url
 from tests.asyncio.targets import AsyncTarget, run_loop

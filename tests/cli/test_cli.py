@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, create_engine, event
 
+from magiclink import BookingStatus
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
 from magiclink.cli import main, parse_duration
-from magiclink.domain.enums import BookingStatus
-from magiclink.ports.clock import SystemClock
+from magiclink.ports import SystemClock
 
 RAW = re.compile(r"token=([0-9a-f]{64})")
 

@@ -16,12 +16,12 @@ import pytest
 import magiclink.testing
 from magiclink import DuplicateRating, StorageError
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain.records import InvalidationResult
 from magiclink.ports import (
     AuditLog,
     BookingRepository,
     GuestRepository,
     IncidentRepository,
+    InvalidationResult,
     RatingRepository,
     TokenRepository,
     Transaction,

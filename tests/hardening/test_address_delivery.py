@@ -6,8 +6,12 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from magiclink import OutboxWorker, Settings, build_services
-from magiclink.adapters.memory import InMemoryNotifier, InMemoryUnitOfWork, ManualClock
-from magiclink.adapters.outbox import InMemoryOutbox
+from magiclink.adapters.memory import (
+    InMemoryNotifier,
+    InMemoryOutbox,
+    InMemoryUnitOfWork,
+    ManualClock,
+)
 
 START = datetime(2030, 3, 3, 14, 30, tzinfo=UTC)
 TYPED = "  Jos\u00e9.Kim@M\u00fcnchen.DE "

@@ -8,7 +8,7 @@ import pytest
 
 from magiclink import GuestService, Settings
 from magiclink.adapters.memory import ManualClock
-from magiclink.domain.policy import normalize_email
+from magiclink.domain._policy import normalize_email
 from magiclink.ports import UnitOfWork
 
 NOW = datetime(2030, 1, 1, 9, tzinfo=UTC)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from magiclink import BookingService, GuestService, InvalidInput, Requester, Settings
 from magiclink.adapters.memory import InMemoryNotifier, ManualClock
 from magiclink.domain._addresses import normalize_address
-from magiclink.domain.lifecycle import may_change
+from magiclink.domain._lifecycle import may_change
 from magiclink.ports import UnitOfWork
 
 NOW = datetime(2030, 1, 1, 9, tzinfo=UTC)

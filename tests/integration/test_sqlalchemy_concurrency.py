@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.adapters.sqlalchemy.tables import guests
+from magiclink.adapters.sqlalchemy._tables import guests
 from tests.integration.seed import NOW, seed_booking
 
 RACERS: Final = 16

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy import exc as sa_exc
 
+from magiclink import DuplicateRating, InvalidInput, StorageError
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
-from magiclink.adapters.sqlalchemy.errors import is_transient, translate, translate_errors
-from magiclink.domain.errors import DuplicateRating, InvalidInput, StorageError
-from magiclink.domain.policy import hash_token
+from magiclink.adapters.sqlalchemy._errors import is_transient, translate, translate_errors
+from magiclink.testing import hash_token
 from tests.databases import count_statements, new_mariadb_engine, new_postgres_engine
 from tests.integration.seed import NOW, TTL, seed_booking
 

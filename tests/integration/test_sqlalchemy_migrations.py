@@ -16,6 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from magiclink import GuestService, InvalidationReason, TokenExpiredOrUsed
 from magiclink.adapters.memory import ManualClock
 from magiclink.adapters.sqlalchemy import (
     SqlAlchemyUnitOfWork,
@@ -26,11 +27,8 @@ from magiclink.adapters.sqlalchemy import (
     upgrade_to,
     upgrade_to_head,
 )
-from magiclink.adapters.sqlalchemy.migrate import VERSION_TABLE
-from magiclink.domain.enums import InvalidationReason
-from magiclink.domain.errors import TokenExpiredOrUsed
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.policy import generate_raw_token, hash_token
+from magiclink.adapters.sqlalchemy._migrate import VERSION_TABLE
+from magiclink.domain._policy import generate_raw_token, hash_token
 from tests.databases import isolated_mariadb_engine, isolated_postgres_engine, sqlite_file_engine
 from tests.integration.seed import NOW, TTL
 

@@ -14,12 +14,11 @@ import attrs
 import pytest
 from sqlalchemy import Engine, event
 
+from magiclink import BookingStatus, IncidentType, InvalidationReason, StorageError
 from magiclink.adapters.sqlalchemy import SqlAlchemyTransaction, SqlAlchemyUnitOfWork, metadata
-from magiclink.adapters.sqlalchemy.tables import bookings, guests
-from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReason
-from magiclink.domain.errors import StorageError
-from magiclink.domain.policy import hash_token, refusal_reason
-from magiclink.domain.records import NewAuditEntry
+from magiclink.adapters.sqlalchemy._tables import bookings, guests
+from magiclink.domain._policy import hash_token, refusal_reason
+from magiclink.ports import NewAuditEntry
 from tests.databases import count_statements, new_postgres_engine, sqlite_file_engine
 from tests.integration.seed import NOW, TTL, seed_booking
 

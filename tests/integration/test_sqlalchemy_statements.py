@@ -11,14 +11,11 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.engine.interfaces import CacheStats
 
+from magiclink import BookingService, GuestService, InvalidationReason, MagicLinkError, Requester
 from magiclink.adapters.memory import InMemoryNotifier, ManualClock
 from magiclink.adapters.sqlalchemy import SqlAlchemyTransaction, SqlAlchemyUnitOfWork
-from magiclink.domain.booking_service import BookingService
-from magiclink.domain.enums import InvalidationReason
-from magiclink.domain.errors import MagicLinkError
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.policy import hash_token
-from magiclink.domain.records import NewAuditEntry, Requester
+from magiclink.ports import NewAuditEntry
+from magiclink.testing import hash_token
 from tests.databases import count_statements
 from tests.integration.seed import NOW, Seeded, seed_booking
 

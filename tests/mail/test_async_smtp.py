@@ -13,8 +13,8 @@ import socket
 
 import pytest
 
+from magiclink import LinkMessage
 from magiclink.adapters.smtp import AsyncSmtpNotifier, MailDeliveryError
-from magiclink.domain.records import LinkMessage
 from tests.mail.conftest import Recorder, free_port
 
 RAW = "b" * 64

@@ -11,17 +11,20 @@ import pytest
 from magiclink import (
     InvalidationReason,
     InvalidInput,
+    LinkMessage,
     OutboxWorker,
     Requester,
     Settings,
     build_services,
 )
-from magiclink.adapters.memory import InMemoryNotifier, InMemoryUnitOfWork, ManualClock
-from magiclink.adapters.outbox import InMemoryOutbox
+from magiclink.adapters.memory import (
+    InMemoryNotifier,
+    InMemoryOutbox,
+    InMemoryUnitOfWork,
+    ManualClock,
+)
 from magiclink.adapters.smtp import MailDeliveryError
-from magiclink.domain.records import LinkMessage
-from magiclink.ports import OutboxState
-from magiclink.ports.notifier import Notifier
+from magiclink.ports import Notifier, OutboxState
 
 START = datetime(2026, 3, 3, 14, 30, tzinfo=UTC)
 

@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from magiclink import Requester, Settings, build_services
+from magiclink import LinkMessage, Requester, Settings, build_services
 from magiclink.adapters.memory import InMemoryUnitOfWork, ManualClock
 from magiclink.adapters.smtp import MailDeliveryError, SmtpNotifier
-from magiclink.domain.records import LinkMessage
 from tests.mail.conftest import Recorder, free_port
 
 START = datetime(2026, 3, 3, 14, 30, tzinfo=UTC)

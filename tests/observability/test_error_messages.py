@@ -28,7 +28,7 @@ from magiclink import (
     TokenExpiredOrUsed,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain import errors as errors_module
+from magiclink.domain import _errors as errors_module
 from magiclink.testing import hash_token
 from magiclink.testing.faults import FaultyUnitOfWork, InjectedFault
 

@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 
 from magiclink.adapters.memory import InMemoryMetrics, InMemoryUnitOfWork
-from magiclink.ports import Metrics
-from magiclink.ports.metrics import MetricNames
+from magiclink.ports import MetricNames, Metrics
 from magiclink.testing.faults import FaultyUnitOfWork
 
 from .world import MENTOR, build

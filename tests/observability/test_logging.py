@@ -26,8 +26,8 @@ from magiclink import (
     TokenExpiredOrUsed,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain.observability import Events
-from magiclink.domain.policy import generate_raw_token
+from magiclink.domain._observability import Events
+from magiclink.domain._policy import generate_raw_token
 from magiclink.testing.faults import FaultyUnitOfWork
 
 from .world import MENTOR, World, build, secrets_in

@@ -16,9 +16,9 @@ import pytest
 from magiclink import InvalidationReason, RefusalReason
 from magiclink.adapters.prometheus import LABELS
 from magiclink.cli import main
-from magiclink.domain.enums import IssuePath
-from magiclink.domain.observability import Events
-from magiclink.ports.metrics import COUNTERS, OBSERVATIONS
+from magiclink.domain._enums import IssuePath
+from magiclink.domain._observability import Events
+from magiclink.ports._metrics import COUNTERS, OBSERVATIONS
 
 DOCS: Final = Path(__file__).resolve().parents[2] / "docs"
 OPERATIONS: Final = (DOCS / "operations.md").read_text()
@@ -113,7 +113,7 @@ def test_every_documented_command_exists_with_its_options(words: list[str]) -> N
 
 
 def test_migration_names_the_real_revisions_and_functions() -> None:
-    from magiclink.adapters.sqlalchemy import migrate
+    from magiclink.adapters.sqlalchemy import _migrate as migrate
 
     assert migrate.ORIGINAL_PLAN_REVISION == "0001"
     assert migrate.BOOKING_REVISION_REVISION == "0002"

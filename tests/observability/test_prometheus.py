@@ -26,7 +26,7 @@ from magiclink.adapters.prometheus import (
     PrometheusMetrics,
 )
 from magiclink.ports import Metrics
-from magiclink.ports.metrics import COUNTERS, OBSERVATIONS, MetricNames
+from magiclink.ports._metrics import COUNTERS, OBSERVATIONS, MetricNames
 from magiclink.testing.faults import FaultyUnitOfWork
 
 from .world import MENTOR, SYSTEM, World, build

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from magiclink import MagicLinkError
 from magiclink.adapters.sqlalchemy import current_revision, upgrade_to_head
-from magiclink.adapters.sqlalchemy.migrate import (
+from magiclink.adapters.sqlalchemy._migrate import (
     VERSION_TABLE,
     SchemaMismatch,
     missing_from_head,
     revision_shapes,
 )
-from magiclink.domain.errors import MagicLinkError
 from tests.databases import isolated_mariadb_engine, isolated_postgres_engine, sqlite_file_engine
 
 HEAD = list(revision_shapes())[-1]

@@ -31,8 +31,7 @@ from magiclink import (
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.ports import UnitOfWork
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.ports import Transaction, UnitOfWork
 from magiclink.testing.faults import FaultyUnitOfWork
 from tests.reliability.world import (
     MENTOR,

@@ -199,7 +199,7 @@ def test_tokens_are_32_bytes_from_the_secrets_module(
         asked.append(nbytes)
         return "ab" * 32
 
-    monkeypatch.setattr("magiclink.domain.policy.secrets.token_hex", token_hex)
+    monkeypatch.setattr("magiclink.domain._policy.secrets.token_hex", token_hex)
     world = World.over(uow)
 
     link = world.inbox(ADA)

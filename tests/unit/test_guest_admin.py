@@ -19,7 +19,7 @@ from magiclink import (
     TokenExpiredOrUsed,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain.policy import normalize_email
+from magiclink.domain._policy import normalize_email
 from magiclink.testing.faults import FaultyUnitOfWork
 from magiclink.testing.strategies import (
     email_variants,

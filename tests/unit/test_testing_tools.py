@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from magiclink import InvalidInput, StorageError
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain.policy import is_well_formed, normalize_email, require_aware
+from magiclink.domain._policy import is_well_formed, normalize_email, require_aware
 from magiclink.ports import (
     AuditLog,
     BookingRepository,

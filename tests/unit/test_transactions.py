@@ -10,7 +10,7 @@ import pytest
 
 from magiclink import StorageError
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain.transactions import rerun, run_in_transaction
+from magiclink.domain._transactions import rerun, run_in_transaction
 from magiclink.ports import NewAuditEntry, Transaction
 from magiclink.testing.faults import FaultyUnitOfWork
 

@@ -1,6 +1,6 @@
 """`PrometheusMetrics`: the `Metrics` port on `prometheus_client` (extra `magiclink[prometheus]`).
 
-Every name of `magiclink.ports.metrics.MetricNames` is registered once, at construction, with a
+Every name of `magiclink.ports._metrics.MetricNames` is registered once, at construction, with a
 fixed label set (`LABELS`): the counters (`COUNTERS`) as Prometheus counters, the observations
 (`OBSERVATIONS`) as histograms. Exposing them is the host's business (`start_http_server`,
 `make_wsgi_app`, its framework's exporter) on the registry given here.
@@ -32,7 +32,7 @@ except ImportError as error:  # pragma: no cover - exercised by a test that hide
         name="prometheus_client",
     ) from error
 
-from magiclink.ports.metrics import COUNTERS, OBSERVATIONS, MetricNames, Metrics
+from magiclink.ports._metrics import COUNTERS, OBSERVATIONS, MetricNames, Metrics
 
 _log: Final = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import abc
 
 from magiclink.asyncio._bridge import wait
-from magiclink.domain.records import LinkMessage
-from magiclink.ports.notifier import Notifier
+from magiclink.domain._records import LinkMessage
+from magiclink.ports._notifier import Notifier
 
 
 class AsyncNotifier(abc.ABC):

@@ -17,12 +17,12 @@ from magiclink._bootstrap import build_services
 from magiclink.asyncio._bridge import run
 from magiclink.asyncio._notifier import AsyncNotifier, _BridgedNotifier
 from magiclink.asyncio._unit_of_work import AsyncSqlAlchemyUnitOfWork
-from magiclink.domain.booking_service import DEFAULT_DURATION, BookingService
-from magiclink.domain.enums import IncidentType, InvalidationReason
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.quality import QualityRepository
-from magiclink.domain.rating_service import RatingService
-from magiclink.domain.records import (
+from magiclink.domain._booking_service import DEFAULT_DURATION, BookingService
+from magiclink.domain._enums import IncidentType, InvalidationReason
+from magiclink.domain._guest_service import GuestService
+from magiclink.domain._quality import QualityRepository
+from magiclink.domain._rating_service import RatingService
+from magiclink.domain._records import (
     AuditEntry,
     Booking,
     BookingOutcome,
@@ -36,10 +36,10 @@ from magiclink.domain.records import (
     Settings,
     VerifiedToken,
 )
-from magiclink.ports.clock import Clock
-from magiclink.ports.metrics import Metrics
-from magiclink.ports.repositories import TokenStats
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.ports._clock import Clock
+from magiclink.ports._metrics import Metrics
+from magiclink.ports._repositories import TokenStats
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 
 class AsyncGuestService:

@@ -35,8 +35,8 @@ from magiclink.cli._runtime import (
     runtime,
     unusable,
 )
-from magiclink.domain.enums import InvalidationReason
-from magiclink.domain.errors import MagicLinkError
+from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._errors import MagicLinkError
 
 __all__ = ["main"]
 

@@ -13,9 +13,9 @@ from magiclink.cli._runtime import (
     _when,
     audit_table,
 )
-from magiclink.domain.errors import MagicLinkError
-from magiclink.domain.records import Requester
-from magiclink.ports.metrics import MetricNames
+from magiclink.domain._errors import MagicLinkError
+from magiclink.domain._records import Requester
+from magiclink.ports._metrics import MetricNames
 
 __all__ = ["run_demo"]
 

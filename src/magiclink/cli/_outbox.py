@@ -24,9 +24,9 @@ from magiclink.adapters.memory import InMemoryNotifier
 from magiclink.adapters.smtp import SmtpNotifier
 from magiclink.adapters.sqlalchemy import SqlAlchemyOutbox, SqlAlchemyUnitOfWork
 from magiclink.cli._runtime import DEFAULT_URL, CliFailure, json_option, runtime
-from magiclink.domain.errors import InvalidInput
-from magiclink.domain.records import Settings
-from magiclink.ports.clock import SystemClock
+from magiclink.domain._errors import InvalidInput
+from magiclink.domain._records import Settings
+from magiclink.ports._clock import SystemClock
 
 database_url = click.option(
     "--database-url",

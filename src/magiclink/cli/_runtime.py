@@ -22,10 +22,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from magiclink._bootstrap import Services, build_services
 from magiclink.adapters.memory import InMemoryMetrics, InMemoryNotifier
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, current_revision
-from magiclink.adapters.sqlalchemy.migrate import missing_from_head, revision_shapes
-from magiclink.domain.errors import MagicLinkError, StorageError
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.records import AuditEntry, MagicLinkToken
+from magiclink.adapters.sqlalchemy._migrate import missing_from_head, revision_shapes
+from magiclink.domain._errors import MagicLinkError, StorageError
+from magiclink.domain._guest_service import GuestService
+from magiclink.domain._records import AuditEntry, MagicLinkToken
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -12,7 +12,7 @@ from typing import Final
 
 from email_validator import EmailNotValidError, validate_email
 
-from magiclink.domain.errors import InvalidInput
+from magiclink.domain._errors import InvalidInput
 
 MAX_EMAIL_LENGTH: Final = 254
 

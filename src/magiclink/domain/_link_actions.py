@@ -20,16 +20,16 @@ from typing import Any, Final, TypeVar, cast
 
 import attrs
 
+from magiclink.domain._enums import InvalidationReason, RefusalReason
+from magiclink.domain._errors import InvalidInput
+from magiclink.domain._guest_service import GuestService, _consume_entry, _invalidation_entry
+from magiclink.domain._lifecycle import revoke_links
+from magiclink.domain._observability import Events, log_event
+from magiclink.domain._policy import booking_refusal, refusal_reason
+from magiclink.domain._records import Booking, Guest, MagicLinkToken, TokenLookup
 from magiclink.domain._scope import require_scope, scope_refusal
-from magiclink.domain.enums import InvalidationReason, RefusalReason
-from magiclink.domain.errors import InvalidInput
-from magiclink.domain.guest_service import GuestService, _consume_entry, _invalidation_entry
-from magiclink.domain.lifecycle import revoke_links
-from magiclink.domain.observability import Events, log_event
-from magiclink.domain.policy import booking_refusal, refusal_reason
-from magiclink.domain.records import Booking, Guest, MagicLinkToken, TokenLookup
-from magiclink.domain.transactions import run_in_transaction
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.domain._transactions import run_in_transaction
+from magiclink.ports._unit_of_work import Transaction
 
 T = TypeVar("T")
 

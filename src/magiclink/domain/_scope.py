@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from magiclink.domain.enums import RefusalReason
-from magiclink.domain.errors import AccessDenied
-from magiclink.domain.policy import require_optional_id
-from magiclink.domain.records import TokenLookup
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.domain._enums import RefusalReason
+from magiclink.domain._errors import AccessDenied
+from magiclink.domain._policy import require_optional_id
+from magiclink.domain._records import TokenLookup
+from magiclink.ports._unit_of_work import Transaction
 
 WRONG_BOOKING_MESSAGE: Final = "This link is restricted to another session"
 

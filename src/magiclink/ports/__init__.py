@@ -5,12 +5,12 @@ The records an adapter builds or returns (`TokenLookup`, `NewAuditEntry`,
 module.
 """
 
-from magiclink.domain.records import InvalidationResult, NewAuditEntry, TokenLookup
-from magiclink.ports.clock import Clock, SystemClock
-from magiclink.ports.metrics import MetricNames, Metrics, NullMetrics
-from magiclink.ports.notifier import Notifier
-from magiclink.ports.outbox import Outbox, OutboxMessage, OutboxState, OutboxStatus
-from magiclink.ports.repositories import (
+from magiclink.domain._records import InvalidationResult, NewAuditEntry, TokenLookup
+from magiclink.ports._clock import Clock, SystemClock
+from magiclink.ports._metrics import MetricNames, Metrics, NullMetrics
+from magiclink.ports._notifier import Notifier
+from magiclink.ports._outbox import Outbox, OutboxMessage, OutboxState, OutboxStatus
+from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
     GuestRepository,
@@ -19,7 +19,7 @@ from magiclink.ports.repositories import (
     TokenRepository,
     TokenStats,
 )
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 __all__ = [
     "AuditLog",

@@ -8,10 +8,10 @@ from datetime import timedelta
 import attrs
 import pytest
 
-from magiclink.domain.enums import BookingStatus
-from magiclink.domain.errors import InvalidInput
-from magiclink.domain.transactions import run_in_transaction
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._enums import BookingStatus
+from magiclink.domain._errors import InvalidInput
+from magiclink.domain._transactions import run_in_transaction
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import (
     JOIN_SECONDS,
     LOCK_GRACE_SECONDS,

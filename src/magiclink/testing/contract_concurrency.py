@@ -12,10 +12,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Final, TypeVar
 
-from magiclink.domain.enums import InvalidationReason
-from magiclink.domain.records import Guest, InvalidationResult, MagicLinkToken
-from magiclink.domain.transactions import run_in_transaction
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._records import Guest, InvalidationResult, MagicLinkToken
+from magiclink.domain._transactions import run_in_transaction
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import JOIN_SECONDS, MICRO, T0, ContractBase, new_email
 
 T = TypeVar("T")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from magiclink.domain.enums import InvalidationReason
-from magiclink.ports.unit_of_work import UnitOfWork
+from magiclink.domain._enums import InvalidationReason
+from magiclink.ports._unit_of_work import UnitOfWork
 from magiclink.testing.contract_support import MICRO, MISSING_ID, T0, ContractBase, new_email
 
 

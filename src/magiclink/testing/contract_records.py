@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from magiclink.domain.enums import AuditAction, IncidentType
-from magiclink.domain.errors import DuplicateRating
-from magiclink.domain.records import AuditEntry, Incident, Rating
-from magiclink.ports.unit_of_work import UnitOfWork
+from magiclink.domain._enums import AuditAction, IncidentType
+from magiclink.domain._errors import DuplicateRating
+from magiclink.domain._records import AuditEntry, Incident, Rating
+from magiclink.ports._unit_of_work import UnitOfWork
 from magiclink.testing.contract_support import MICRO, MISSING_ID, T0, ContractBase, new_uid
 
 

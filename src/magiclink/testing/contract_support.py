@@ -21,14 +21,14 @@ from typing import Final, Literal, TypeVar
 
 import pytest
 
-from magiclink.domain.enums import AuditAction, BookingStatus
-from magiclink.domain.records import (
+from magiclink.domain._enums import AuditAction, BookingStatus
+from magiclink.domain._records import (
     Booking,
     Guest,
     MagicLinkToken,
     NewAuditEntry,
 )
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 T = TypeVar("T")
 

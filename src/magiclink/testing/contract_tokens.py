@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 import attrs
 import pytest
 
-from magiclink.domain.enums import AuditAction, BookingStatus, InvalidationReason
-from magiclink.domain.records import Booking, Guest, MagicLinkToken
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._enums import AuditAction, BookingStatus, InvalidationReason
+from magiclink.domain._records import Booking, Guest, MagicLinkToken
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import (
     MICRO,
     MISSING_ID,

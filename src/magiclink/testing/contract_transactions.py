@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 import attrs
 import pytest
 
-from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReason
-from magiclink.domain.errors import InvalidInput
-from magiclink.domain.records import Guest, Incident
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._enums import BookingStatus, IncidentType, InvalidationReason
+from magiclink.domain._errors import InvalidInput
+from magiclink.domain._records import Guest, Incident
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import (
     JOIN_SECONDS,
     LOCK_GRACE_SECONDS,

@@ -32,8 +32,8 @@ from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import Any, Final, TypeVar, cast
 
-from magiclink.domain.errors import StorageError
-from magiclink.ports.repositories import (
+from magiclink.domain._errors import StorageError
+from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
     GuestRepository,
@@ -41,7 +41,7 @@ from magiclink.ports.repositories import (
     RatingRepository,
     TokenRepository,
 )
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 __all__ = [
     "REPOSITORIES",

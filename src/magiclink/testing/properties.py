@@ -40,7 +40,7 @@ from magiclink import (
     Settings,
     TokenExpiredOrUsed,
 )
-from magiclink.domain.records import TokenLookup
+from magiclink.domain._records import TokenLookup
 from magiclink.ports import UnitOfWork
 from magiclink.testing.strategies import (
     EPOCH,

@@ -17,7 +17,7 @@ from typing import Any, Final
 import attrs
 from hypothesis import strategies as st
 
-from magiclink.domain.enums import IncidentType, InvalidationReason
+from magiclink.domain._enums import IncidentType, InvalidationReason
 
 __all__ = [
     "EPOCH",

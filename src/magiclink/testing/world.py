@@ -41,7 +41,7 @@ from magiclink.adapters.memory import (
     InMemoryUnitOfWork,
     ManualClock,
 )
-from magiclink.domain.policy import generate_raw_token, hash_token
+from magiclink.domain._policy import generate_raw_token, hash_token
 from magiclink.ports import Metrics, Notifier, UnitOfWork
 
 __all__ = [

@@ -22,8 +22,8 @@ from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING
 
 from magiclink._bootstrap import Services
-from magiclink.domain.records import Booking
-from magiclink.ports.notifier import Notifier
+from magiclink.domain._records import Booking
+from magiclink.ports._notifier import Notifier
 from magiclink.web._flow import COOKIE_NAME, GuestPage
 from magiclink.web._http import WebRequest, WebResponse
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from magiclink._bootstrap import Services
-from magiclink.domain.enums import IncidentType
-from magiclink.domain.records import Incident, Rating, RescheduleOutcome
+from magiclink.domain._enums import IncidentType
+from magiclink.domain._records import Incident, Rating, RescheduleOutcome
 
 __all__ = ["cancel", "rate", "report", "reschedule"]
 

@@ -10,8 +10,8 @@ from sqlalchemy import create_engine
 
 from magiclink import Settings, build_services
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, create_schema
-from magiclink.domain.records import LinkMessage
-from magiclink.ports.notifier import Notifier
+from magiclink.domain._records import LinkMessage
+from magiclink.ports._notifier import Notifier
 from magiclink.web import flask_blueprint
 
 __all__ = ["main"]

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 import attrs
 
 from magiclink._bootstrap import Services
-from magiclink.domain.enums import BookingStatus
-from magiclink.domain.errors import (
+from magiclink.domain._enums import BookingStatus
+from magiclink.domain._errors import (
     AccessDenied,
     InvalidInput,
     InvalidToken,
@@ -38,9 +38,9 @@ from magiclink.domain.errors import (
     StorageError,
     TokenExpiredOrUsed,
 )
-from magiclink.domain.policy import normalize_email
-from magiclink.domain.records import Booking, LinkMessage, Settings, VerifiedToken
-from magiclink.ports.notifier import Notifier
+from magiclink.domain._policy import normalize_email
+from magiclink.domain._records import Booking, LinkMessage, Settings, VerifiedToken
+from magiclink.ports._notifier import Notifier
 from magiclink.web._forms import SUCCESS, parse_command, parse_optional_id
 from magiclink.web._http import (
     HTML,

@@ -7,8 +7,8 @@ from datetime import datetime, tzinfo
 from typing import Final
 
 from magiclink._bootstrap import Services
-from magiclink.domain.enums import IncidentType
-from magiclink.domain.errors import InvalidInput
+from magiclink.domain._enums import IncidentType
+from magiclink.domain._errors import InvalidInput
 from magiclink.web import _actions
 
 __all__ = ["SUCCESS", "Command", "parse_command", "parse_optional_id"]

@@ -10,8 +10,8 @@ from typing import Any, Final
 import attrs
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from magiclink.domain.enums import BookingStatus, IncidentType
-from magiclink.domain.records import Booking
+from magiclink.domain._enums import BookingStatus, IncidentType
+from magiclink.domain._records import Booking
 
 __all__ = [
     "ACTIONS",

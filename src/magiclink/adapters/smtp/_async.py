@@ -8,7 +8,7 @@ import aiosmtplib
 import jinja2
 
 from magiclink.adapters.smtp._message import MailDeliveryError, MailRenderer
-from magiclink.domain.records import LinkMessage
+from magiclink.domain._records import LinkMessage
 
 
 class AsyncSmtpNotifier:

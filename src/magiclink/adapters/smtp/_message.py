@@ -14,10 +14,10 @@ from typing import Final
 
 import jinja2
 
-from magiclink.domain.errors import MagicLinkError
-from magiclink.domain.observability import redact
-from magiclink.domain.records import LinkMessage
-from magiclink.ports.notifier import Notifier
+from magiclink.domain._errors import MagicLinkError
+from magiclink.domain._observability import redact
+from magiclink.domain._records import LinkMessage
+from magiclink.ports._notifier import Notifier
 
 DEFAULT_SUBJECTS: Final[Mapping[str, str]] = {
     "booking": "Your session link",

@@ -9,15 +9,15 @@ uow = SqlAlchemyUnitOfWork(engine)
 `metadata` holds the `magiclink_*` tables, for a host whose own Alembic manages them.
 """
 
-from magiclink.adapters.sqlalchemy._outbox import SqlAlchemyOutbox
-from magiclink.adapters.sqlalchemy.migrate import (
+from magiclink.adapters.sqlalchemy._migrate import (
     alembic_config,
     create_schema,
     current_revision,
     upgrade_to,
     upgrade_to_head,
 )
-from magiclink.adapters.sqlalchemy.repositories import (
+from magiclink.adapters.sqlalchemy._outbox import SqlAlchemyOutbox
+from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyAuditLog,
     SqlAlchemyBookingRepository,
     SqlAlchemyGuestRepository,
@@ -25,8 +25,8 @@ from magiclink.adapters.sqlalchemy.repositories import (
     SqlAlchemyRatingRepository,
     SqlAlchemyTokenRepository,
 )
-from magiclink.adapters.sqlalchemy.tables import metadata
-from magiclink.adapters.sqlalchemy.unit_of_work import (
+from magiclink.adapters.sqlalchemy._tables import metadata
+from magiclink.adapters.sqlalchemy._unit_of_work import (
     SqlAlchemyTransaction,
     SqlAlchemyUnitOfWork,
 )

@@ -25,17 +25,17 @@ from sqlalchemy import (
     update,
 )
 
-from magiclink.adapters.sqlalchemy.errors import translate_errors
-from magiclink.adapters.sqlalchemy.tables import (
+from magiclink.adapters.sqlalchemy._errors import translate_errors
+from magiclink.adapters.sqlalchemy._tables import (
     EMAIL_LENGTH,
     MYSQL_TABLE_OPTIONS,
     Id,
     UTCDateTime,
     metadata,
 )
-from magiclink.adapters.sqlalchemy.unit_of_work import SqlAlchemyTransaction, SqlAlchemyUnitOfWork
-from magiclink.ports.outbox import Outbox, OutboxMessage, OutboxState, OutboxStatus
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.adapters.sqlalchemy._unit_of_work import SqlAlchemyTransaction, SqlAlchemyUnitOfWork
+from magiclink.ports._outbox import Outbox, OutboxMessage, OutboxState, OutboxStatus
+from magiclink.ports._unit_of_work import Transaction
 
 ERROR_LENGTH: Final = 255
 

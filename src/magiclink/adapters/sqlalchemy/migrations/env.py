@@ -1,6 +1,6 @@
 """Alembic environment of the magiclink tables, driven programmatically.
 
-`magiclink.adapters.sqlalchemy.migrate` builds the Alembic `Config` in code and hands over an
+`magiclink.adapters.sqlalchemy._migrate` builds the Alembic `Config` in code and hands over an
 open connection in `config.attributes["connection"]`; there is no alembic.ini. The revision
 table is `magiclink_alembic_version`, so it never collides with a host's own Alembic history.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from magiclink.adapters.sqlalchemy.migrate import VERSION_TABLE, skip_present_ddl
-from magiclink.adapters.sqlalchemy.tables import metadata
+from magiclink.adapters.sqlalchemy._migrate import VERSION_TABLE, skip_present_ddl
+from magiclink.adapters.sqlalchemy._tables import metadata
 
 
 def run_offline() -> None:

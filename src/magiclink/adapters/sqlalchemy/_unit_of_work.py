@@ -38,8 +38,8 @@ from typing import Any, ClassVar, Final
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
-from magiclink.adapters.sqlalchemy.errors import translate, translate_errors
-from magiclink.adapters.sqlalchemy.repositories import (
+from magiclink.adapters.sqlalchemy._errors import translate, translate_errors
+from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyAuditLog,
     SqlAlchemyBookingRepository,
     SqlAlchemyGuestRepository,
@@ -47,8 +47,8 @@ from magiclink.adapters.sqlalchemy.repositories import (
     SqlAlchemyRatingRepository,
     SqlAlchemyTokenRepository,
 )
-from magiclink.domain.errors import StorageError
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._errors import StorageError
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 SQLITE_DEFAULT_BUSY_TIMEOUT_MS: Final = 5000
 _SQLITE_CONFIGURED: Final = "magiclink_sqlite_configured"

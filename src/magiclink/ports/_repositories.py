@@ -14,8 +14,8 @@ from datetime import datetime
 
 import attrs
 
-from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReason
-from magiclink.domain.records import (
+from magiclink.domain._enums import BookingStatus, IncidentType, InvalidationReason
+from magiclink.domain._records import (
     AuditEntry,
     Booking,
     Guest,

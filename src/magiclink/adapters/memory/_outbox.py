@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from magiclink.adapters.memory import InMemoryUnitOfWork, _InMemoryTransaction
-from magiclink.ports.outbox import Outbox, OutboxMessage, OutboxState, OutboxStatus
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.adapters.memory._core import InMemoryUnitOfWork, _InMemoryTransaction
+from magiclink.ports._outbox import Outbox, OutboxMessage, OutboxState, OutboxStatus
+from magiclink.ports._unit_of_work import Transaction
 
 _CLAIMABLE = frozenset({OutboxState.PENDING, OutboxState.SENDING})
 

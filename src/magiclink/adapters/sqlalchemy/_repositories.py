@@ -37,8 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from magiclink.adapters.sqlalchemy.errors import translating
-from magiclink.adapters.sqlalchemy.tables import (
+from magiclink.adapters.sqlalchemy._errors import translating
+from magiclink.adapters.sqlalchemy._tables import (
     UTCDateTime,
     audit_log,
     bookings,
@@ -47,15 +47,15 @@ from magiclink.adapters.sqlalchemy.tables import (
     ratings,
     tokens,
 )
-from magiclink.domain.enums import (
+from magiclink.domain._enums import (
     OPEN_BOOKING_STATUSES,
     AuditAction,
     BookingStatus,
     IncidentType,
     InvalidationReason,
 )
-from magiclink.domain.errors import StorageError
-from magiclink.domain.records import (
+from magiclink.domain._errors import StorageError
+from magiclink.domain._records import (
     AuditEntry,
     Booking,
     Guest,
@@ -66,7 +66,7 @@ from magiclink.domain.records import (
     Rating,
     TokenLookup,
 )
-from magiclink.ports.repositories import (
+from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
     GuestRepository,

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Final, TypeVar
 
-from magiclink.domain.errors import MagicLinkError, StorageError
-from magiclink.domain.observability import Events, log_event
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._errors import MagicLinkError, StorageError
+from magiclink.domain._observability import Events, log_event
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 T = TypeVar("T")
 

@@ -10,14 +10,14 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from magiclink.domain._addresses import normalize_address
-from magiclink.domain.enums import InvalidationReason
-from magiclink.domain.errors import AccessDenied, BookingClosed, BookingNotFound, InvalidInput
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.observability import Events, elapsed_ms, log_event
-from magiclink.domain.records import Booking, Requester
-from magiclink.ports.clock import Clock
-from magiclink.ports.metrics import MetricNames, Metrics
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._errors import AccessDenied, BookingClosed, BookingNotFound, InvalidInput
+from magiclink.domain._guest_service import GuestService
+from magiclink.domain._observability import Events, elapsed_ms, log_event
+from magiclink.domain._records import Booking, Requester
+from magiclink.ports._clock import Clock
+from magiclink.ports._metrics import MetricNames, Metrics
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 T = TypeVar("T")
 

@@ -8,9 +8,9 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from magiclink.domain._addresses import normalize_address
-from magiclink.domain.enums import BookingStatus, RefusalReason
-from magiclink.domain.errors import InvalidInput
-from magiclink.domain.records import Booking, MagicLinkToken, TokenLookup
+from magiclink.domain._enums import BookingStatus, RefusalReason
+from magiclink.domain._errors import InvalidInput
+from magiclink.domain._records import Booking, MagicLinkToken, TokenLookup
 
 RAW_TOKEN_BYTES = 32
 RAW_TOKEN_LENGTH = 2 * RAW_TOKEN_BYTES

@@ -20,7 +20,7 @@ from typing import Final
 
 import attrs
 
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.ports._unit_of_work import Transaction
 
 
 class OutboxState(enum.StrEnum):

@@ -19,15 +19,15 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
-from magiclink.domain.enums import (
+from magiclink.domain._enums import (
     AuditAction,
     BookingStatus,
     IncidentType,
     InvalidationReason,
 )
-from magiclink.domain.errors import DuplicateRating, InvalidInput, StorageError
-from magiclink.domain.policy import booking_refusal, require_aware
-from magiclink.domain.records import (
+from magiclink.domain._errors import DuplicateRating, InvalidInput, StorageError
+from magiclink.domain._policy import booking_refusal, require_aware
+from magiclink.domain._records import (
     AuditEntry,
     Booking,
     Guest,
@@ -39,9 +39,9 @@ from magiclink.domain.records import (
     Rating,
     TokenLookup,
 )
-from magiclink.ports.metrics import Metrics
-from magiclink.ports.notifier import Notifier
-from magiclink.ports.repositories import (
+from magiclink.ports._metrics import Metrics
+from magiclink.ports._notifier import Notifier
+from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
     GuestRepository,
@@ -50,7 +50,7 @@ from magiclink.ports.repositories import (
     TokenRepository,
     TokenStats,
 )
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -188,7 +188,7 @@ class InMemoryUnitOfWork(UnitOfWork):
 
 class _Repository:
     """Base of the in-memory repositories. Their methods implement the port methods of the
-    same names and keep the contracts documented there (`magiclink.ports.repositories`)."""
+    same names and keep the contracts documented there (`magiclink.ports._repositories`)."""
 
     def __init__(self, tx: _InMemoryTransaction) -> None:
         self._tx = tx

@@ -9,11 +9,10 @@ from typing import Final
 
 import attrs
 
-from magiclink.domain._link_actions import LinkGrant, run_link_action
-from magiclink.domain.enums import BookingStatus, InvalidationReason
-from magiclink.domain.errors import InvalidInput
-from magiclink.domain.guest_service import GuestService
-from magiclink.domain.lifecycle import (
+from magiclink.domain._enums import BookingStatus, InvalidationReason
+from magiclink.domain._errors import InvalidInput
+from magiclink.domain._guest_service import GuestService
+from magiclink.domain._lifecycle import (
     MAX_FREE_TEXT,
     LifecycleService,
     load_for_change,
@@ -21,7 +20,8 @@ from magiclink.domain.lifecycle import (
     revoke_links,
     run_after_step,
 )
-from magiclink.domain.policy import (
+from magiclink.domain._link_actions import LinkGrant, run_link_action
+from magiclink.domain._policy import (
     MAX_TEXT_ID_LENGTH,
     normalize_email,
     require_aware,
@@ -29,19 +29,19 @@ from magiclink.domain.policy import (
     require_id,
     require_text,
 )
-from magiclink.domain.records import (
+from magiclink.domain._records import (
     Booking,
     BookingOutcome,
     LinkMessage,
     Requester,
     RescheduleOutcome,
 )
-from magiclink.domain.transactions import run_in_transaction
-from magiclink.ports.clock import Clock
-from magiclink.ports.metrics import Metrics
-from magiclink.ports.notifier import Notifier
-from magiclink.ports.outbox import Outbox
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._transactions import run_in_transaction
+from magiclink.ports._clock import Clock
+from magiclink.ports._metrics import Metrics
+from magiclink.ports._notifier import Notifier
+from magiclink.ports._outbox import Outbox
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 DEFAULT_DURATION: Final = timedelta(minutes=15)
 MAX_DURATION: Final = timedelta(days=7)

@@ -41,9 +41,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
-from magiclink.adapters.sqlalchemy.errors import translate_errors
-from magiclink.adapters.sqlalchemy.tables import metadata
-from magiclink.domain.errors import StorageError
+from magiclink.adapters.sqlalchemy._errors import translate_errors
+from magiclink.adapters.sqlalchemy._tables import metadata
+from magiclink.domain._errors import StorageError
 
 VERSION_TABLE: Final = "magiclink_alembic_version"
 SCRIPT_LOCATION: Final = str(Path(__file__).with_name("migrations"))

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from magiclink.domain._enums import IncidentType, InvalidationReason
+from magiclink.domain._errors import InvalidInput
+from magiclink.domain._lifecycle import LifecycleService, revoke_links
 from magiclink.domain._link_actions import LinkGrant, run_link_action
-from magiclink.domain.enums import IncidentType, InvalidationReason
-from magiclink.domain.errors import InvalidInput
-from magiclink.domain.lifecycle import LifecycleService, revoke_links
-from magiclink.domain.observability import Events, log_event
-from magiclink.domain.policy import MAX_TEXT_ID_LENGTH, require_optional_id, require_text
-from magiclink.domain.records import Incident
-from magiclink.domain.transactions import run_in_transaction
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.domain._observability import Events, log_event
+from magiclink.domain._policy import MAX_TEXT_ID_LENGTH, require_optional_id, require_text
+from magiclink.domain._records import Incident
+from magiclink.domain._transactions import run_in_transaction
+from magiclink.ports._unit_of_work import Transaction
 
 MAX_DESCRIPTION: Final = 5_000
 

@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import ClassVar, Self
 
-from magiclink.ports.repositories import (
+from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
     GuestRepository,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Final
 
+from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._errors import DuplicateRating, InvalidInput
+from magiclink.domain._lifecycle import LifecycleService, load_for_change, revoke_links
 from magiclink.domain._link_actions import LinkGrant, run_link_action
-from magiclink.domain.enums import InvalidationReason
-from magiclink.domain.errors import DuplicateRating, InvalidInput
-from magiclink.domain.lifecycle import LifecycleService, load_for_change, revoke_links
-from magiclink.domain.policy import MAX_TEXT_ID_LENGTH, require_id, require_text
-from magiclink.domain.records import Rating
-from magiclink.domain.transactions import run_in_transaction
-from magiclink.ports.unit_of_work import Transaction
+from magiclink.domain._policy import MAX_TEXT_ID_LENGTH, require_id, require_text
+from magiclink.domain._records import Rating
+from magiclink.domain._transactions import run_in_transaction
+from magiclink.ports._unit_of_work import Transaction
 
 MAX_FEEDBACK: Final = 2_000
 

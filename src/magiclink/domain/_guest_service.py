@@ -11,9 +11,8 @@ from typing import Any, Final
 
 import attrs
 
-from magiclink.domain._scope import require_scope, scope_refusal, wrong_booking
-from magiclink.domain.enums import AuditAction, InvalidationReason, IssuePath, RefusalReason
-from magiclink.domain.errors import (
+from magiclink.domain._enums import AuditAction, InvalidationReason, IssuePath, RefusalReason
+from magiclink.domain._errors import (
     AccessDenied,
     BookingClosed,
     BookingNotFound,
@@ -23,8 +22,8 @@ from magiclink.domain.errors import (
     StorageError,
     TokenExpiredOrUsed,
 )
-from magiclink.domain.observability import Events, elapsed_ms, log_event
-from magiclink.domain.policy import (
+from magiclink.domain._observability import Events, elapsed_ms, log_event
+from magiclink.domain._policy import (
     generate_raw_token,
     hash_token,
     is_well_formed,
@@ -35,7 +34,7 @@ from magiclink.domain.policy import (
     require_optional_id,
     require_text,
 )
-from magiclink.domain.records import (
+from magiclink.domain._records import (
     AuditEntry,
     Booking,
     Guest,
@@ -46,11 +45,12 @@ from magiclink.domain.records import (
     TokenLookup,
     VerifiedToken,
 )
-from magiclink.domain.transactions import rerun, run_in_transaction
-from magiclink.ports.clock import Clock, SystemClock
-from magiclink.ports.metrics import MetricNames, Metrics, NullMetrics
-from magiclink.ports.repositories import TokenStats
-from magiclink.ports.unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._scope import require_scope, scope_refusal, wrong_booking
+from magiclink.domain._transactions import rerun, run_in_transaction
+from magiclink.ports._clock import Clock, SystemClock
+from magiclink.ports._metrics import MetricNames, Metrics, NullMetrics
+from magiclink.ports._repositories import TokenStats
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 ENDPOINT: Final = "magiclink"
 MAX_AUDIT_TEXT: Final = 255

@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
-from magiclink.domain.enums import BookingStatus, IncidentType, InvalidationReason
-from magiclink.domain.errors import InvalidInput
+from magiclink.domain._enums import BookingStatus, IncidentType, InvalidationReason
+from magiclink.domain._errors import InvalidInput
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:

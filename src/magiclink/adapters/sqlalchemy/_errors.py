@@ -25,8 +25,8 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 from sqlalchemy import exc as sa_exc
 
-from magiclink.adapters.sqlalchemy.tables import UQ_BOOKING_UID, UQ_RATING_BOOKING
-from magiclink.domain.errors import (
+from magiclink.adapters.sqlalchemy._tables import UQ_BOOKING_UID, UQ_RATING_BOOKING
+from magiclink.domain._errors import (
     DuplicateRating,
     InvalidInput,
     MagicLinkError,

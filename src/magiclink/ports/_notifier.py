@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 
-from magiclink.domain.records import LinkMessage
+from magiclink.domain._records import LinkMessage
 
 
 class Notifier(abc.ABC):
