@@ -312,9 +312,10 @@ def test_uncommitted_writes_are_invisible_to_other_transactions(any_engine: Engi
         assert reader.guests.get_by_email("w@example.com") is not None
 
 
-def test_sqlite_transactions_begin_immediate_and_readonly_deferred(sqlite_engine: Engine) -> None:
+def test_sqlite_transactions_begin_immediate_and_readonly_open_none(sqlite_engine: Engine) -> None:
     """§5.1 on SQLite: a write transaction takes the write lock at BEGIN (no upgrade
-    deadlock); a read-only one does not; foreign keys are enforced."""
+    deadlock); a read-only one sends no BEGIN at all (issue 15.1: one statement, one round
+    trip); foreign keys are enforced."""
     uow = SqlAlchemyUnitOfWork(sqlite_engine)
     with count_statements(sqlite_engine) as log:
         with uow.transaction() as tx:
@@ -322,7 +323,7 @@ def test_sqlite_transactions_begin_immediate_and_readonly_deferred(sqlite_engine
         with uow.transaction(readonly=True) as tx:
             tx.guests.get(1)
     begins = [s for s in log.statements if s.startswith("BEGIN")]
-    assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
+    assert begins == ["BEGIN IMMEDIATE"]
     with uow.transaction() as tx, pytest.raises(StorageError):
         tx.tokens.add(
             token_hash="1" * 64,
@@ -365,10 +366,11 @@ def sqlite_trace(engine: Engine) -> Iterator[list[str]]:
 def test_sqlite_driver_adds_no_transaction_control_of_its_own(
     tmp_path: Path, host_level: str | None
 ) -> None:
-    """§5.1/§5.2 on SQLite, seen from SQLite itself: our BEGIN IMMEDIATE (BEGIN when
-    read-only) comes before every statement, so pysqlite never adds its own deferred BEGIN
-    before a write; each transaction ends in exactly one COMMIT or ROLLBACK; a rolled-back
-    write leaves nothing. And the connection's isolation level is never switched (reverting
+    """§5.1/§5.2 on SQLite, seen from SQLite itself: our BEGIN IMMEDIATE comes before every
+    statement of a write transaction, so pysqlite never adds its own deferred BEGIN before a
+    write; each write transaction ends in exactly one COMMIT or ROLLBACK; a rolled-back
+    write leaves nothing; a read-only transaction sends no transaction control at all
+    (issue 15.1), and pysqlite adds none before its SELECT. And the connection's isolation level is never switched (reverting
     it costs `PRAGMA read_uncommitted`, which expires every prepared statement). Whatever
     the host's engine level: the driver's default, AUTOCOMMIT, or SERIALIZABLE."""
     options = {} if host_level is None else {"isolation_level": host_level}
@@ -385,7 +387,8 @@ def test_sqlite_driver_adds_no_transaction_control_of_its_own(
         with sqlite_trace(engine) as traced, uow.transaction(readonly=readonly) as tx:
             work(tx)
         statements = [s for s in traced if not s.lstrip().upper().startswith("PRAGMA")]
-        assert statements[0].startswith("BEGIN"), statements  # nothing before our BEGIN
+        if not readonly:
+            assert statements[0].startswith("BEGIN"), statements  # nothing before our BEGIN
         assert not [s for s in traced if "read_uncommitted" in s.lower()], traced
         return control(statements)
 
@@ -402,7 +405,7 @@ def test_sqlite_driver_adds_no_transaction_control_of_its_own(
         committed = ["BEGIN IMMEDIATE", "COMMIT", "BEGIN IMMEDIATE", "COMMIT"]
         assert run(write_and_commit) == committed
         assert run(write_and_drop) == ["BEGIN IMMEDIATE", "ROLLBACK"]
-        assert run(lambda tx: tx.guests.get(1), readonly=True) == ["BEGIN", "ROLLBACK"]
+        assert run(lambda tx: tx.guests.get(1), readonly=True) == []
         with uow.transaction(readonly=True) as tx:
             kept = tx.guests.get_by_email("kept@example.com")
             assert kept is not None and kept.blocked
@@ -499,9 +502,11 @@ def test_postgres_read_committed_whatever_the_host_set(
 def test_postgres_level_is_read_once_and_never_set_when_already_read_committed(
     postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At the server's default level nothing is set on the connection (setting it, and
-    SQLAlchemy reverting it at every check-in, was a measurable share of a verification);
-    the level is read once per pooled connection, not per transaction."""
+    """At the server's default level nothing is set on the connection for a write
+    transaction (setting it, and SQLAlchemy reverting it at every check-in, was a measurable
+    share of a verification); the level is read once per pooled connection, not per
+    transaction. A read-only checkout runs in AUTOCOMMIT (issue 15.1), set and reverted
+    on the DBAPI connection only (psycopg sends nothing for either)."""
     engine = new_postgres_engine(postgres_engine.url, pool_size=1, max_overflow=0)
     calls: list[str] = []
     dialect = engine.dialect
@@ -522,7 +527,7 @@ def test_postgres_level_is_read_once_and_never_set_when_already_read_committed(
         for readonly in (False, True, False):
             with uow.transaction(readonly=readonly) as tx:
                 tx.guests.get(1)
-        assert calls == ["get"]
+        assert calls == ["get", "set AUTOCOMMIT", "set READ COMMITTED"]
     finally:
         engine.dispose()
 
@@ -568,3 +573,25 @@ def test_identifiers_compare_exactly_on_every_dialect(any_engine: Engine) -> Non
         lower = tx.bookings.get_by_uid("abc")
     assert found == accented
     assert upper is not None and lower is not None and upper.id != lower.id
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("readonly", [True, False])
+def test_postgres_read_only_transaction_opens_no_server_transaction(
+    postgres_engine: Engine, readonly: bool
+) -> None:
+    """Issue 15.1: a read-only transaction's SELECT is one round trip. The server's own
+    transaction status after the SELECT says whether a BEGIN went before it: IDLE in a
+    read-only checkout (autocommit), INTRANS in a write one."""
+    import psycopg
+
+    uow = SqlAlchemyUnitOfWork(postgres_engine)
+    with uow.transaction(readonly=readonly) as tx:
+        tx.guests.get(1)
+        status = tx.connection().connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
+    expected = psycopg.pq.TransactionStatus.INTRANS
+    if readonly:
+        expected = psycopg.pq.TransactionStatus.IDLE
+    assert status == expected
+    with postgres_engine.connect() as connection:  # the pool got its connection back clean
+        assert connection.get_isolation_level() == "READ COMMITTED"

@@ -9,15 +9,15 @@ pool), and returns it on `close()`.
 * **SQLite.** pysqlite's own transaction handling (a deferred BEGIN issued lazily before the
   first INSERT/UPDATE/DELETE) lets two writers deadlock on a lock upgrade. So the unit of work
   sends `BEGIN IMMEDIATE` itself before the first statement of a write transaction (taking
-  the write lock up front, waiting up to the busy timeout) and a plain `BEGIN` before that of
-  a read-only one. pysqlite adds its implicit BEGIN only when no transaction is open, so with
-  ours always first it never does; its `commit()` and `rollback()` end our transaction. The
-  connection's isolation level is left as it is: switching it to AUTOCOMMIT for each
-  transaction would make SQLAlchemy revert it on the way back to the pool with
-  `PRAGMA read_uncommitted = 0`, which expires every prepared statement of the connection
-  (each statement of the next transaction would be compiled by SQLite again). Once per pooled
-  DBAPI connection it also enables `PRAGMA foreign_keys` and, if the connection has no busy
-  timeout at all, sets one of 5 seconds; both stay set on that connection.
+  the write lock up front, waiting up to the busy timeout). pysqlite adds its implicit BEGIN
+  only when no transaction is open, so with ours always first it never does; its `commit()`
+  and `rollback()` end our transaction. The connection's isolation level is left as it is:
+  switching it to AUTOCOMMIT for each transaction would make SQLAlchemy revert it on the way
+  back to the pool with `PRAGMA read_uncommitted = 0`, which expires every prepared
+  statement of the connection (each statement of the next transaction would be compiled by
+  SQLite again). Once per pooled DBAPI connection it also enables `PRAGMA foreign_keys` and,
+  if the connection has no busy timeout at all, sets one of 5 seconds; both stay set on that
+  connection.
 * **PostgreSQL.** The transaction runs at READ COMMITTED (the server default), so that after
   losing a unique race a transaction reads the winner's row, and a conditional UPDATE
   re-checks a row a racer just changed. The level a pooled connection rests at is read once
@@ -25,6 +25,16 @@ pool), and returns it on `close()`.
   when the host's engine or connection asks for another one, or in autocommit mode.
 * **MariaDB/MySQL.** The same READ COMMITTED, set for each transaction by a
   `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` that applies to that transaction only.
+
+**Read-only transactions** (issue 15: one round trip where one statement suffices) open no
+database transaction of their own on PostgreSQL and SQLite: on PostgreSQL the checkout runs
+in AUTOCOMMIT (psycopg sends no BEGIN and no COMMIT; SQLAlchemy reverts the setting on
+return to the pool, without a round trip), on SQLite no BEGIN is sent (pysqlite begins
+nothing before a SELECT). Each statement then reads committed data as of its own start,
+which is what READ COMMITTED gave each statement before: a read-only operation of several
+statements was never one snapshot on PostgreSQL. On MariaDB a read-only transaction is the
+write one's (its driver would spend a round trip to switch autocommit on and one to switch
+it off).
 
 Other dialects run at the engine's own settings.
 """
@@ -54,6 +64,7 @@ SQLITE_DEFAULT_BUSY_TIMEOUT_MS: Final = 5000
 _SQLITE_CONFIGURED: Final = "magiclink_sqlite_configured"
 _PG_RESTING_LEVEL: Final = "magiclink_postgresql_resting_isolation_level"
 _READ_COMMITTED: Final = "READ COMMITTED"
+_AUTOCOMMIT: Final = "AUTOCOMMIT"
 
 
 class _Flavour(enum.Enum):
@@ -128,9 +139,10 @@ class SqlAlchemyTransaction(Transaction):
         connection.begin()
         if self._flavour is _Flavour.SQLITE:
             # A host's "begin" event hook, or sqlite3's autocommit=False mode, may already
-            # have opened a (deferred) transaction: then it is the one we use.
-            if not _sqlite_in_transaction(connection):
-                connection.exec_driver_sql("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
+            # have opened a (deferred) transaction: then it is the one we use. A read-only
+            # transaction opens none of its own (module docstring).
+            if not self._readonly and not _sqlite_in_transaction(connection):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif self._flavour is _Flavour.MYSQL:
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
@@ -235,7 +247,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             with translate_errors():
                 connection = self._engine.connect()
                 try:
-                    self._prepare(connection)
+                    self._prepare(connection, readonly=readonly)
                 except BaseException:
                     connection.close()
                     raise
@@ -247,11 +259,14 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             raise
         return SqlAlchemyTransaction(connection, self._flavour, readonly=readonly)
 
-    def _prepare(self, connection: Connection) -> None:
+    def _prepare(self, connection: Connection, *, readonly: bool) -> None:
         if self._flavour is _Flavour.SQLITE:
             _configure_sqlite_once(connection)
         elif self._flavour is _Flavour.POSTGRESQL:
-            _ensure_read_committed(connection)
+            if readonly:
+                connection.execution_options(isolation_level=_AUTOCOMMIT)
+            else:
+                _ensure_read_committed(connection)
 
 
 def _dbapi_connection(connection: Connection) -> Any:
