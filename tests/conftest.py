@@ -8,7 +8,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-import magiclink.domain._guest_service as guest_service_module
+import magiclink.domain._issuing as issuing_module
 from tests.leakscan import LeakScanner
 
 # Deadlines flake on shared 2-core machines; example counts are set per test (>= 100 for
@@ -28,7 +28,7 @@ LEAK_SCANNER = LeakScanner()
 def pytest_configure(config: pytest.Config) -> None:
     """Remember every raw token the services issue; watch every `magiclink` log record."""
     name = "generate_raw_token"  # patched where the service looks it up
-    setattr(guest_service_module, name, LEAK_SCANNER.remember(getattr(guest_service_module, name)))
+    setattr(issuing_module, name, LEAK_SCANNER.remember(getattr(issuing_module, name)))
     library_logger = logging.getLogger("magiclink")
     library_logger.addHandler(LEAK_SCANNER)
     library_logger.setLevel(logging.DEBUG)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from magiclink import InvalidInput, RateLimited, Requester, Settings
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.domain._guest_service import HOURLY_CAP_MESSAGE
+from magiclink.domain._issuing import HOURLY_CAP_MESSAGE
 from magiclink.ports import UnitOfWork
 from magiclink.testing import World
 from tests.databases import count_statements

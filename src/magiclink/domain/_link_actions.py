@@ -13,22 +13,22 @@ link writes only its `VERIFY_TOKEN` entry, afterwards, as `consume_token` does.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final, TypeVar, cast
 
 import attrs
 
+from magiclink.domain import _audit
 from magiclink.domain._enums import InvalidationReason, RefusalReason
 from magiclink.domain._errors import InvalidInput
-from magiclink.domain._guest_service import GuestService, _consume_entry, _invalidation_entry
+from magiclink.domain._guest_service import GuestService
 from magiclink.domain._lifecycle import revoke_links
-from magiclink.domain._observability import Events, log_event
+from magiclink.domain._observability import Events
 from magiclink.domain._policy import booking_refusal, refusal_reason
 from magiclink.domain._records import Booking, Guest, MagicLinkToken, TokenLookup
 from magiclink.domain._scope import require_scope, scope_refusal
-from magiclink.domain._transactions import run_in_transaction
+from magiclink.domain._transactions import Operation, run
 from magiclink.ports._unit_of_work import Transaction
 
 T = TypeVar("T")
@@ -74,10 +74,12 @@ def run_link_action(
     Raises `InvalidToken`, `InvalidInput` (an inbox link without `booking_id`),
     `AccessDenied`, `TokenExpiredOrUsed`, or whatever `act` raises (then nothing is written).
     """
-    token_hash = guests._hash_or_refuse(raw, _OPERATION)
+    verification = guests._verification
+    token_hash = verification.hash_or_refuse(raw, _OPERATION)
     scope = require_scope(booking_id)
     now = guests.clock.now()
     extra = {**(metadata or {}), "event": action}
+    operation_id = _audit.new_operation_id()
 
     def work(tx: Transaction) -> _Outcome:
         lookup = tx.tokens.lookup(token_hash)
@@ -97,9 +99,13 @@ def run_link_action(
             return _Outcome(lookup, refusal or RefusalReason.BOOKING_MISSING)
         result = act(tx, LinkGrant(lookup.token, lookup.guest, revoke_links(tx, booking), now))
         invalidated = tx.tokens.invalidate_by_booking(target, reason=reason, now=now)
-        entries = [_consume_entry(lookup.token, target, now, action)]
+        entries = [
+            _audit.token_consumed(lookup.token, target, now, action, operation_id=operation_id)
+        ]
         entries += [
-            _invalidation_entry(guest_id, target, reason, count, now, extra)
+            _audit.tokens_invalidated(
+                guest_id, target, reason, count, now, extra, operation_id=operation_id
+            )
             for guest_id, count in sorted(invalidated.per_guest.items())
         ]
         tx.audit.add_many(entries)
@@ -107,31 +113,24 @@ def run_link_action(
         return acted[-1]
 
     def landed(tx: Transaction) -> _Outcome | None:
-        """After an ambiguous commit: the action landed iff the link was consumed at `now`.
-
-        The consume is conditional on the token being unused, so `used_at == now` is our own
-        write (the whole transaction, action included, committed with it).
-        """
-        lookup = tx.tokens.lookup(token_hash)
-        ours = acted and lookup is not None and lookup.token.used_at == now
+        """After an ambiguous commit, exact: the action landed iff this call's
+        `CONSUME_TOKEN` entry is stored (by its operation id), for it committed with the
+        whole transaction, the action included."""
+        ours = acted and tx.audit.by_operation(operation_id)
         return acted[-1] if ours else None
 
     acted: list[_Outcome] = []
-    outcome = run_in_transaction(guests._uow, work, landed=landed)
+    outcome = run(guests._uow, Operation(work, landed=landed))
     if outcome.lookup is None:
-        raise guests._unknown(_OPERATION)
+        raise verification.unknown(_OPERATION)
     if outcome.refusal is not None:
-        raise guests._refuse(outcome.lookup, outcome.refusal, now, _OPERATION)
-    guests._count_verification(_OPERATION, "accepted")
-    if outcome.invalidated:
-        guests._record_invalidation(reason, outcome.invalidated)
-    log_event(
-        logging.INFO,
+        raise verification.refuse(outcome.lookup, outcome.refusal, now, _OPERATION)
+    guests._context.instruments.accepted(
+        outcome.lookup,
+        _OPERATION,
         Events.TOKEN_CONSUMED,
-        token_id=outcome.lookup.token.id,
-        guest_id=outcome.lookup.guest.id,
-        booking_id=outcome.lookup.token.booking_id,
-        reason=str(reason),
+        reason=reason,
+        invalidated=outcome.invalidated,
     )
     return cast(T, outcome.result)
 

@@ -85,6 +85,8 @@ class AuditEntry:
     success: bool
     metadata: Mapping[str, Any] = attrs.field(converter=_frozen_mapping)
     created_at: datetime
+    operation_id: str | None = None
+    """The operation that wrote it (see `NewAuditEntry.operation_id`)."""
 
 
 @attrs.frozen
@@ -98,6 +100,9 @@ class NewAuditEntry:
     success: bool
     metadata: Mapping[str, Any]
     created_at: datetime
+    operation_id: str | None = None
+    """A key unique to the service call that writes the entry, by which that call finds its
+    own write again after a commit whose outcome is unknown (`AuditLog.by_operation`)."""
 
 
 @attrs.frozen

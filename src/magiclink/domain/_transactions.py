@@ -1,10 +1,20 @@
-"""Running one unit of work: commit, rollback, the single retry, and error wrapping."""
+"""One transaction as a value (`Operation`), and the one runner that commits it (R9.4).
+
+An operation says everything about its transaction: the work, whether it only reads, how to
+tell whether an ambiguous commit landed, and the labels of its retry log event. `run` is the
+only place that opens, commits, retries and wraps; the sync services, the async services
+(which run the same services on the greenlet bridge, SPEC §10) and the read path of every
+adapter (a read-only operation may run without an explicit transaction, issue 15) all drive
+these values.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Final, TypeVar
+from typing import Final, Generic, TypeVar
+
+import attrs
 
 from magiclink.domain._errors import MagicLinkError, StorageError
 from magiclink.domain._observability import Events, log_event
@@ -20,60 +30,65 @@ def rerun(_tx: Transaction) -> None:
     return None
 
 
-def run_in_transaction(
-    uow: UnitOfWork,
-    work: Callable[[Transaction], T],
-    *,
-    readonly: bool = False,
-    landed: Callable[[Transaction], T | None] | None = None,
-    retried_event: str = Events.STORAGE_RETRIED,
-    on_retry: Callable[[StorageError], None] | None = None,
-    log_fields: Mapping[str, object] | None = None,
-) -> T:
-    """Run `work` in a fresh transaction and commit it; return what `work` returned.
+@attrs.frozen
+class Operation(Generic[T]):
+    """One unit of work and what the runner must know about it.
 
-    Domain errors raised by `work` roll back and propagate unchanged. A transient
+    `landed` reads, in a new transaction after a commit whose outcome is unknown, whether
+    this attempt's effect is stored — by a key the attempt wrote (its token hash, its
+    operation id), never by a scan or a coincidence of times — and returns the attempt's
+    result if so; None means it did not land (or, with `rerun`, that running again is safe).
+    A write without `landed` is not retried after a failed commit. `log_fields` and
+    `retried_event` label the retry event; `on_retry` is told of each retry (a metric).
+    """
+
+    work: Callable[[Transaction], T]
+    readonly: bool = False
+    landed: Callable[[Transaction], T | None] | None = None
+    retried_event: str = Events.STORAGE_RETRIED
+    log_fields: Mapping[str, object] = attrs.field(factory=dict)
+    on_retry: Callable[[StorageError], None] | None = None
+
+
+def read(work: Callable[[Transaction], T]) -> Operation[T]:
+    """A read-only operation: it writes nothing, so any failure may simply be retried."""
+    return Operation(work, readonly=True)
+
+
+def run(uow: UnitOfWork, operation: Operation[T]) -> T:
+    """Run `operation` in a fresh transaction and commit it; return what its work returned.
+
+    Domain errors raised by the work roll back and propagate unchanged. A transient
     `StorageError` is retried exactly once (R9.4) in a new transaction. Any other exception
     from the ports (a host adapter's, a driver's) becomes `StorageError`, so nothing foreign
-    reaches the caller. `log_fields` (booking id, reason…) are added to the retry event.
+    reaches the caller; `uow.programming_errors` (the caller's bugs) pass unchanged.
 
     A transient failure *at commit* leaves the outcome unknown: a lost connection may hide a
     commit that landed, and running the work again would then apply it twice or refuse it
     (a cancellation answered `BookingClosed`). So a write is retried after a failed commit
-    only through `landed`: it reads, in a new transaction, whether the first attempt's
-    effect is there and returns that attempt's result if so; None means it did not land (or
-    the work is idempotent, see `rerun`) and the work runs again. Without `landed`, a
-    failed commit of a write is raised.
+    only through `operation.landed` (see `Operation`).
     """
     attempt = 0
     while True:
         committing = False
         try:
-            with uow.transaction(readonly=readonly) as tx:
-                result = work(tx)
+            with uow.transaction(readonly=operation.readonly) as tx:
+                result = operation.work(tx)
                 committing = True
                 tx.commit()
                 return result
         except StorageError as error:
-            uncertain = committing and not readonly
+            uncertain = committing and not operation.readonly
             if (
                 not error.transient
                 or attempt >= RETRIES_ON_TRANSIENT
-                or (uncertain and landed is None)
+                or (uncertain and operation.landed is None)
             ):
                 raise
             attempt += 1
-            log_event(
-                logging.WARNING,
-                retried_event,
-                **(log_fields or {}),
-                error_type=type(error).__name__,
-                error=str(error),
-            )
-            if on_retry is not None:
-                on_retry(error)
-            if uncertain and landed is not None:
-                earlier = _read(uow, landed)
+            _retried(operation, error)
+            if uncertain and operation.landed is not None:
+                earlier = _read(uow, operation.landed)
                 if earlier is not None:
                     return earlier
         except MagicLinkError:
@@ -81,17 +96,49 @@ def run_in_transaction(
         except Exception as error:
             if isinstance(error, uow.programming_errors):
                 raise  # the caller's bug, not an outage (e.g. MissingGreenlet)
-            raise StorageError(f"Storage failed: {type(error).__name__}") from error
+            raise _wrapped(error) from error
 
 
-def _read(uow: UnitOfWork, read: Callable[[Transaction], T | None]) -> T | None:
+def run_in_transaction(
+    uow: UnitOfWork,
+    work: Callable[[Transaction], T],
+    *,
+    readonly: bool = False,
+    landed: Callable[[Transaction], T | None] | None = None,
+) -> T:
+    """`run(uow, Operation(work, readonly=..., landed=...))`: the shorthand of the test kit
+    and of a host's own data migrations."""
+    return run(uow, Operation(work, readonly=readonly, landed=landed))
+
+
+def _retried(operation: Operation[T], error: StorageError) -> None:
+    log_event(
+        logging.WARNING,
+        operation.retried_event,
+        **operation.log_fields,
+        error_type=type(error).__name__,
+        error=str(error),
+    )
+    if operation.on_retry is not None:
+        operation.on_retry(error)
+
+
+def _wrapped(error: Exception) -> StorageError:
+    """The `StorageError` a foreign exception becomes: it names only the exception's type."""
+    return StorageError(f"Storage failed: {type(error).__name__}")
+
+
+def _read(uow: UnitOfWork, check: Callable[[Transaction], T | None]) -> T | None:
     """Run a read-only check in its own transaction; failures become `StorageError`."""
     try:
         with uow.transaction(readonly=True) as tx:
-            return read(tx)
+            return check(tx)
     except MagicLinkError:
         raise
     except Exception as error:
         if isinstance(error, uow.programming_errors):
             raise
-        raise StorageError(f"Storage failed: {type(error).__name__}") from error
+        raise _wrapped(error) from error
+
+
+__all__ = ["Operation", "read", "rerun", "run", "run_in_transaction"]

@@ -265,6 +265,15 @@ class AuditLog(abc.ABC):
         """Entries newest first, filtered by `resource_id == str(booking_id)` and/or guest."""
 
     @abc.abstractmethod
+    def by_operation(self, operation_id: str) -> Sequence[AuditEntry]:
+        """The entries written with this `operation_id`, in insertion order (one indexed
+        SELECT; an empty list when there are none).
+
+        How a service tells, after a commit whose outcome is unknown, whether its own write
+        landed (issue 12.2): the id is unique to one call, so the lookup is exact.
+        """
+
+    @abc.abstractmethod
     def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:
         """How many links of this guest were issued on `path` after `since` (one SELECT).
 

@@ -327,5 +327,43 @@ class AuditLogContract(ContractBase):
         assert len(default) == 100
         assert default[-1].created_at == T0 + timedelta(seconds=5)
 
+    def test_by_operation_finds_exactly_that_operations_entries_issue_12_2(
+        self, uow: UnitOfWork
+    ) -> None:
+        """Issue 12.2: the entries written with one operation id, in insertion order, and
+        no other: not another operation's, not those without one; the id round-trips."""
+        ours, other = "a" * 32, "b" * 32
+        self.run(
+            uow,
+            lambda tx: tx.audit.add_many(
+                [
+                    self.audit_entry(resource_id="1", operation_id=ours),
+                    self.audit_entry(resource_id="2", operation_id=other),
+                    self.audit_entry(resource_id="3"),
+                    self.audit_entry(resource_id="4", operation_id=ours, created_at=T0 - MICRO),
+                ]
+            ),
+        )
+        with uow.transaction() as tx:
+            found = tx.audit.by_operation(ours)
+            theirs = tx.audit.by_operation(other)
+            unknown = tx.audit.by_operation("c" * 32)
+            listed = tx.audit.list()
+        assert [e.resource_id for e in found] == ["1", "4"]
+        assert {e.operation_id for e in found} == {ours}
+        assert [e.resource_id for e in theirs] == ["2"]
+        assert list(unknown) == []
+        assert {e.resource_id: e.operation_id for e in listed}["3"] is None
+
+    def test_by_operation_sees_no_rolled_back_entry_issue_12_2(self, uow: UnitOfWork) -> None:
+        """An operation whose transaction rolled back left no entry to find: its `landed`
+        check then says it did not land."""
+        operation = "d" * 32
+        with uow.transaction() as tx:
+            tx.audit.add_many([self.audit_entry(operation_id=operation)])
+            assert [e.operation_id for e in tx.audit.by_operation(operation)] == [operation]
+            tx.rollback()
+        assert list(self.read(uow, lambda tx: tx.audit.by_operation(operation))) == []
+
 
 __all__ = ["AuditLogContract", "IncidentRepositoryContract", "RatingRepositoryContract"]

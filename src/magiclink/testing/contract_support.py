@@ -190,6 +190,7 @@ class ContractBase:
         action: str = AuditAction.INVALIDATE_TOKEN,
         success: bool = True,
         metadata: dict[str, object] | None = None,
+        operation_id: str | None = None,
     ) -> NewAuditEntry:
         """A new audit entry with sensible defaults."""
         return NewAuditEntry(
@@ -200,6 +201,7 @@ class ContractBase:
             success=success,
             metadata=metadata if metadata is not None else {},
             created_at=created_at,
+            operation_id=operation_id,
         )
 
 

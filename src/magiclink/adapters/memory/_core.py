@@ -80,6 +80,7 @@ class _Store:
         self.audit: dict[int, AuditEntry] = {}
         self.audit_by_resource: dict[str, list[int]] = {}
         self.audit_by_guest: dict[int, list[int]] = {}
+        self.audit_by_operation: dict[str, list[int]] = {}
 
     def next_id(self) -> int:
         return next(self.ids)
@@ -561,12 +562,15 @@ class InMemoryAuditLog(_Repository, AuditLog):
                 success=new.success,
                 metadata=new.metadata,
                 created_at=new.created_at,
+                operation_id=new.operation_id,
             )
             self._tx.put(store.audit, entry.id, entry)
             if entry.resource_id is not None:
                 self._tx.append_index(store.audit_by_resource, entry.resource_id, entry.id)
             if entry.guest_id is not None:
                 self._tx.append_index(store.audit_by_guest, entry.guest_id, entry.id)
+            if entry.operation_id is not None:
+                self._tx.append_index(store.audit_by_operation, entry.operation_id, entry.id)
 
     def list(
         self, *, booking_id: int | None = None, guest_id: int | None = None, limit: int = 100
@@ -583,6 +587,10 @@ class InMemoryAuditLog(_Repository, AuditLog):
             entries = [e for e in entries if e.guest_id == guest_id]
         entries.sort(key=lambda e: (e.created_at, e.id), reverse=True)
         return entries[: max(limit, 0)]
+
+    def by_operation(self, operation_id: str) -> Sequence[AuditEntry]:
+        store = self._tx.store
+        return [store.audit[i] for i in store.audit_by_operation.get(operation_id, ())]
 
     def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:
         store = self._tx.store

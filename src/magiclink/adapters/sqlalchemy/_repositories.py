@@ -139,6 +139,7 @@ AUDIT_COLUMNS: Final = (
     audit_log.c.success,
     audit_log.c.metadata,
     audit_log.c.created_at,
+    audit_log.c.operation_id,
 )
 RATING_COLUMNS: Final = (
     ratings.c.id,
@@ -215,6 +216,7 @@ def audit_from_row(row: Row) -> AuditEntry:
         success=bool(row[5]),
         metadata=row[6],
         created_at=row[7],
+        operation_id=row[8],
     )
 
 
@@ -456,6 +458,12 @@ LIST_AUDIT: Final[Mapping[tuple[bool, bool], Executable]] = {
     (False, True): _audit_newest_first.where(_by_guest),
     (True, True): _audit_newest_first.where(_by_resource, _by_guest),
 }
+# Issue 12.2: one operation's entries, through the operation_id index.
+AUDIT_OF_OPERATION: Final = (
+    select(*AUDIT_COLUMNS)
+    .where(audit_log.c.operation_id == bindparam("p_operation"))
+    .order_by(audit_log.c.id)
+)
 # §9.4: the guest's links issued on one path since an instant, found through the guest_id
 # index (the JSON path is read from the guest's rows only).
 COUNT_LINKS_ISSUED: Final = (
@@ -946,6 +954,7 @@ class SqlAlchemyAuditLog(_SqlAlchemyRepository, AuditLog):
                     "success": entry.success,
                     "metadata": dict(entry.metadata),
                     "created_at": entry.created_at,
+                    "operation_id": entry.operation_id,
                 }
                 for entry in entries
             ],
@@ -965,6 +974,12 @@ class SqlAlchemyAuditLog(_SqlAlchemyRepository, AuditLog):
         if guest_id is not None:
             params["p_guest"] = guest_id
         rows = self._source.connection().execute(statement, params)
+        return [audit_from_row(row) for row in rows]
+
+    @translating
+    def by_operation(self, operation_id: str) -> Sequence[AuditEntry]:
+        """The entries written with `operation_id`, in insertion order (one SELECT)."""
+        rows = self._source.connection().execute(AUDIT_OF_OPERATION, {"p_operation": operation_id})
         return [audit_from_row(row) for row in rows]
 
     @translating

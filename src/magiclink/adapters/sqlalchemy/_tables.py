@@ -179,8 +179,11 @@ audit_log: Final = Table(
     Column("success", Boolean, nullable=False),
     Column("metadata", JsonObject, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The service call that wrote the entry (revision 0006): its exact `landed` check.
+    Column("operation_id", String(32), nullable=True),
     Index(None, "resource_id"),
     Index(None, "guest_id"),
+    Index(None, "operation_id"),
     **MYSQL_TABLE_OPTIONS,
 )
 

@@ -1,0 +1,178 @@
+"""The audit entries the services write, one named builder per kind (R8, §9.7).
+
+Each builder fixes the entry's action, resource and metadata keys, so two places that record
+the same event write the same entry.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from magiclink.domain._enums import AuditAction, InvalidationReason, IssuePath, RefusalReason
+from magiclink.domain._errors import InvalidInput
+from magiclink.domain._records import AuditEntry, MagicLinkToken, NewAuditEntry
+
+ENDPOINT: Final = "magiclink"
+
+
+def new_operation_id() -> str:
+    """A fresh key for one service call's audit entries (128 random bits, 32 hex digits):
+    after an ambiguous commit, `AuditLog.by_operation` finds exactly that call's entries."""
+    return secrets.token_hex(16)
+
+
+def resource(booking_id: int | None) -> str | None:
+    """The `resource_id` of an entry about a booking: its id as text (None for none)."""
+    return None if booking_id is None else str(booking_id)
+
+
+def token_created(
+    guest_id: int, booking_id: int | None, token_id: int, path: IssuePath, now: datetime
+) -> NewAuditEntry:
+    """`CREATE_TOKEN`: a link was issued on `path` (what the hourly cap counts, §9.4)."""
+    return NewAuditEntry(
+        guest_id=guest_id,
+        endpoint=ENDPOINT,
+        action=AuditAction.CREATE_TOKEN,
+        resource_id=resource(booking_id),
+        success=True,
+        metadata={"token_id": token_id, "path": str(path)},
+        created_at=now,
+    )
+
+
+def token_consumed(
+    token: MagicLinkToken,
+    booking_id: int | None,
+    now: datetime,
+    action: str | None = None,
+    *,
+    operation_id: str | None = None,
+) -> NewAuditEntry:
+    """`CONSUME_TOKEN`: a successful consumption (§9.7), by `consume_token` or by a link
+    action (§8.1, which names its `action`); the booking acted on is the resource."""
+    metadata: dict[str, Any] = {"token_id": token.id}
+    if action is not None:
+        metadata["action"] = action
+    return NewAuditEntry(
+        guest_id=token.guest_id,
+        endpoint=ENDPOINT,
+        action=AuditAction.CONSUME_TOKEN,
+        resource_id=resource(booking_id),
+        success=True,
+        metadata=metadata,
+        created_at=now,
+        operation_id=operation_id,
+    )
+
+
+def verify_refused(
+    token: MagicLinkToken,
+    reason: RefusalReason,
+    operation: str,
+    now: datetime,
+    *,
+    within_grace: bool = False,
+) -> NewAuditEntry:
+    """`VERIFY_TOKEN`, unsuccessful: a known link was refused, and why (R8)."""
+    metadata: dict[str, Any] = {
+        "reason": str(reason),
+        "token_id": token.id,
+        "operation": operation,
+    }
+    if within_grace:
+        metadata["within_grace"] = True
+    return NewAuditEntry(
+        guest_id=token.guest_id,
+        endpoint=ENDPOINT,
+        action=AuditAction.VERIFY_TOKEN,
+        resource_id=resource(token.booking_id),
+        success=False,
+        metadata=metadata,
+        created_at=now,
+    )
+
+
+def tokens_invalidated(
+    guest_id: int,
+    booking_id: int | None,
+    reason: InvalidationReason,
+    count: int,
+    now: datetime,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    operation_id: str | None = None,
+) -> NewAuditEntry:
+    """`INVALIDATE_TOKEN`: `count` links of one guest died for `reason` (one per guest, R8)."""
+    return NewAuditEntry(
+        guest_id=guest_id,
+        endpoint=ENDPOINT,
+        action=AuditAction.INVALIDATE_TOKEN,
+        resource_id=resource(booking_id),
+        success=True,
+        metadata={**(extra or {}), "reason": str(reason), "count": count},
+        created_at=now,
+        operation_id=operation_id,
+    )
+
+
+def guest_admin(
+    action: AuditAction, guest_id: int, killed: int, now: datetime, *, operation_id: str
+) -> NewAuditEntry:
+    """`BLOCK_GUEST` / `UNBLOCK_GUEST`: an operator's decision, with the links it killed."""
+    return NewAuditEntry(
+        guest_id=guest_id,
+        endpoint=ENDPOINT,
+        action=action,
+        resource_id=None,
+        success=True,
+        metadata={"invalidated": killed},
+        created_at=now,
+        operation_id=operation_id,
+    )
+
+
+def landed_count(entries: Sequence[AuditEntry]) -> int | None:
+    """How many links the `INVALIDATE_TOKEN` entries of one operation killed; None when
+    it wrote none (nothing landed, or there was nothing to kill: running again is safe)."""
+    counts = [
+        int(entry.metadata.get("count", 0))
+        for entry in entries
+        if entry.action == AuditAction.INVALIDATE_TOKEN
+    ]
+    return sum(counts) if counts else None
+
+
+def json_object(value: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """A copy of `value` if it is a JSON-serialisable mapping with string keys."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidInput(f"{name} must be a mapping with string keys")
+    try:
+        # ensure_ascii=False + encode: lone surrogates fail here rather than in a driver.
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as error:
+        raise InvalidInput(f"{name} must be JSON-serialisable") from error
+    if "\\u0000" in text:  # PostgreSQL's JSONB cannot store NUL characters
+        raise InvalidInput(f"{name} must not contain NUL characters")
+    return dict(value)
+
+
+__all__ = [
+    "ENDPOINT",
+    "guest_admin",
+    "json_object",
+    "landed_count",
+    "new_operation_id",
+    "resource",
+    "token_consumed",
+    "token_created",
+    "tokens_invalidated",
+    "verify_refused",
+]
