@@ -36,7 +36,7 @@ from magiclink.domain._records import (
     Requester,
     RescheduleOutcome,
 )
-from magiclink.domain._transactions import run_in_transaction
+from magiclink.domain._transactions import Operation, read, run
 from magiclink.ports._clock import Clock
 from magiclink.ports._metrics import Metrics
 from magiclink.ports._notifier import Notifier
@@ -85,7 +85,7 @@ class BookingService(LifecycleService):
     def get_booking(self, booking_id: int) -> Booking | None:
         """The booking with this id, or None (read-only; the guest's page shows it)."""
         booking_id = require_id(booking_id, "booking_id")
-        return run_in_transaction(self._uow, lambda tx: tx.bookings.get(booking_id), readonly=True)
+        return run(self._uow, read(lambda tx: tx.bookings.get(booking_id)))
 
     def book_session(
         self,
@@ -137,7 +137,7 @@ class BookingService(LifecycleService):
             )
             return booking if ours else None
 
-        booking = run_in_transaction(self._uow, work, landed=landed)
+        booking = run(self._uow, Operation(work, landed=landed))
         if self._outbox is not None:  # §11.2: the outbox worker mails it
             return BookingOutcome(booking=booking, link_sent=False)
         sent = self._issue_and_mail(booking, "booking", reason="booking_created")
@@ -180,8 +180,8 @@ class BookingService(LifecycleService):
             tx.bookings.update(completed)
             return completed
 
-        return run_in_transaction(
-            self._uow, work, landed=_in_status(booking_id, BookingStatus.COMPLETED)
+        return run(
+            self._uow, Operation(work, landed=_in_status(booking_id, BookingStatus.COMPLETED))
         )
 
     def reschedule_session(
@@ -209,7 +209,7 @@ class BookingService(LifecycleService):
             booking = tx.bookings.get(booking_id)
             return booking if attempts and booking == attempts[-1] else None
 
-        booking = run_in_transaction(self._uow, work, landed=landed)
+        booking = run(self._uow, Operation(work, landed=landed))
         self._invalidate_after(
             booking.id, InvalidationReason.BOOKING_RESCHEDULED, {"event": "reschedule"}
         )
@@ -309,7 +309,7 @@ class BookingService(LifecycleService):
             tx.bookings.update(closed)
             return closed
 
-        return run_in_transaction(self._uow, work, landed=_in_status(booking_id, status))
+        return run(self._uow, Operation(work, landed=_in_status(booking_id, status)))
 
     def _issue_and_mail(self, booking: Booking, kind: str, reason: str) -> bool:
         issued, token = run_after_step(

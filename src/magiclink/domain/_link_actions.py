@@ -59,6 +59,44 @@ class _Outcome:
     invalidated: int = 0
 
 
+@attrs.frozen
+class _Action:
+    """One call's action: what it does, what it kills its booking's links for, its labels."""
+
+    act: Callable[[Transaction, Any], Any]
+    reason: InvalidationReason
+    name: str
+    extra: Mapping[str, Any]
+    now: datetime
+    operation_id: str
+
+    def land(self, tx: Transaction, lookup: TokenLookup, booking: Booking, target: int) -> _Outcome:
+        """The consumed link's action, its booking's links killed, and the audit (§8.1)."""
+        now = self.now
+        grant = LinkGrant(lookup.token, lookup.guest, revoke_links(tx, booking), now)
+        result = self.act(tx, grant)
+        invalidated = tx.tokens.invalidate_by_booking(target, reason=self.reason, now=now)
+        entries = [
+            _audit.token_consumed(
+                lookup.token, target, now, self.name, operation_id=self.operation_id
+            )
+        ]
+        entries += [
+            _audit.tokens_invalidated(
+                guest_id,
+                target,
+                self.reason,
+                count,
+                now,
+                self.extra,
+                operation_id=self.operation_id,
+            )
+            for guest_id, count in sorted(invalidated.per_guest.items())
+        ]
+        tx.audit.add_many(entries)
+        return _Outcome(lookup, None, result, invalidated.count)
+
+
 def run_link_action(
     guests: GuestService,
     raw: object,
@@ -79,7 +117,8 @@ def run_link_action(
     scope = require_scope(booking_id)
     now = guests.clock.now()
     extra = {**(metadata or {}), "event": action}
-    operation_id = _audit.new_operation_id()
+    plan = _Action(act, reason, action, extra, now, _audit.new_operation_id())
+    acted: list[_Outcome] = []
 
     def work(tx: Transaction) -> _Outcome:
         lookup = tx.tokens.lookup(token_hash)
@@ -97,34 +136,28 @@ def run_link_action(
             refusal = RefusalReason.USED  # a concurrent action consumed it first
         if refusal is not None or booking is None:
             return _Outcome(lookup, refusal or RefusalReason.BOOKING_MISSING)
-        result = act(tx, LinkGrant(lookup.token, lookup.guest, revoke_links(tx, booking), now))
-        invalidated = tx.tokens.invalidate_by_booking(target, reason=reason, now=now)
-        entries = [
-            _audit.token_consumed(lookup.token, target, now, action, operation_id=operation_id)
-        ]
-        entries += [
-            _audit.tokens_invalidated(
-                guest_id, target, reason, count, now, extra, operation_id=operation_id
-            )
-            for guest_id, count in sorted(invalidated.per_guest.items())
-        ]
-        tx.audit.add_many(entries)
-        acted.append(_Outcome(lookup, None, result, invalidated.count))
+        acted.append(plan.land(tx, lookup, booking, target))
         return acted[-1]
 
     def landed(tx: Transaction) -> _Outcome | None:
         """After an ambiguous commit, exact: the action landed iff this call's
         `CONSUME_TOKEN` entry is stored (by its operation id), for it committed with the
         whole transaction, the action included."""
-        ours = acted and tx.audit.by_operation(operation_id)
+        ours = acted and tx.audit.by_operation(plan.operation_id)
         return acted[-1] if ours else None
 
-    acted: list[_Outcome] = []
     outcome = run(guests._uow, Operation(work, landed=landed))
+    return cast(T, _answer(guests, outcome, now, reason))
+
+
+def _answer(
+    guests: GuestService, outcome: _Outcome, now: datetime, reason: InvalidationReason
+) -> Any:
+    """The action's result; or, for an unknown or refused link, the error raised."""
     if outcome.lookup is None:
-        raise verification.unknown(_OPERATION)
+        raise guests._verification.unknown(_OPERATION)
     if outcome.refusal is not None:
-        raise verification.refuse(outcome.lookup, outcome.refusal, now, _OPERATION)
+        raise guests._verification.refuse(outcome.lookup, outcome.refusal, now, _OPERATION)
     guests._context.instruments.accepted(
         outcome.lookup,
         _OPERATION,
@@ -132,7 +165,7 @@ def run_link_action(
         reason=reason,
         invalidated=outcome.invalidated,
     )
-    return cast(T, outcome.result)
+    return outcome.result
 
 
 def _locked_refusal(

@@ -12,7 +12,7 @@ from magiclink.domain._link_actions import LinkGrant, run_link_action
 from magiclink.domain._observability import Events, log_event
 from magiclink.domain._policy import MAX_TEXT_ID_LENGTH, require_optional_id, require_text
 from magiclink.domain._records import Incident
-from magiclink.domain._transactions import run_in_transaction
+from magiclink.domain._transactions import Operation, run
 from magiclink.ports._unit_of_work import Transaction
 
 MAX_DESCRIPTION: Final = 5_000
@@ -58,6 +58,30 @@ class QualityRepository(LifecycleService):
             description, "description", max_length=MAX_DESCRIPTION, allow_empty=True
         )
         reporter = require_optional_id(reported_by_user_id, "reported_by_user_id")
+        incident = self._store(uid, profile, kind, text, reporter)
+        reason = InvalidationReason.INCIDENT_REPORTED
+        booking_id = incident.booking_id
+        if booking_id is None:
+            log_event(
+                logging.WARNING,
+                Events.INCIDENT_BOOKING_UNKNOWN,
+                booking_id=None,
+                reason=str(reason),
+                incident_id=incident.id,
+                count=0,
+            )
+            return incident
+        self._invalidate_after(
+            booking_id,
+            reason,
+            {"event": "incident", "incident_id": incident.id, "type": str(kind)},
+        )
+        return incident
+
+    def _store(
+        self, uid: str, profile: str, kind: IncidentType, text: str, reporter: int | None
+    ) -> Incident:
+        """Store the incident and revoke its booking's links, in one transaction (§8.4)."""
         now = self._clock.now()
 
         def work(tx: Transaction) -> Incident:
@@ -84,25 +108,7 @@ class QualityRepository(LifecycleService):
             ]
             return ours[-1] if ours else None
 
-        incident = run_in_transaction(self._uow, work, landed=landed)
-        reason = InvalidationReason.INCIDENT_REPORTED
-        booking_id = incident.booking_id
-        if booking_id is None:
-            log_event(
-                logging.WARNING,
-                Events.INCIDENT_BOOKING_UNKNOWN,
-                booking_id=None,
-                reason=str(reason),
-                incident_id=incident.id,
-                count=0,
-            )
-            return incident
-        self._invalidate_after(
-            booking_id,
-            reason,
-            {"event": "incident", "incident_id": incident.id, "type": str(kind)},
-        )
-        return incident
+        return run(self._uow, Operation(work, landed=landed))
 
     def report_with_link(
         self,

@@ -10,7 +10,7 @@ from magiclink.domain._lifecycle import LifecycleService, load_for_change, revok
 from magiclink.domain._link_actions import LinkGrant, run_link_action
 from magiclink.domain._policy import MAX_TEXT_ID_LENGTH, require_id, require_text
 from magiclink.domain._records import Rating
-from magiclink.domain._transactions import run_in_transaction
+from magiclink.domain._transactions import Operation, read, run
 from magiclink.ports._unit_of_work import Transaction
 
 MAX_FEEDBACK: Final = 2_000
@@ -25,9 +25,7 @@ class RatingService(LifecycleService):
     def get_rating(self, booking_id: int) -> Rating | None:
         """The booking's rating, or None (read-only; the guest's page hides "rate" once rated)."""
         booking_id = require_id(booking_id, "booking_id")
-        return run_in_transaction(
-            self._uow, lambda tx: tx.ratings.get_by_booking(booking_id), readonly=True
-        )
+        return run(self._uow, read(lambda tx: tx.ratings.get_by_booking(booking_id)))
 
     def create_rating(
         self,
@@ -72,7 +70,7 @@ class RatingService(LifecycleService):
             ) == (now, profile, rating)
             return rating_now if ours else None
 
-        stored = run_in_transaction(self._uow, work, landed=landed)
+        stored = run(self._uow, Operation(work, landed=landed))
         reason = InvalidationReason.RATING_SUBMITTED
         self._invalidate_after(booking_id, reason, {"event": "rating", "rating_id": stored.id})
         return stored
