@@ -7,19 +7,19 @@ rollback — explicit, by exception, or by leaving the block without commit — 
 `InMemoryOutbox` shares those transactions.
 """
 
-from magiclink.adapters.memory._core import (
+from magiclink.adapters.memory._clock import ManualClock
+from magiclink.adapters.memory._metrics import InMemoryMetrics
+from magiclink.adapters.memory._notifier import InMemoryNotifier
+from magiclink.adapters.memory._outbox import InMemoryOutbox
+from magiclink.adapters.memory._repositories import (
     InMemoryAuditLog,
     InMemoryBookingRepository,
     InMemoryGuestRepository,
     InMemoryIncidentRepository,
-    InMemoryMetrics,
-    InMemoryNotifier,
     InMemoryRatingRepository,
-    InMemoryTokenRepository,
-    InMemoryUnitOfWork,
-    ManualClock,
 )
-from magiclink.adapters.memory._outbox import InMemoryOutbox
+from magiclink.adapters.memory._token_repository import InMemoryTokenRepository
+from magiclink.adapters.memory._unit_of_work import InMemoryUnitOfWork
 
 __all__ = [
     "InMemoryAuditLog",

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from magiclink.adapters.memory._core import InMemoryUnitOfWork, _InMemoryTransaction
+from magiclink.adapters.memory._unit_of_work import InMemoryUnitOfWork, _InMemoryTransaction
 from magiclink.ports._outbox import Outbox, OutboxMessage, OutboxState, OutboxStatus
 from magiclink.ports._unit_of_work import Transaction
 

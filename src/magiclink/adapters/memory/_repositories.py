@@ -1,0 +1,280 @@
+"""The in-memory repositories of guests, bookings, ratings, incidents and the audit log.
+
+Each reads `store` and writes through the `_UndoLog` of the transaction it belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from magiclink.adapters.memory._store import _UndoLog
+from magiclink.domain._enums import AuditAction, BookingStatus, IncidentType
+from magiclink.domain._errors import DuplicateRating, InvalidInput
+from magiclink.domain._records import (
+    AuditEntry,
+    Booking,
+    Guest,
+    Incident,
+    NewAuditEntry,
+    Rating,
+)
+from magiclink.ports._repositories import (
+    AuditLog,
+    BookingRepository,
+    GuestRepository,
+    IncidentRepository,
+    RatingRepository,
+)
+
+
+class _Repository:
+    """Base of the in-memory repositories. Their methods implement the port methods of the
+    same names and keep the contracts documented there (`magiclink.ports._repositories`)."""
+
+    def __init__(self, tx: _UndoLog) -> None:
+        self._tx = tx
+
+
+class InMemoryGuestRepository(_Repository, GuestRepository):
+    """Guests in memory."""
+
+    def get(self, guest_id: int) -> Guest | None:
+        return self._tx.store.guests.get(guest_id)
+
+    def get_by_email(self, normalized_email: str) -> Guest | None:
+        store = self._tx.store
+        guest_id = store.guest_by_email.get(normalized_email)
+        return None if guest_id is None else store.guests[guest_id]
+
+    def get_or_create(
+        self, normalized_email: str, *, now: datetime, last_request_at: datetime | None
+    ) -> tuple[Guest, bool]:
+        existing = self.get_by_email(normalized_email)
+        if existing is not None:
+            return existing, False
+        store = self._tx.store
+        guest = Guest(
+            id=store.next_id(),
+            normalized_email=normalized_email,
+            blocked=False,
+            last_request_at=last_request_at,
+            created_at=now,
+        )
+        self._tx.put(store.guests, guest.id, guest)
+        self._tx.put(store.guest_by_email, normalized_email, guest.id)
+        return guest, True
+
+    def claim_request_slot(self, guest_id: int, *, now: datetime, not_after: datetime) -> bool:
+        store = self._tx.store
+        guest = store.guests.get(guest_id)
+        if guest is None:
+            return False
+        if guest.last_request_at is not None and guest.last_request_at > not_after:
+            return False
+        self._tx.put(store.guests, guest_id, attrs.evolve(guest, last_request_at=now))
+        return True
+
+    def set_blocked(self, guest_id: int, blocked: bool) -> Guest | None:
+        store = self._tx.store
+        guest = store.guests.get(guest_id)
+        if guest is None:
+            return None
+        updated = attrs.evolve(guest, blocked=blocked)
+        self._tx.put(store.guests, guest_id, updated)
+        return updated
+
+
+class InMemoryBookingRepository(_Repository, BookingRepository):
+    """Bookings in memory."""
+
+    def add(
+        self,
+        *,
+        uid: str,
+        mentor_id: int,
+        guest_email: str,
+        start_time: datetime,
+        end_time: datetime,
+        status: BookingStatus,
+        revision: int,
+    ) -> Booking:
+        store = self._tx.store
+        if uid in store.booking_by_uid:
+            raise InvalidInput("Booking uid already exists")
+        booking = Booking(
+            id=store.next_id(),
+            uid=uid,
+            mentor_id=mentor_id,
+            guest_email=guest_email,
+            start_time=start_time,
+            end_time=end_time,
+            status=status,
+            revision=revision,
+        )
+        self._tx.put(store.bookings, booking.id, booking)
+        self._tx.put(store.booking_by_uid, uid, booking.id)
+        return booking
+
+    def get(self, booking_id: int, *, for_update: bool = False) -> Booking | None:
+        return self._tx.store.bookings.get(booking_id)
+
+    def get_by_uid(self, uid: str) -> Booking | None:
+        store = self._tx.store
+        booking_id = store.booking_by_uid.get(uid)
+        return None if booking_id is None else store.bookings[booking_id]
+
+    def update(self, booking: Booking) -> None:
+        store = self._tx.store
+        current = store.bookings.get(booking.id)
+        if current is None:
+            return
+        # uid and parties are fixed at creation; only status, times and revision move.
+        updated = attrs.evolve(
+            current,
+            status=booking.status,
+            start_time=booking.start_time,
+            end_time=booking.end_time,
+            revision=booking.revision,
+        )
+        self._tx.put(store.bookings, booking.id, updated)
+
+    def revoke_links(self, booking_id: int) -> None:
+        store = self._tx.store
+        current = store.bookings.get(booking_id)
+        if current is not None:
+            advanced = attrs.evolve(current, link_generation=current.link_generation + 1)
+            self._tx.put(store.bookings, booking_id, advanced)
+
+
+class InMemoryRatingRepository(_Repository, RatingRepository):
+    """Ratings in memory, one per booking."""
+
+    def add(
+        self,
+        *,
+        booking_id: int,
+        student_profile_id: str,
+        rating: int,
+        feedback: str | None,
+        created_at: datetime,
+    ) -> Rating:
+        store = self._tx.store
+        if booking_id in store.rating_by_booking:
+            raise DuplicateRating()
+        record = Rating(
+            id=store.next_id(),
+            booking_id=booking_id,
+            student_profile_id=student_profile_id,
+            rating=rating,
+            feedback=feedback,
+            created_at=created_at,
+        )
+        self._tx.put(store.ratings, record.id, record)
+        self._tx.put(store.rating_by_booking, booking_id, record.id)
+        return record
+
+    def get_by_booking(self, booking_id: int) -> Rating | None:
+        store = self._tx.store
+        rating_id = store.rating_by_booking.get(booking_id)
+        return None if rating_id is None else store.ratings[rating_id]
+
+
+class InMemoryIncidentRepository(_Repository, IncidentRepository):
+    """Incidents in memory."""
+
+    def add(
+        self,
+        *,
+        booking_uid: str,
+        booking_id: int | None,
+        student_profile_id: str,
+        type: IncidentType,
+        description: str,
+        reported_by_user_id: int | None,
+        created_at: datetime,
+    ) -> Incident:
+        store = self._tx.store
+        incident = Incident(
+            id=store.next_id(),
+            booking_uid=booking_uid,
+            booking_id=booking_id,
+            student_profile_id=student_profile_id,
+            type=type,
+            description=description,
+            reported_by_user_id=reported_by_user_id,
+            created_at=created_at,
+        )
+        self._tx.put(store.incidents, incident.id, incident)
+        return incident
+
+    def list_by_booking_uid(self, booking_uid: str) -> list[Incident]:
+        return [i for i in self._tx.store.incidents.values() if i.booking_uid == booking_uid]
+
+
+class InMemoryAuditLog(_Repository, AuditLog):
+    """The guest access log in memory, indexed by resource id and guest id."""
+
+    def add_many(self, entries: Sequence[NewAuditEntry]) -> None:
+        store = self._tx.store
+        for new in entries:
+            entry = AuditEntry(
+                id=store.next_id(),
+                guest_id=new.guest_id,
+                endpoint=new.endpoint,
+                action=new.action,
+                resource_id=new.resource_id,
+                success=new.success,
+                metadata=new.metadata,
+                created_at=new.created_at,
+                operation_id=new.operation_id,
+            )
+            self._tx.put(store.audit, entry.id, entry)
+            if entry.resource_id is not None:
+                self._tx.append_index(store.audit_by_resource, entry.resource_id, entry.id)
+            if entry.guest_id is not None:
+                self._tx.append_index(store.audit_by_guest, entry.guest_id, entry.id)
+            if entry.operation_id is not None:
+                self._tx.append_index(store.audit_by_operation, entry.operation_id, entry.id)
+
+    def list(
+        self, *, booking_id: int | None = None, guest_id: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        store = self._tx.store
+        if booking_id is not None:
+            ids: Sequence[int] = store.audit_by_resource.get(str(booking_id), ())
+        elif guest_id is not None:
+            ids = store.audit_by_guest.get(guest_id, ())
+        else:
+            ids = list(store.audit)
+        entries = [store.audit[i] for i in ids]
+        if booking_id is not None and guest_id is not None:
+            entries = [e for e in entries if e.guest_id == guest_id]
+        entries.sort(key=lambda e: (e.created_at, e.id), reverse=True)
+        return entries[: max(limit, 0)]
+
+    def by_operation(self, operation_id: str) -> Sequence[AuditEntry]:
+        store = self._tx.store
+        return [store.audit[i] for i in store.audit_by_operation.get(operation_id, ())]
+
+    def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:
+        store = self._tx.store
+        return sum(
+            1
+            for i in store.audit_by_guest.get(guest_id, ())
+            if (entry := store.audit[i]).action == AuditAction.CREATE_TOKEN
+            and entry.metadata.get("path") == path
+            and entry.created_at > since
+        )
+
+
+__all__ = [
+    "InMemoryAuditLog",
+    "InMemoryBookingRepository",
+    "InMemoryGuestRepository",
+    "InMemoryIncidentRepository",
+    "InMemoryRatingRepository",
+    "_Repository",
+]

@@ -1,0 +1,104 @@
+"""The in-memory store and its undo log: what a transaction writes through.
+
+`_Store` holds the committed state, its secondary indexes and the lock that guards them.
+`_UndoLog` is the write side of a transaction: every write to the store goes through it and
+leaves an undo entry, and `rollback` replays those entries backwards. Index appends are O(1)
+(R10.5): the list is appended in place and the `_APPENDED` marker undoes one `list.append`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, Final, TypeVar
+
+from magiclink.domain._errors import StorageError
+from magiclink.domain._records import (
+    AuditEntry,
+    Booking,
+    Guest,
+    Incident,
+    MagicLinkToken,
+    Rating,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_MISSING: Final = object()
+# Undo marker: the entry `(index_list, _APPENDED, None)` undoes one `list.append`.
+_APPENDED: Final = object()
+
+
+class _Store:
+    """The committed state, its secondary indexes and the lock that guards them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.ids = itertools.count(1)
+        self.guests: dict[int, Guest] = {}
+        self.guest_by_email: dict[str, int] = {}
+        self.bookings: dict[int, Booking] = {}
+        self.booking_by_uid: dict[str, int] = {}
+        self.tokens: dict[int, MagicLinkToken] = {}
+        self.token_by_hash: dict[str, int] = {}
+        self.tokens_by_booking: dict[int, list[int]] = {}
+        self.tokens_by_guest: dict[int, list[int]] = {}
+        self.ratings: dict[int, Rating] = {}
+        self.rating_by_booking: dict[int, int] = {}
+        self.incidents: dict[int, Incident] = {}
+        self.audit: dict[int, AuditEntry] = {}
+        self.audit_by_resource: dict[str, list[int]] = {}
+        self.audit_by_guest: dict[int, list[int]] = {}
+        self.audit_by_operation: dict[str, list[int]] = {}
+
+    def next_id(self) -> int:
+        return next(self.ids)
+
+
+class _UndoLog:
+    """Reads and writes of one open transaction on a `_Store`, remembered for rollback."""
+
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+        self._undo: list[tuple[Any, Any, Any]] = []  # (table, key, old) or (list, _APPENDED, None)
+        self._open = True
+
+    @property
+    def store(self) -> _Store:
+        if not self._open:
+            raise StorageError("Transaction is closed")
+        return self._store
+
+    def put(self, table: dict[K, V], key: K, value: V) -> None:
+        """Write `table[key] = value`, remembering the old value for rollback."""
+        self._undo.append((table, key, table.get(key, _MISSING)))
+        table[key] = value
+
+    def append_index(self, index: dict[K, list[int]], key: K, item: int) -> None:
+        """Append `item` to `index[key]` in O(1), remembering how to undo it (R10.5: the
+        cost of a write does not grow with the history of its guest or booking)."""
+        entries = index.get(key)
+        if entries is None:
+            self.put(index, key, [item])
+        else:
+            entries.append(item)
+            self._undo.append((entries, _APPENDED, None))
+
+    def remove(self, table: dict[K, V], key: K) -> None:
+        old = table.pop(key, _MISSING)
+        if old is not _MISSING:
+            self._undo.append((table, key, old))
+
+    def rollback(self) -> None:
+        for table, key, old in reversed(self._undo):
+            if key is _APPENDED:
+                table.pop()
+            elif old is _MISSING:
+                table.pop(key, None)
+            else:
+                table[key] = old
+        self._undo.clear()
+
+
+__all__ = ["_APPENDED", "_MISSING", "_Store", "_UndoLog"]

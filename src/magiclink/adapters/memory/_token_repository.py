@@ -1,0 +1,201 @@
+"""`InMemoryTokenRepository`: magic-link tokens in memory, indexed by hash, booking and guest."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime
+
+import attrs
+
+from magiclink.adapters.memory._repositories import _Repository
+from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._errors import StorageError
+from magiclink.domain._policy import booking_refusal
+from magiclink.domain._records import InvalidationResult, MagicLinkToken, TokenLookup
+from magiclink.ports._repositories import TokenRepository, TokenStats
+
+
+class InMemoryTokenRepository(_Repository, TokenRepository):
+    """Tokens in memory, indexed by hash, booking and guest."""
+
+    def add(
+        self,
+        *,
+        token_hash: str,
+        guest_id: int,
+        booking_id: int | None,
+        booking_revision: int | None,
+        expires_at: datetime,
+        created_at: datetime,
+        link_generation: int = 0,
+    ) -> MagicLinkToken:
+        store = self._tx.store
+        if token_hash in store.token_by_hash:
+            raise StorageError("Token hash collision")
+        token = MagicLinkToken(
+            id=store.next_id(),
+            token_hash=token_hash,
+            guest_id=guest_id,
+            booking_id=booking_id,
+            booking_revision=booking_revision,
+            expires_at=expires_at,
+            used_at=None,
+            invalidated=False,
+            invalidation_reason=None,
+            created_at=created_at,
+            link_generation=link_generation,
+        )
+        self._tx.put(store.tokens, token.id, token)
+        self._tx.put(store.token_by_hash, token_hash, token.id)
+        if booking_id is not None:
+            self._tx.append_index(store.tokens_by_booking, booking_id, token.id)
+        self._tx.append_index(store.tokens_by_guest, guest_id, token.id)
+        return token
+
+    def lookup(self, token_hash: str) -> TokenLookup | None:
+        store = self._tx.store
+        token_id = store.token_by_hash.get(token_hash)
+        if token_id is None:
+            return None
+        token = store.tokens[token_id]
+        booking = None if token.booking_id is None else store.bookings.get(token.booking_id)
+        return TokenLookup(
+            token=token,
+            guest=store.guests[token.guest_id],
+            booking_status=None if booking is None else booking.status,
+            booking_revision=None if booking is None else booking.revision,
+            booking_link_generation=None if booking is None else booking.link_generation,
+        )
+
+    def get(self, token_id: int) -> MagicLinkToken | None:
+        return self._tx.store.tokens.get(token_id)
+
+    def _is_live(self, token: MagicLinkToken, now: datetime) -> bool:
+        booking = (
+            None if token.booking_id is None else self._tx.store.bookings.get(token.booking_id)
+        )
+        return booking_refusal(token, booking, now) is None
+
+    def consume(self, token_id: int, *, now: datetime) -> bool:
+        store = self._tx.store
+        token = store.tokens.get(token_id)
+        if token is None or not self._is_live(token, now):
+            return False
+        self._tx.put(store.tokens, token_id, attrs.evolve(token, used_at=now))
+        return True
+
+    def _kill(self, token: MagicLinkToken, reason: InvalidationReason, now: datetime) -> None:
+        killed = attrs.evolve(
+            token,
+            invalidated=True,
+            invalidation_reason=reason,
+            used_at=token.used_at if token.used_at is not None else now,
+        )
+        self._tx.put(self._tx.store.tokens, token.id, killed)
+
+    def invalidate(
+        self, token_id: int, *, reason: InvalidationReason, now: datetime
+    ) -> MagicLinkToken | None:
+        token = self._tx.store.tokens.get(token_id)
+        if token is None or token.invalidated:
+            return None
+        self._kill(token, reason, now)
+        return token
+
+    def invalidate_by_booking(
+        self, booking_id: int, *, reason: InvalidationReason, now: datetime
+    ) -> InvalidationResult:
+        store = self._tx.store
+        per_guest: dict[int, int] = defaultdict(int)
+        for token_id in store.tokens_by_booking.get(booking_id, ()):
+            token = store.tokens[token_id]
+            if not token.invalidated:
+                self._kill(token, reason, now)
+                per_guest[token.guest_id] += 1
+        return InvalidationResult(per_guest=dict(per_guest))
+
+    def invalidate_live(
+        self,
+        *,
+        guest_id: int,
+        booking_id: int | None,
+        reason: InvalidationReason,
+        now: datetime,
+    ) -> int:
+        store = self._tx.store
+        changed = 0
+        for token_id in store.tokens_by_guest.get(guest_id, ()):
+            token = store.tokens[token_id]
+            if token.booking_id == booking_id and _unspent(token, now):
+                self._kill(token, reason, now)
+                changed += 1
+        return changed
+
+    def invalidate_all_live(
+        self, *, guest_id: int, reason: InvalidationReason, now: datetime
+    ) -> int:
+        store = self._tx.store
+        live = [
+            store.tokens[token_id]
+            for token_id in store.tokens_by_guest.get(guest_id, ())
+            if _unspent(store.tokens[token_id], now)
+        ]
+        for token in live:
+            self._kill(token, reason, now)
+        return len(live)
+
+    def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:
+        store = self._tx.store
+        return [store.tokens[i] for i in store.tokens_by_booking.get(booking_id, ())]
+
+    def _expired_ids(self, expired_before: datetime) -> Iterator[int]:
+        return (t.id for t in self._tx.store.tokens.values() if t.expires_at < expired_before)
+
+    def purge_expired(self, *, expired_before: datetime, limit: int) -> int:
+        store = self._tx.store
+        doomed = list(itertools.islice(self._expired_ids(expired_before), max(limit, 0)))
+        for token_id in doomed:
+            token = store.tokens[token_id]
+            self._tx.remove(store.tokens, token_id)
+            self._tx.remove(store.token_by_hash, token.token_hash)
+            for index, key in (
+                (store.tokens_by_booking, token.booking_id),
+                (store.tokens_by_guest, token.guest_id),
+            ):
+                if key is not None:
+                    self._tx.put(index, key, [i for i in index[key] if i != token_id])
+        return len(doomed)
+
+    def count_expired(self, *, expired_before: datetime) -> int:
+        return sum(1 for _ in self._expired_ids(expired_before))
+
+    def stats(self, *, now: datetime) -> TokenStats:
+        live = expired = used = invalidated = 0
+        by_reason: dict[str, int] = defaultdict(int)
+        for token in self._tx.store.tokens.values():
+            if token.invalidated:
+                invalidated += 1
+                by_reason[str(token.invalidation_reason)] += 1
+            elif token.used_at is not None:
+                used += 1
+            elif token.expires_at <= now:
+                expired += 1
+            else:
+                live += 1
+        return TokenStats(
+            live=live,
+            expired=expired,
+            used=used,
+            invalidated=invalidated,
+            invalidated_by_reason=dict(by_reason),
+        )
+
+
+def _unspent(token: MagicLinkToken, now: datetime) -> bool:
+    """Not invalidated, not used, not expired: what the `invalidate_*live` writes kill."""
+    return not token.invalidated and token.used_at is None and token.expires_at > now
+
+
+__all__ = ["InMemoryTokenRepository"]
