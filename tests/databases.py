@@ -13,7 +13,10 @@ exist and are empty when the test starts:
   schema is dropped. `engine.url` (with `hide_password=False`) reaches the same schema from
   a child process;
 * `any_engine` — parametrised over the three (ids `sqlite`, `postgres`, `mariadb`);
-* `any_uow` — a unit of work over memory and the three (ids `memory`, `sqlite`, ...).
+* `any_uow` — a unit of work over memory and the three (ids `memory`, `sqlite`, ...);
+* `uow` — a unit of work over memory and SQLite only (ids `memory`, `sqlite`): the storages
+  a feature must behave alike on, with no server. It uses `sqlite_engine`, so a conftest
+  that imports `uow` imports `sqlite_engine` too.
 
 A server that cannot be reached skips its tests with the reason, except under `CI=true`
 where it fails them: CI must never go green by skipping the databases.
@@ -338,6 +341,22 @@ def any_uow(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[UnitOfWo
         yield SqlAlchemyUnitOfWork(_clean_shared_engine(request.param))
 
 
+@pytest.fixture(
+    params=[
+        pytest.param("memory", id="memory"),
+        pytest.param("sqlite", id="sqlite"),
+    ]
+)
+def uow(request: pytest.FixtureRequest) -> UnitOfWork:
+    """A fresh, empty unit of work on each local storage in turn: the in-memory adapter,
+    then SQLite (the `sqlite_engine` of the test, so a test that also asks for
+    `sqlite_engine` sees the same database). No server is needed."""
+    if request.param == "memory":
+        return InMemoryUnitOfWork()
+    engine: Engine = request.getfixturevalue("sqlite_engine")
+    return SqlAlchemyUnitOfWork(engine)
+
+
 # --- Statement counting ------------------------------------------------------------------
 
 _TRANSACTION_CONTROL: Final = re.compile(
@@ -398,6 +417,7 @@ __all__ = [
     "POSTGRES_URL",
     "StatementLog",
     "any_engine",
+    "any_uow",
     "count_statements",
     "fresh_schema",
     "isolated_mariadb_engine",
@@ -411,4 +431,5 @@ __all__ = [
     "sqlite_file_engine",
     "sqlite_memory_engine",
     "unavailable",
+    "uow",
 ]

@@ -1,25 +1,10 @@
-"""Storage for the hardening tests (§9): the in-memory adapter and SQLite.
+"""Storage for the hardening tests (§9): the in-memory adapter and SQLite (`uow`).
 
-The database fixtures come from `tests.databases`.
+The fixtures come from `tests.databases`.
 """
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import Engine
+from tests.databases import sqlite_engine, uow
 
-from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.ports import UnitOfWork
-from tests.databases import sqlite_engine
-
-__all__ = ["sqlite_engine"]
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def uow(request: pytest.FixtureRequest) -> UnitOfWork:
-    """A fresh, empty unit of work on each storage."""
-    if request.param == "memory":
-        return InMemoryUnitOfWork()
-    engine: Engine = request.getfixturevalue("sqlite_engine")
-    return SqlAlchemyUnitOfWork(engine)
+__all__ = ["sqlite_engine", "uow"]

@@ -1,26 +1,12 @@
-"""Storage for the security tests: the in-memory adapter and SQLite (PostgreSQL for races).
+"""Storage for the security tests: the in-memory adapter and SQLite (`uow`), PostgreSQL for
+races.
 
-The database fixtures come from `tests.databases`: each gives a clean schema, skips when its
+The fixtures come from `tests.databases`: each database gives a clean schema, skips when its
 server is missing, and fails instead under `CI=true`.
 """
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import Engine
+from tests.databases import postgres_engine, sqlite_engine, uow
 
-from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.ports import UnitOfWork
-from tests.databases import postgres_engine, sqlite_engine
-
-__all__ = ["postgres_engine", "sqlite_engine"]
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def uow(request: pytest.FixtureRequest) -> UnitOfWork:
-    """A fresh, empty unit of work on each storage the features must behave alike on."""
-    if request.param == "memory":
-        return InMemoryUnitOfWork()
-    engine: Engine = request.getfixturevalue("sqlite_engine")
-    return SqlAlchemyUnitOfWork(engine)
+__all__ = ["postgres_engine", "sqlite_engine", "uow"]

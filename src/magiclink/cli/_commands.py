@@ -14,19 +14,21 @@ from rich.table import Table
 
 from magiclink.adapters.sqlalchemy import current_revision, upgrade_to_head
 from magiclink.cli._demo import run_demo
+from magiclink.cli._output import (
+    audit_json,
+    audit_table,
+    emit_json,
+    format_when,
+    output_console,
+    token_json,
+    token_state,
+)
 from magiclink.cli._runtime import (
     _JSON_ERRORS,
     DEMO_URL,
     CliFailure,
     DurationType,
     JsonErrorsGroup,
-    _audit_json,
-    _console,
-    _emit_json,
-    _token_json,
-    _token_state,
-    _when,
-    audit_table,
     booking_type,
     database_option,
     json_option,
@@ -66,7 +68,7 @@ def db_upgrade(database_url: str, as_json: bool) -> None:
         except MagicLinkError as error:
             raise unusable(error, "cannot upgrade") from error
         if as_json:
-            _emit_json({"revision": revision})
+            emit_json({"revision": revision})
         else:
             click.echo(f"Database at revision {revision}.")
 
@@ -82,7 +84,7 @@ def db_current(database_url: str, as_json: bool) -> None:
         except MagicLinkError as error:
             raise unusable(error) from error
         if as_json:
-            _emit_json({"revision": revision})
+            emit_json({"revision": revision})
         else:
             click.echo(revision or "none")
 
@@ -103,7 +105,7 @@ def link_issue(email: str, booking_id: int | None, database_url: str, as_json: b
         issued = rt.guests.request_inbox_link(email, booking_id)
         url = rt.guests.settings.link_url(issued.raw)
         if as_json:
-            _emit_json(
+            emit_json(
                 {
                     "token_id": issued.token_id,
                     "guest_id": issued.guest_id,
@@ -113,7 +115,9 @@ def link_issue(email: str, booking_id: int | None, database_url: str, as_json: b
                 }
             )
         else:
-            click.echo(f"Issued token {issued.token_id}, expires {_when(issued.expires_at)} UTC")
+            click.echo(
+                f"Issued token {issued.token_id}, expires {format_when(issued.expires_at)} UTC"
+            )
             click.echo(url)
 
 
@@ -127,15 +131,15 @@ def link_verify(token: str, database_url: str, as_json: bool) -> None:
         verified = rt.guests.verify_token(raw_token_of(token))
         now = rt.guests.clock.now()
         if as_json:
-            _emit_json(
+            emit_json(
                 {"valid": True, "guest": verified.guest.normalized_email}
-                | _token_json(verified.token, now)
+                | token_json(verified.token, now)
             )
         else:
             click.echo(
                 f"Valid: token {verified.token.id} of {verified.guest.normalized_email}"
                 f" (booking {verified.token.booking_id or '-'}),"
-                f" expires {_when(verified.token.expires_at)} UTC"
+                f" expires {format_when(verified.token.expires_at)} UTC"
             )
 
 
@@ -157,7 +161,7 @@ def link_revoke(booking_id: int, reason: str, database_url: str, as_json: bool) 
             booking_id, reason, metadata={"event": "cli_revoke"}
         )
         if as_json:
-            _emit_json({"booking_id": booking_id, "reason": reason, "invalidated": count})
+            emit_json({"booking_id": booking_id, "reason": reason, "invalidated": count})
         else:
             click.echo(f"Invalidated {count} token(s) of booking {booking_id} ({reason}).")
 
@@ -173,7 +177,7 @@ def link_list(booking_id: int, database_url: str, as_json: bool) -> None:
         tokens = rt.guests.tokens_for_booking(booking_id)
         now = rt.guests.clock.now()
         if as_json:
-            _emit_json([_token_json(t, now) for t in tokens])
+            emit_json([token_json(t, now) for t in tokens])
             return
         table = Table(title=f"Links of booking {booking_id}", title_justify="left")
         for column in ("id", "guest", "rev", "created (UTC)", "expires (UTC)", "used", "state"):
@@ -183,12 +187,12 @@ def link_list(booking_id: int, database_url: str, as_json: bool) -> None:
                 str(t.id),
                 str(t.guest_id),
                 "-" if t.booking_revision is None else str(t.booking_revision),
-                _when(t.created_at),
-                _when(t.expires_at),
-                "-" if t.invalidated else _when(t.used_at),
-                _token_state(t, now),
+                format_when(t.created_at),
+                format_when(t.expires_at),
+                "-" if t.invalidated else format_when(t.used_at),
+                token_state(t, now),
             )
-        _console().print(table)
+        output_console().print(table)
 
 
 @main.group()
@@ -205,7 +209,7 @@ def guest_block(email: str, database_url: str, as_json: bool) -> None:
     with runtime(database_url) as rt:
         blocked = rt.guests.block_guest(email)
         if as_json:
-            _emit_json({"guest_id": blocked.id, "email": blocked.normalized_email, "blocked": True})
+            emit_json({"guest_id": blocked.id, "email": blocked.normalized_email, "blocked": True})
         else:
             click.echo(f"Blocked {blocked.normalized_email} (guest {blocked.id}).")
 
@@ -221,7 +225,7 @@ def guest_unblock(email: str, database_url: str, as_json: bool) -> None:
         if unblocked is None:
             raise CliFailure(f"error: no guest with e-mail {email.strip().lower()}")
         if as_json:
-            _emit_json(
+            emit_json(
                 {"guest_id": unblocked.id, "email": unblocked.normalized_email, "blocked": False}
             )
         else:
@@ -251,9 +255,9 @@ def audit(
             entries = rt.guests.audit_trail(booking_id=booking_id, limit=limit)
             title = f"Audit trail of booking {booking_id}"
         if as_json:
-            _emit_json([_audit_json(e) for e in entries])
+            emit_json([audit_json(e) for e in entries])
         else:
-            _console().print(audit_table(entries, title))
+            output_console().print(audit_table(entries, title))
 
 
 @main.command("purge")
@@ -277,7 +281,7 @@ def purge(
         if dry_run:
             deleted = 0
         else:
-            console = _console()
+            console = output_console()
             with Progress(console=console, disable=not console.is_terminal) as progress:
                 task = progress.add_task("Purging expired tokens", total=total)
                 deleted = rt.guests.purge_expired_tokens(
@@ -286,7 +290,7 @@ def purge(
                     on_batch=lambda n: progress.advance(task, n),
                 )
         if as_json:
-            _emit_json({"matched": total, "deleted": deleted, "dry_run": dry_run})
+            emit_json({"matched": total, "deleted": deleted, "dry_run": dry_run})
         elif dry_run:
             click.echo(f"Would delete {total} token(s) expired for more than {expired_for}.")
         else:
@@ -308,7 +312,7 @@ def stats(database_url: str, as_json: bool) -> None:
             "invalidated_by_reason": dict(sorted(counts.invalidated_by_reason.items())),
         }
         if as_json:
-            _emit_json(data)
+            emit_json(data)
             return
         table = Table(title="Tokens", title_justify="left")
         table.add_column("state")
@@ -317,7 +321,7 @@ def stats(database_url: str, as_json: bool) -> None:
             table.add_row(key, str(data[key]))
         for reason, count in sorted(counts.invalidated_by_reason.items()):
             table.add_row(f"  invalidated: {reason}", str(count))
-        _console().print(table)
+        output_console().print(table)
 
 
 @main.command("demo")
@@ -332,7 +336,7 @@ def demo() -> None:
             Path(f"magiclink-demo.db{suffix}").unlink(missing_ok=True)
         with runtime(DEMO_URL, create=True) as rt:
             upgrade_to_head(rt.engine)
-            run_demo(rt, _console())
+            run_demo(rt, output_console())
 
 
 @contextmanager

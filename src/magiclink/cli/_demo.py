@@ -8,11 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from magiclink.adapters.memory import InMemoryMetrics
-from magiclink.cli._runtime import (
-    Runtime,
-    _when,
-    audit_table,
-)
+from magiclink.cli._output import audit_table, format_when
+from magiclink.cli._runtime import Runtime
 from magiclink.domain._errors import MagicLinkError
 from magiclink.domain._records import Requester
 from magiclink.ports._metrics import MetricNames
@@ -75,7 +72,7 @@ class _Demo:
         ).booking
         first_link = self.last_link()
         console.print(
-            f"   booking {booking.id} (uid {booking.uid}) at {_when(booking.start_time)} UTC"
+            f"   booking {booking.id} (uid {booking.uid}) at {format_when(booking.start_time)} UTC"
         )
         console.print(f"   mailed to {self.rt.notifier.sent[-1].to}: {first_link}")
         self.say("Ada opens the link (verify: changes nothing, safe for mail scanners)")
@@ -85,7 +82,7 @@ class _Demo:
             booking.id, self.tomorrow + timedelta(days=1), self.mentor
         )
         console.print(
-            f"   now at {_when(moved.booking.start_time)} UTC, revision {moved.booking.revision};"
+            f"   now at {format_when(moved.booking.start_time)} UTC, revision {moved.booking.revision};"
             f" new link issued: {moved.link_issued}, mailed: {moved.link_sent}"
         )
         self.check("old link (stale)", _raw_of(first_link))

@@ -1,4 +1,7 @@
-"""What every command shares: the runtime built from the URL, one-line failures, JSON and table output."""
+"""What every command shares: the runtime built from the URL, one-line failures, options.
+
+The JSON and table output is `magiclink.cli._output`.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,12 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import click
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,7 +26,6 @@ from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, current_revision
 from magiclink.adapters.sqlalchemy._migrate import missing_from_head, revision_shapes
 from magiclink.domain._errors import MagicLinkError, StorageError
 from magiclink.domain._guest_service import GuestService
-from magiclink.domain._records import AuditEntry, MagicLinkToken
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,7 +46,6 @@ __all__ = [
     "DurationType",
     "JsonErrorsGroup",
     "Runtime",
-    "audit_table",
     "database_option",
     "json_option",
     "open_engine",
@@ -321,73 +320,6 @@ json_option = click.option(
     help="Print JSON instead of text (errors: one JSON object on stderr).",
 )
 booking_type = click.IntRange(min=1, max=MAX_ID)
-
-
-def _emit_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def _console() -> Console:
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = 160  # piped or captured output: keep table rows on one line
-    return console
-
-
-def _when(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _token_state(token: MagicLinkToken, now: datetime) -> str:
-    if token.invalidated:
-        return f"invalidated ({token.invalidation_reason})"
-    if token.used_at is not None:
-        return "used"
-    return "expired" if token.expires_at <= now else "live"
-
-
-def _token_json(token: MagicLinkToken, now: datetime) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "guest_id": token.guest_id,
-        "booking_id": token.booking_id,
-        "booking_revision": token.booking_revision,
-        "created_at": token.created_at.isoformat(),
-        "expires_at": token.expires_at.isoformat(),
-        "used_at": None if token.used_at is None else token.used_at.isoformat(),
-        "invalidated": token.invalidated,
-        "invalidation_reason": token.invalidation_reason,
-        "state": _token_state(token, now),
-    }
-
-
-def _audit_json(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "created_at": entry.created_at.isoformat(),
-        "guest_id": entry.guest_id,
-        "action": entry.action,
-        "resource_id": entry.resource_id,
-        "success": entry.success,
-        "metadata": dict(entry.metadata),
-    }
-
-
-def audit_table(entries: Sequence[AuditEntry], title: str) -> Table:
-    """The audit trail as a rich table, newest first."""
-    table = Table(title=title, title_justify="left")
-    for column in ("when (UTC)", "guest", "action", "ok", "details"):
-        table.add_column(column)
-    for entry in entries:
-        details = ", ".join(f"{k}={v}" for k, v in sorted(entry.metadata.items()))
-        table.add_row(
-            _when(entry.created_at),
-            "-" if entry.guest_id is None else str(entry.guest_id),
-            entry.action,
-            "yes" if entry.success else "no",
-            details,
-        )
-    return table
 
 
 def raw_token_of(text: str) -> str:

@@ -22,6 +22,15 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+__all__ = [
+    "branch_labels",
+    "depends_on",
+    "down_revision",
+    "downgrade",
+    "revision",
+    "upgrade",
+]
+
 
 # utf8mb4 compared byte for byte on MySQL/MariaDB (see tables.py): "josé" is not "jose".
 _MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
@@ -37,8 +46,8 @@ def _time() -> sa.types.TypeEngine[datetime]:
     return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
-def upgrade() -> None:
-    """Create the six magiclink tables."""
+def _create_guests() -> None:
+    """`magiclink_guests`: one row per normalized e-mail."""
     op.create_table(
         "magiclink_guests",
         sa.Column("id", _id(), primary_key=True, autoincrement=True),
@@ -50,6 +59,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("normalized_email", name="uq_magiclink_guests_normalized_email"),
         **_MYSQL,
     )
+
+
+def _create_bookings() -> None:
+    """`magiclink_bookings`, unique by `uid`."""
     op.create_table(
         "magiclink_bookings",
         sa.Column("id", _id(), primary_key=True, autoincrement=True),
@@ -64,6 +77,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("uid", name="uq_magiclink_bookings_uid"),
         **_MYSQL,
     )
+
+
+def _create_tokens() -> None:
+    """`magiclink_tokens` (no `booking_revision` yet: 0002 adds it) and its three indexes."""
     op.create_table(
         "magiclink_tokens",
         sa.Column("id", _id(), primary_key=True, autoincrement=True),
@@ -87,6 +104,10 @@ def upgrade() -> None:
     op.create_index("ix_magiclink_tokens_booking_id", "magiclink_tokens", ["booking_id"])
     op.create_index("ix_magiclink_tokens_guest_id", "magiclink_tokens", ["guest_id"])
     op.create_index("ix_magiclink_tokens_expires_at", "magiclink_tokens", ["expires_at"])
+
+
+def _create_audit_log() -> None:
+    """`magiclink_audit_log` and its two indexes."""
     op.create_table(
         "magiclink_audit_log",
         sa.Column("id", _id(), primary_key=True, autoincrement=True),
@@ -104,6 +125,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_magiclink_audit_log_resource_id", "magiclink_audit_log", ["resource_id"])
     op.create_index("ix_magiclink_audit_log_guest_id", "magiclink_audit_log", ["guest_id"])
+
+
+def _create_ratings() -> None:
+    """`magiclink_ratings`: at most one per booking (unique `booking_id`)."""
     op.create_table(
         "magiclink_ratings",
         sa.Column("id", _id(), primary_key=True, autoincrement=True),
@@ -116,6 +141,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("booking_id", name="uq_magiclink_ratings_booking_id"),
         **_MYSQL,
     )
+
+
+def _create_incidents() -> None:
+    """`magiclink_incidents` and its index on the booking uid."""
     op.create_table(
         "magiclink_incidents",
         sa.Column("id", _id(), primary_key=True, autoincrement=True),
@@ -130,6 +159,16 @@ def upgrade() -> None:
         **_MYSQL,
     )
     op.create_index("ix_magiclink_incidents_booking_uid", "magiclink_incidents", ["booking_uid"])
+
+
+def upgrade() -> None:
+    """Create the six magiclink tables."""
+    _create_guests()
+    _create_bookings()
+    _create_tokens()
+    _create_audit_log()
+    _create_ratings()
+    _create_incidents()
 
 
 def downgrade() -> None:
