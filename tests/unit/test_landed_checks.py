@@ -19,7 +19,14 @@ from collections.abc import Callable
 
 import pytest
 
-from magiclink import AuditAction, InvalidationReason, StorageError, TokenExpiredOrUsed
+from magiclink import (
+    AuditAction,
+    DuplicateRating,
+    IncidentType,
+    InvalidationReason,
+    StorageError,
+    TokenExpiredOrUsed,
+)
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.ports import MetricNames, Transaction, UnitOfWork
 from magiclink.testing.faults import FaultyUnitOfWork
@@ -177,3 +184,32 @@ def test_unblock_not_landed_runs_again() -> None:
     assert guest is not None and not guest.blocked
     assert failing.failed == 1
     assert len(world.audit(AuditAction.UNBLOCK_GUEST)) == 2
+
+
+def test_rating_not_landed_is_not_fooled_by_an_identical_rating() -> None:
+    """`create_rating`: the same score by the same profile at the same instant, stored by
+    another call, is not this call's: it runs again and meets `DuplicateRating`."""
+    failing, world, other = _worlds()
+    booking, _ = world.book("ada@example.com")
+    failing.armed = True
+    failing.then = lambda: other.ratings.create_rating(booking.id, "student-1", 5)
+    with pytest.raises(DuplicateRating):
+        world.ratings.create_rating(booking.id, "student-1", 5)
+    assert failing.failed == 1
+
+
+def test_incident_not_landed_is_not_fooled_by_an_identical_report() -> None:
+    """`create_incident`: an identical report at the same instant by another call is not
+    this one's: it runs again, and both reports are stored (none is lost)."""
+    failing, world, other = _worlds()
+    booking, _ = world.book("ada@example.com")
+    failing.armed = True
+    failing.then = lambda: other.quality.create_incident(
+        "student-1", booking.uid, IncidentType.LATE, "late again"
+    )
+    world.quality.create_incident("student-1", booking.uid, IncidentType.LATE, "late again")
+    assert failing.failed == 1
+    with world.uow.transaction(readonly=True) as tx:
+        reports = tx.incidents.list_by_booking_uid(booking.uid)
+    assert len(reports) == 2
+    assert len({report.operation_id for report in reports}) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from magiclink.domain._audit import new_operation_id
 from magiclink.domain._enums import IncidentType, InvalidationReason
 from magiclink.domain._errors import InvalidInput
 from magiclink.domain._lifecycle import LifecycleService, revoke_links
@@ -83,6 +84,7 @@ class QualityRepository(LifecycleService):
     ) -> Incident:
         """Store the incident and revoke its booking's links, in one transaction (§8.4)."""
         now = self._clock.now()
+        operation_id = new_operation_id()
 
         def work(tx: Transaction) -> Incident:
             booking = tx.bookings.get_by_uid(uid)
@@ -96,17 +98,17 @@ class QualityRepository(LifecycleService):
                 description=text,
                 reported_by_user_id=reporter,
                 created_at=now,
+                operation_id=operation_id,
             )
 
         def landed(tx: Transaction) -> Incident | None:
+            """Exact: the booking uid's incident this call stored (by operation id)."""
             ours = [
                 incident
                 for incident in tx.incidents.list_by_booking_uid(uid)
-                if (incident.created_at, incident.student_profile_id, incident.type)
-                == (now, profile, kind)
-                and incident.description == text
+                if incident.operation_id == operation_id
             ]
-            return ours[-1] if ours else None
+            return ours[0] if ours else None
 
         return run(self._uow, Operation(work, landed=landed))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from magiclink.domain._audit import new_operation_id
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import DuplicateRating, InvalidInput
 from magiclink.domain._lifecycle import LifecycleService, load_for_change, revoke_links
@@ -47,6 +48,7 @@ class RatingService(LifecycleService):
             student_profile_id, "student_profile_id", max_length=MAX_TEXT_ID_LENGTH
         )
         now = self._clock.now()
+        operation_id = new_operation_id()
 
         def work(tx: Transaction) -> Rating:
             booking = load_for_change(tx, booking_id, None)
@@ -59,15 +61,13 @@ class RatingService(LifecycleService):
                 rating=rating,
                 feedback=feedback,
                 created_at=now,
+                operation_id=operation_id,
             )
 
         def landed(tx: Transaction) -> Rating | None:
+            """Exact: the booking's rating is the one this call stored (by operation id)."""
             rating_now = tx.ratings.get_by_booking(booking_id)
-            ours = rating_now is not None and (
-                rating_now.created_at,
-                rating_now.student_profile_id,
-                rating_now.rating,
-            ) == (now, profile, rating)
+            ours = rating_now is not None and rating_now.operation_id == operation_id
             return rating_now if ours else None
 
         stored = run(self._uow, Operation(work, landed=landed))

@@ -115,6 +115,8 @@ class Rating:
     rating: int
     feedback: str | None
     created_at: datetime
+    operation_id: str | None = None
+    """The service call that stored it: its exact `landed` check (issue 12.2)."""
 
 
 @attrs.frozen
@@ -129,6 +131,8 @@ class Incident:
     description: str
     reported_by_user_id: int | None
     created_at: datetime
+    operation_id: str | None = None
+    """The service call that stored it: its exact `landed` check (issue 12.2)."""
 
 
 @attrs.frozen

@@ -221,8 +221,11 @@ class RatingRepository(abc.ABC):
         rating: int,
         feedback: str | None,
         created_at: datetime,
+        operation_id: str | None = None,
     ) -> Rating:
-        """Store a rating; a second one for the same booking raises `DuplicateRating`."""
+        """Store a rating; a second one for the same booking raises `DuplicateRating`.
+
+        `operation_id` is stored with it and returned on reads (the call's `landed` key)."""
 
     @abc.abstractmethod
     def get_by_booking(self, booking_id: int) -> Rating | None:
@@ -243,8 +246,10 @@ class IncidentRepository(abc.ABC):
         description: str,
         reported_by_user_id: int | None,
         created_at: datetime,
+        operation_id: str | None = None,
     ) -> Incident:
-        """Store an incident; storage assigns its id."""
+        """Store an incident; storage assigns its id. `operation_id` is stored with it and
+        returned on reads (the call's `landed` key)."""
 
     @abc.abstractmethod
     def list_by_booking_uid(self, booking_uid: str) -> list[Incident]:

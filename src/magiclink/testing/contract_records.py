@@ -56,6 +56,28 @@ class RatingRepositoryContract(ContractBase):
         )
         assert self.read(uow, lambda tx: tx.ratings.get_by_booking(booking.id)) == rating
 
+    def test_rating_operation_id_round_trips_issue_12_2(self, uow: UnitOfWork) -> None:
+        """The storing call's operation id is read back with the rating (its `landed` key);
+        a rating stored without one reads back None."""
+        tagged, untagged = self.run(uow, self.add_booking), self.run(uow, self.add_booking)
+        for booking, operation in ((tagged, "e" * 32), (untagged, None)):
+            self.run(
+                uow,
+                lambda tx, b=booking, o=operation: tx.ratings.add(
+                    booking_id=b.id,
+                    student_profile_id="p",
+                    rating=4,
+                    feedback=None,
+                    created_at=T0,
+                    operation_id=o,
+                ),
+            )
+        with uow.transaction() as tx:
+            read_tagged = tx.ratings.get_by_booking(tagged.id)
+            read_untagged = tx.ratings.get_by_booking(untagged.id)
+        assert read_tagged is not None and read_tagged.operation_id == "e" * 32
+        assert read_untagged is not None and read_untagged.operation_id is None
+
     def test_feedback_may_be_none_or_long(self, uow: UnitOfWork) -> None:
         """No feedback is stored as None; 2,000 characters (the service's bound) fit."""
         quiet = self.run(uow, self.add_booking)
@@ -164,6 +186,26 @@ class IncidentRepositoryContract(ContractBase):
         assert self.read(uow, lambda tx: tx.incidents.list_by_booking_uid(booking.uid)) == [
             incident
         ]
+
+    def test_incident_operation_id_round_trips_issue_12_2(self, uow: UnitOfWork) -> None:
+        """The storing call's operation id is read back with the incident (its `landed`
+        key); one stored without it reads back None."""
+        for operation in ("f" * 32, None):
+            self.run(
+                uow,
+                lambda tx, o=operation: tx.incidents.add(
+                    booking_uid="uid-op",
+                    booking_id=None,
+                    student_profile_id="p",
+                    type=IncidentType.LATE,
+                    description="",
+                    reported_by_user_id=None,
+                    created_at=T0,
+                    operation_id=o,
+                ),
+            )
+        listed = self.read(uow, lambda tx: tx.incidents.list_by_booking_uid("uid-op"))
+        assert [incident.operation_id for incident in listed] == ["f" * 32, None]
 
     @pytest.mark.parametrize("incident_type", list(IncidentType))
     def test_every_type_round_trips_as_the_enum(

@@ -160,6 +160,7 @@ class InMemoryRatingRepository(_Repository, RatingRepository):
         rating: int,
         feedback: str | None,
         created_at: datetime,
+        operation_id: str | None = None,
     ) -> Rating:
         store = self._tx.store
         if booking_id in store.rating_by_booking:
@@ -171,6 +172,7 @@ class InMemoryRatingRepository(_Repository, RatingRepository):
             rating=rating,
             feedback=feedback,
             created_at=created_at,
+            operation_id=operation_id,
         )
         self._tx.put(store.ratings, record.id, record)
         self._tx.put(store.rating_by_booking, booking_id, record.id)
@@ -195,6 +197,7 @@ class InMemoryIncidentRepository(_Repository, IncidentRepository):
         description: str,
         reported_by_user_id: int | None,
         created_at: datetime,
+        operation_id: str | None = None,
     ) -> Incident:
         store = self._tx.store
         incident = Incident(
@@ -206,6 +209,7 @@ class InMemoryIncidentRepository(_Repository, IncidentRepository):
             description=description,
             reported_by_user_id=reported_by_user_id,
             created_at=created_at,
+            operation_id=operation_id,
         )
         self._tx.put(store.incidents, incident.id, incident)
         return incident

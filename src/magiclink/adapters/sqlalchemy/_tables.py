@@ -197,6 +197,7 @@ ratings: Final = Table(
     Column("rating", Integer, nullable=False),
     Column("feedback", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("operation_id", String(32), nullable=True),  # revision 0006
     UniqueConstraint("booking_id"),
     **MYSQL_TABLE_OPTIONS,
 )
@@ -212,6 +213,7 @@ incidents: Final = Table(
     Column("description", Text, nullable=False),
     Column("reported_by_user_id", BigInteger, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("operation_id", String(32), nullable=True),  # revision 0006
     Index(None, "booking_uid"),
     **MYSQL_TABLE_OPTIONS,
 )
