@@ -9,7 +9,7 @@ import pytest
 from magiclink.domain._enums import AuditAction, IncidentType
 from magiclink.domain._errors import DuplicateRating
 from magiclink.domain._records import AuditEntry, Incident, Rating
-from magiclink.ports._unit_of_work import UnitOfWork
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import MICRO, MISSING_ID, T0, ContractBase, new_uid
 
 
@@ -61,17 +61,18 @@ class RatingRepositoryContract(ContractBase):
         a rating stored without one reads back None."""
         tagged, untagged = self.run(uow, self.add_booking), self.run(uow, self.add_booking)
         for booking, operation in ((tagged, "e" * 32), (untagged, None)):
-            self.run(
-                uow,
-                lambda tx, b=booking, o=operation: tx.ratings.add(
-                    booking_id=b.id,
+
+            def rate(tx: Transaction, b: int = booking.id, o: str | None = operation) -> Rating:
+                return tx.ratings.add(
+                    booking_id=b,
                     student_profile_id="p",
                     rating=4,
                     feedback=None,
                     created_at=T0,
                     operation_id=o,
-                ),
-            )
+                )
+
+            self.run(uow, rate)
         with uow.transaction() as tx:
             read_tagged = tx.ratings.get_by_booking(tagged.id)
             read_untagged = tx.ratings.get_by_booking(untagged.id)
@@ -191,9 +192,9 @@ class IncidentRepositoryContract(ContractBase):
         """The storing call's operation id is read back with the incident (its `landed`
         key); one stored without it reads back None."""
         for operation in ("f" * 32, None):
-            self.run(
-                uow,
-                lambda tx, o=operation: tx.incidents.add(
+
+            def report(tx: Transaction, o: str | None = operation) -> Incident:
+                return tx.incidents.add(
                     booking_uid="uid-op",
                     booking_id=None,
                     student_profile_id="p",
@@ -202,8 +203,9 @@ class IncidentRepositoryContract(ContractBase):
                     reported_by_user_id=None,
                     created_at=T0,
                     operation_id=o,
-                ),
-            )
+                )
+
+            self.run(uow, report)
         listed = self.read(uow, lambda tx: tx.incidents.list_by_booking_uid("uid-op"))
         assert [incident.operation_id for incident in listed] == ["f" * 32, None]
 

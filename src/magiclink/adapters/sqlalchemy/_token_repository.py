@@ -1,0 +1,189 @@
+"""The SQLAlchemy Core token repository: the hot path (lookup and consume) lives here.
+
+Statements come from `_statements`, built once at import; rows become records, and records
+insert parameters, through `_rows`, by column name. Each method issues a fixed number of
+statements, whatever the number of tokens involved (R10.5).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from magiclink.adapters.sqlalchemy import _statements as sql
+from magiclink.adapters.sqlalchemy._errors import translating
+from magiclink.adapters.sqlalchemy._repository_base import SqlAlchemyRepository, new_id
+from magiclink.adapters.sqlalchemy._rows import (
+    UNSAVED_ID,
+    invalidation_from_rows,
+    lookup_from_row,
+    stats_from_rows,
+    token_from_row,
+    token_values,
+)
+from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._records import InvalidationResult, MagicLinkToken, TokenLookup
+from magiclink.ports._repositories import TokenRepository, TokenStats
+
+
+class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
+    """Tokens (hashes only) in `magiclink_tokens`."""
+
+    @translating
+    def add(
+        self,
+        *,
+        token_hash: str,
+        guest_id: int,
+        booking_id: int | None,
+        booking_revision: int | None,
+        expires_at: datetime,
+        created_at: datetime,
+        link_generation: int = 0,
+    ) -> MagicLinkToken:
+        """Store a new, live token (one INSERT)."""
+        token = MagicLinkToken(
+            id=UNSAVED_ID,
+            token_hash=token_hash,
+            guest_id=guest_id,
+            booking_id=booking_id,
+            booking_revision=booking_revision,
+            expires_at=expires_at,
+            used_at=None,
+            invalidated=False,
+            invalidation_reason=None,
+            created_at=created_at,
+            link_generation=link_generation,
+        )
+        result = self._source.connection().execute(sql.INSERT_TOKEN, token_values(token))
+        return attrs.evolve(token, id=new_id(result))
+
+    @translating
+    def lookup(self, token_hash: str) -> TokenLookup | None:
+        """Token, guest and booking state in one SELECT (token JOIN guest LEFT JOIN booking)."""
+        row = self._source.connection().execute(sql.LOOKUP_TOKEN, {"p_hash": token_hash}).first()
+        return None if row is None else lookup_from_row(row._mapping)
+
+    @translating
+    def get(self, token_id: int) -> MagicLinkToken | None:
+        """The token with this id, or None (one SELECT)."""
+        row = self._source.connection().execute(sql.GET_TOKEN, {"p_id": token_id}).first()
+        return None if row is None else token_from_row(row._mapping)
+
+    @translating
+    def consume(self, token_id: int, *, now: datetime) -> bool:
+        """Mark the token used if it is live at `now` (one conditional UPDATE)."""
+        result = self._source.connection().execute(
+            sql.CONSUME_TOKEN, {"p_id": token_id, "p_now": now}
+        )
+        return result.rowcount == 1
+
+    @translating
+    def invalidate(
+        self, token_id: int, *, reason: InvalidationReason, now: datetime
+    ) -> MagicLinkToken | None:
+        """Invalidate one token; the token as it was, or None (SELECT FOR UPDATE + UPDATE)."""
+        conn = self._source.connection()
+        row = conn.execute(sql.GET_TOKEN_FOR_UPDATE, {"p_id": token_id}).first()
+        if row is None:
+            return None
+        before = token_from_row(row._mapping)
+        if before.invalidated:
+            return None
+        result = conn.execute(
+            sql.INVALIDATE_TOKEN, {"p_id": token_id, "p_reason": str(reason), "p_now": now}
+        )
+        return before if result.rowcount == 1 else None
+
+    @translating
+    def invalidate_by_booking(
+        self, booking_id: int, *, reason: InvalidationReason, now: datetime
+    ) -> InvalidationResult:
+        """Invalidate the booking's tokens not yet invalidated; newly invalidated per guest.
+
+        PostgreSQL (any dialect with UPDATE ... RETURNING but SQLite): one UPDATE ...
+        RETURNING guest_id. MariaDB/MySQL and SQLite: one SELECT guest_id, count(*) ...
+        GROUP BY guest_id (locking the rows on MariaDB/MySQL; on SQLite the write
+        transaction's BEGIN IMMEDIATE already holds the write lock), then one UPDATE of
+        exactly the counted rows. SQLite has RETURNING, but it buffers the updated rows and
+        hands them back one step each: for a booking of 1,000 tokens that costs more, at the
+        driver level, than reading the grouped count first.
+        """
+        conn = self._source.connection()
+        params: dict[str, Any] = {"p_booking": booking_id, "p_reason": str(reason), "p_now": now}
+        if conn.dialect.update_returning and conn.dialect.name != "sqlite":
+            guest_ids = conn.execute(sql.INVALIDATE_BY_BOOKING_RETURNING, params).scalars()
+            return InvalidationResult(per_guest=dict(Counter(guest_ids)))
+        counts = conn.execute(sql.LOCK_AND_COUNT_BY_BOOKING, params).mappings().all()
+        if not counts:
+            return InvalidationResult(per_guest={})
+        params["p_max_id"] = max(row["max_id"] for row in counts)
+        conn.execute(sql.INVALIDATE_BY_BOOKING_UP_TO, params)
+        return invalidation_from_rows(counts)
+
+    @translating
+    def invalidate_live(
+        self,
+        *,
+        guest_id: int,
+        booking_id: int | None,
+        reason: InvalidationReason,
+        now: datetime,
+    ) -> int:
+        """Invalidate the guest's live tokens for this booking, or inbox links (one UPDATE)."""
+        params = {"p_guest": guest_id, "p_reason": str(reason), "p_now": now}
+        if booking_id is None:
+            statement = sql.INVALIDATE_LIVE_INBOX
+        else:
+            statement = sql.INVALIDATE_LIVE_FOR_BOOKING
+            params["p_booking"] = booking_id
+        return int(self._source.connection().execute(statement, params).rowcount)
+
+    @translating
+    def invalidate_all_live(
+        self, *, guest_id: int, reason: InvalidationReason, now: datetime
+    ) -> int:
+        """Invalidate the guest's live tokens, of any booking or none (one UPDATE)."""
+        params = {"p_guest": guest_id, "p_reason": str(reason), "p_now": now}
+        result = self._source.connection().execute(sql.INVALIDATE_ALL_LIVE_OF_GUEST, params)
+        return int(result.rowcount)
+
+    @translating
+    def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:
+        """Every token of the booking, oldest first (one SELECT)."""
+        params = {"p_booking": booking_id}
+        rows = self._source.connection().execute(sql.LIST_TOKENS_BY_BOOKING, params).mappings()
+        return [token_from_row(row) for row in rows]
+
+    @translating
+    def purge_expired(self, *, expired_before: datetime, limit: int) -> int:
+        """Delete at most `limit` tokens expired before `expired_before` (one DELETE)."""
+        if limit <= 0:
+            return 0
+        result = self._source.connection().execute(
+            sql.PURGE_EXPIRED, {"p_before": expired_before, "p_limit": limit}
+        )
+        return int(result.rowcount)
+
+    @translating
+    def count_expired(self, *, expired_before: datetime) -> int:
+        """How many tokens have `expires_at < expired_before` (one SELECT)."""
+        count = (
+            self._source.connection()
+            .execute(sql.COUNT_EXPIRED, {"p_before": expired_before})
+            .scalar_one()
+        )
+        return int(count)
+
+    @translating
+    def stats(self, *, now: datetime) -> TokenStats:
+        """Live, expired, used and invalidated counts, and invalidations by reason (two SELECTs)."""
+        conn = self._source.connection()
+        totals = conn.execute(sql.TOKEN_STATS, {"p_now": now}).mappings().one()
+        return stats_from_rows(totals, conn.execute(sql.INVALIDATIONS_BY_REASON).mappings())
+
+
+__all__ = ["SqlAlchemyTokenRepository"]
