@@ -16,9 +16,10 @@ from magiclink.domain._enums import InvalidationReason, IssuePath
 from magiclink.domain._guest_admin import GuestAdmin
 from magiclink.domain._instruments import Instruments
 from magiclink.domain._invalidation import Invalidation
-from magiclink.domain._issuing import HOURLY_CAP_MESSAGE, Issuing, Within
+from magiclink.domain._issuing import HOURLY_CAP_MESSAGE, Issuing
 from magiclink.domain._records import (
     AuditEntry,
+    Booking,
     Guest,
     IssuedToken,
     MagicLinkToken,
@@ -29,7 +30,7 @@ from magiclink.domain._verification import Verification
 from magiclink.ports._clock import Clock, SystemClock
 from magiclink.ports._metrics import Metrics, NullMetrics
 from magiclink.ports._repositories import TokenStats
-from magiclink.ports._unit_of_work import UnitOfWork
+from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 
 class GuestService:
@@ -94,7 +95,11 @@ class GuestService:
         return self._issuing.request_inbox_link(email, booking_id)
 
     def issue_booking_link(
-        self, email: str, booking_id: int, *, within: Within | None = None
+        self,
+        email: str,
+        booking_id: int,
+        *,
+        within: Callable[[Transaction, MagicLinkToken, Booking], None] | None = None,
     ) -> IssuedToken:
         """Issue a booking's link on the system path (booking creation).
 
