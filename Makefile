@@ -31,10 +31,14 @@ test: lint typecheck
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/history.py
+	$(PY) bench/scale.py
+	$(PY) bench/purge_load.py
 
 bench-quick: $(STAMP)
 	$(PY) bench/run.py --quick
 	$(PY) bench/history.py --quick
+	$(PY) bench/scale.py --quick
+	$(PY) bench/purge_load.py --quick
 
 soak: $(STAMP)
 	$(PY) tests/soak/run.py

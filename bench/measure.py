@@ -100,10 +100,12 @@ def warm_up(subject: Subject, op: str, calls: int) -> float:
 
 
 def measure_pair(ours: Subject, floor: Subject, op: str, plan: Plan) -> dict[str, Timing]:
-    """Warm both up, then `plan.rounds` rounds of each, alternating which goes first."""
+    """Warm both up, then `plan.rounds` rounds of each, alternating which goes first.
+
+    The timings are keyed by each subject's `label` (any two distinct labels)."""
     per_call = {s.label: warm_up(s, op, plan.warmup) for s in (ours, floor)}
     calls = {label: plan.calls(op, seconds) for label, seconds in per_call.items()}
-    rounds: dict[str, list[float]] = {"ours": [], "floor": []}
+    rounds: dict[str, list[float]] = {ours.label: [], floor.label: []}
     for index in range(plan.rounds):
         order = (ours, floor) if index % 2 == 0 else (floor, ours)
         for subject in order:

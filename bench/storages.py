@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from sqlalchemy import Engine, Table, create_engine, event, insert, make_url, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
@@ -504,7 +504,8 @@ def _sqlite_floor(path: Path | None) -> Iterator[tuple[sqlite3.Connection, Seede
         connection.close()
 
 
-def _schema_url(base: URL, schema: str) -> URL:
+def schema_url(base: URL, schema: str) -> URL:
+    """`base` with `schema` as the search path of every connection."""
     return base.update_query_dict({"options": f"-csearch_path={schema}"})
 
 
@@ -518,6 +519,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def drop_stale_schemas(connection: Connection) -> None:
+    """Drop the bench schemas a killed run left behind (their process id is gone)."""
+    stale = connection.execute(
+        text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
+        {"p": f"{SCHEMA_PREFIX}%"},
+    ).scalars()
+    for schema in list(stale):
+        pid = schema.removeprefix(SCHEMA_PREFIX).split("_")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 @contextlib.contextmanager
 def _postgres(now: datetime) -> Iterator[Storage]:
     import psycopg
@@ -526,20 +539,13 @@ def _postgres(now: datetime) -> Iterator[Storage]:
     admin = create_engine(base, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     names = {side: f"{SCHEMA_PREFIX}{os.getpid()}_{side}" for side in ("ours", "floor")}
     with admin.begin() as connection:
-        stale = connection.execute(
-            text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-            {"p": f"{SCHEMA_PREFIX}%"},
-        ).scalars()
-        for schema in stale:  # left behind by a killed run
-            pid = schema.removeprefix(SCHEMA_PREFIX).split("_")[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        drop_stale_schemas(connection)
         for schema in names.values():
             connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     engines = {
         side: create_engine(
-            _schema_url(base, schema), connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+            schema_url(base, schema), connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS}
         )
         for side, schema in names.items()
     }
@@ -552,7 +558,7 @@ def _postgres(now: datetime) -> Iterator[Storage]:
         for engine in engines.values():
             with engine.begin() as connection:
                 connection.exec_driver_sql("ANALYZE")
-        floor = psycopg.connect(_libpq(_schema_url(base, names["floor"])))
+        floor = psycopg.connect(_libpq(schema_url(base, names["floor"])))
         version = floor.execute("SHOW server_version").fetchone()
         yield Storage(
             "postgres",
