@@ -92,7 +92,13 @@ def test_property_supersede_leaves_at_most_the_newest_link_of_each_pair_live(
     (guest, booking) pair has at most one live link, it is the newest, and it is live exactly
     while unexpired; every supersession is audited with its count."""
     with fresh_storage(kind) as uow:
-        world = World.over(uow, supersede_previous_links=True)
+        # The hourly cap (§9.4, 5 guest-initiated links by default) is tests/guestpath's
+        # subject: left on, it refuses the 6th inbox link of an hour, which some sequences
+        # here ask for (which ones hypothesis draws depends on the constants of the modules
+        # a run has imported, so a larger run found one).
+        world = World.over(uow, supersede_previous_links=True).redeployed(
+            supersede_previous_links=True, max_links_per_hour=None
+        )
         bookings: dict[str, list[int]] = defaultdict(list)
         pairs: dict[tuple[int, int | None], list[Link]] = defaultdict(list)
         for step in steps:
