@@ -7,6 +7,7 @@ Parsing is done by `email-validator` (no DNS: `check_deliverability=False`); the
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from typing import Final
 
@@ -93,6 +94,14 @@ def normalize_address(value: object) -> str:
     """
     if not isinstance(value, str):
         raise InvalidInput("E-mail address must be a string")
+    return _normalized(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(value: str) -> str:
+    """`normalize_address` of a string, remembered: the checks and email-validator cost
+    about 60 µs, most of an in-memory issue, and a host sees the same addresses again and
+    again. A refusal raises and is not remembered."""
     text = value.strip()
     _check_raw(text)
     local, _, domain = text.partition("@")
