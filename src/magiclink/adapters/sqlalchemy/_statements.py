@@ -200,13 +200,10 @@ LIST_TOKENS_BY_BOOKING: Final = (
 _EXPIRED_BEFORE: Final = tokens.c.expires_at < bindparam("p_before", type_=UTCDateTime())
 # The inner LIMIT sits in a derived table: MariaDB/MySQL refuse LIMIT directly inside an IN
 # subquery, and refuse a subquery on the table being deleted from unless it is materialized.
-# Oldest first, in the expires_at index's order (SQLite's index entries end in the rowid), so
-# each batch is an index range: ordering by id alone made SQLite scan the table by rowid, and
-# a purge of 10^6 rows slowed down as it went (bench/purge_load.py).
 _doomed = (
     select(tokens.c.id)
     .where(_EXPIRED_BEFORE)
-    .order_by(tokens.c.expires_at, tokens.c.id)
+    .order_by(tokens.c.id)
     .limit(bindparam("p_limit", type_=Integer()))
     .subquery("doomed")
 )
