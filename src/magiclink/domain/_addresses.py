@@ -142,3 +142,6 @@ def _normalized(value: str) -> str:
     if len(normalized) > MAX_EMAIL_LENGTH:
         raise _refuse(f"it is longer than {MAX_EMAIL_LENGTH} characters")
     return normalized
+
+
+__all__ = ["MAX_EMAIL_LENGTH", "normalize_address"]

@@ -353,3 +353,6 @@ def _end_of(start: datetime, duration: timedelta) -> datetime:
         return start + duration
     except OverflowError as error:
         raise InvalidInput("The session would end after the year 9999") from error
+
+
+__all__ = ["CANCELLERS", "DEFAULT_DURATION", "MAX_DURATION", "BookingService"]

@@ -78,3 +78,14 @@ class IssuePath(enum.StrEnum):
     INBOX = "inbox"
     BOOKING = "booking"
     RESCHEDULE = "reschedule"
+
+
+__all__ = [
+    "OPEN_BOOKING_STATUSES",
+    "AuditAction",
+    "BookingStatus",
+    "IncidentType",
+    "InvalidationReason",
+    "IssuePath",
+    "RefusalReason",
+]

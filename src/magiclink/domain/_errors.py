@@ -106,3 +106,17 @@ class StorageError(MagicLinkError):
     def __init__(self, message: str | None = None, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+__all__ = [
+    "AccessDenied",
+    "BookingClosed",
+    "BookingNotFound",
+    "DuplicateRating",
+    "InvalidInput",
+    "InvalidToken",
+    "MagicLinkError",
+    "RateLimited",
+    "StorageError",
+    "TokenExpiredOrUsed",
+]

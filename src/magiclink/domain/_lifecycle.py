@@ -147,3 +147,14 @@ class LifecycleService:
                 booking_id, reason, metadata=metadata
             ),
         )
+
+
+__all__ = [
+    "MAX_FREE_TEXT",
+    "LifecycleService",
+    "load_for_change",
+    "may_change",
+    "require_requester",
+    "revoke_links",
+    "run_after_step",
+]

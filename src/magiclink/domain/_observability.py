@@ -66,3 +66,6 @@ def log_event(level: int, event: str, **fields: object) -> None:
 def elapsed_ms(started: float) -> float:
     """Milliseconds since `started` (a `time.perf_counter()` reading), rounded to 0.001."""
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+__all__ = ["REDACTED", "Events", "elapsed_ms", "log_event", "redact"]

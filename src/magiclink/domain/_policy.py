@@ -167,3 +167,24 @@ def token_refusal(
         if token.link_generation != booking_link_generation:
             return RefusalReason.LINKS_REVOKED
     return None
+
+
+__all__ = [
+    "MAX_ID",
+    "MAX_TEXT_ID_LENGTH",
+    "RAW_TOKEN_BYTES",
+    "RAW_TOKEN_LENGTH",
+    "booking_refusal",
+    "generate_raw_token",
+    "hash_token",
+    "is_encodable",
+    "is_well_formed",
+    "normalize_email",
+    "refusal_reason",
+    "require_aware",
+    "require_duration",
+    "require_id",
+    "require_optional_id",
+    "require_text",
+    "token_refusal",
+]

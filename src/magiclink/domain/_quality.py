@@ -146,3 +146,6 @@ class QualityRepository(LifecycleService):
             reason=InvalidationReason.INCIDENT_REPORTED,
             action="incident",
         )
+
+
+__all__ = ["MAX_DESCRIPTION", "QualityRepository", "parse_incident_type"]

@@ -115,3 +115,6 @@ def _checked(rating: object, feedback: object) -> str | None:
     if feedback is None:
         return None
     return require_text(feedback, "feedback", max_length=MAX_FEEDBACK, allow_empty=True)
+
+
+__all__ = ["MAX_FEEDBACK", "RatingService"]

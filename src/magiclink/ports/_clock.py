@@ -21,3 +21,6 @@ class SystemClock:
     def now(self) -> datetime:
         """The current instant, timezone-aware UTC."""
         return datetime.now(UTC)
+
+
+__all__ = ["Clock", "SystemClock"]

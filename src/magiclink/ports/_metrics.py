@@ -57,3 +57,6 @@ class NullMetrics(Metrics):
 
     def observe(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
         """Do nothing."""
+
+
+__all__ = ["COUNTERS", "OBSERVATIONS", "MetricNames", "Metrics", "NullMetrics"]

@@ -13,3 +13,6 @@ class Notifier(abc.ABC):
     @abc.abstractmethod
     def send(self, message: LinkMessage) -> None:
         """Deliver `message` to `message.to`; raise on failure (the caller decides what it means)."""
+
+
+__all__ = ["Notifier"]

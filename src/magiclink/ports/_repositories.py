@@ -287,3 +287,14 @@ class AuditLog(abc.ABC):
         does not say which path issued it; its `CREATE_TOKEN` entry, written in the issuing
         transaction, does.
         """
+
+
+__all__ = [
+    "AuditLog",
+    "BookingRepository",
+    "GuestRepository",
+    "IncidentRepository",
+    "RatingRepository",
+    "TokenRepository",
+    "TokenStats",
+]

@@ -95,3 +95,6 @@ class UnitOfWork(abc.ABC):
         *outer, tx = self._stack.get()
         self._stack.set(tuple(outer))
         tx.__exit__(exc_type, exc, tb)
+
+
+__all__ = ["Transaction", "UnitOfWork"]

@@ -49,3 +49,5 @@ if context.is_offline_mode():
     run_offline()
 else:
     run_online()
+
+__all__ = ["run_offline", "run_online"]

@@ -47,3 +47,6 @@ def downgrade() -> None:
     """Drop `magiclink_tokens.booking_revision` (table rebuilt on SQLite)."""
     with op.batch_alter_table("magiclink_tokens") as batch:
         batch.drop_column("booking_revision")
+
+
+__all__ = ["downgrade", "upgrade"]

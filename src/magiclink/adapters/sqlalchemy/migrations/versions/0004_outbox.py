@@ -61,3 +61,6 @@ def downgrade() -> None:
     """Drop `magiclink_outbox`."""
     op.drop_index("ix_magiclink_outbox_state_due", table_name="magiclink_outbox")
     op.drop_table("magiclink_outbox")
+
+
+__all__ = ["downgrade", "upgrade"]

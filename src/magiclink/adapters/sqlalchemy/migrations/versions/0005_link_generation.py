@@ -42,3 +42,6 @@ def downgrade() -> None:
     for table in reversed(_TABLES):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("link_generation")
+
+
+__all__ = ["downgrade", "upgrade"]

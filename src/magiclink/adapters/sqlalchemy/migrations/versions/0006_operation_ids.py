@@ -44,3 +44,6 @@ def downgrade() -> None:
     op.drop_index(_INDEX, table_name=_TABLE)
     with op.batch_alter_table(_TABLE) as batch:
         batch.drop_column("operation_id")
+
+
+__all__ = ["downgrade", "upgrade"]
