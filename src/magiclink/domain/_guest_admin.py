@@ -10,7 +10,6 @@ from magiclink.domain import _audit
 from magiclink.domain._context import GuestContext
 from magiclink.domain._enums import AuditAction, InvalidationReason
 from magiclink.domain._errors import InvalidInput, StorageError
-from magiclink.domain._invalidation import MAX_AUDIT_LIMIT
 from magiclink.domain._policy import (
     normalize_email,
     require_duration,
@@ -26,6 +25,7 @@ from magiclink.ports._unit_of_work import Transaction
 T = TypeVar("T")
 
 MAX_AUDIT_TEXT: Final = 255
+MAX_AUDIT_LIMIT: Final = 10_000
 MAX_PURGE_BATCH: Final = 100_000
 
 
@@ -207,4 +207,4 @@ def _before(now: datetime, expired_for: object) -> datetime:
         raise InvalidInput("expired_for is out of range") from error
 
 
-__all__ = ["MAX_AUDIT_TEXT", "MAX_PURGE_BATCH", "GuestAdmin"]
+__all__ = ["MAX_AUDIT_LIMIT", "MAX_AUDIT_TEXT", "MAX_PURGE_BATCH", "GuestAdmin"]

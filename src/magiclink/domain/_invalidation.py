@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from magiclink.domain import _audit
 from magiclink.domain._context import GuestContext
@@ -15,8 +15,6 @@ from magiclink.domain._policy import require_id
 from magiclink.domain._records import MagicLinkToken
 from magiclink.domain._transactions import Operation, run
 from magiclink.ports._unit_of_work import Transaction
-
-MAX_AUDIT_LIMIT: Final = 10_000
 
 
 def parse_reason(reason: object) -> InvalidationReason:
@@ -122,4 +120,4 @@ class Invalidation:
         )
 
 
-__all__ = ["MAX_AUDIT_LIMIT", "Invalidation", "parse_reason"]
+__all__ = ["Invalidation", "parse_reason"]
