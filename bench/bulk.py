@@ -13,13 +13,15 @@ WAL checkpointed into the file (TRUNCATE), before anything is timed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Engine, create_engine, text
 from storages import (
@@ -206,3 +208,31 @@ __all__ = [
     "token_count",
     "unreachable",
 ]
+
+
+def write_results(
+    output: Path,
+    script: str,
+    mode: str,
+    started: tuple[float, tuple[float, float, float]],
+    fields: dict[str, Any],
+) -> None:
+    """Write a benchmark's JSON document (command, mode, time, wall time, environment with the
+    load averages at start and end, then `fields`) and print where it went.
+
+    `started` is `(time.perf_counter(), os.getloadavg())` taken when the run began."""
+    from run import environment  # run.py imports nothing from here; imported late all the same
+
+    began, load = started
+    wall = time.perf_counter() - began
+    document = {
+        "command": " ".join([script, *sys.argv[1:]]),
+        "mode": mode,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(wall, 1),
+        "environment": {**environment(), "load_average": [list(load), list(os.getloadavg())]},
+        **fields,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"Wrote {output}\nWall time {wall:.1f} s")

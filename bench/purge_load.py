@@ -28,21 +28,18 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from bulk import SCALE_STORAGES, Database, add_tokens, open_database, token_count
+from bulk import SCALE_STORAGES, Database, add_tokens, open_database, token_count, write_results
 from bulk import unreachable as storage_unreachable
 from measure import warm_up
-from run import environment
 from storages import KnownToken, workdir
 from subjects import Ours
 
@@ -202,27 +199,23 @@ def main(argv: list[str] | None = None) -> int:
                 skipped[storage] = reason
                 continue
             results[storage] = bench_storage(storage, mode, args.batch_size, scratch)
-    wall = time.perf_counter() - started
     print()
     for storage, result in results.items():
         print(table(storage, result) + "\n")
-    document = {
-        "command": " ".join(["bench/purge_load.py", *sys.argv[1:]]),
-        "mode": mode,
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 1),
-        "environment": {**environment(), "load_average": [list(load), list(os.getloadavg())]},
-        "expired_tokens": EXPIRED[mode],
-        "batch_size": args.batch_size,
-        "idle_seconds": IDLE_SECONDS[mode],
-        "goal": GOAL,
-        "results": results,
-        "skipped": skipped,
-    }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"Wrote {output}\nWall time {wall:.1f} s")
+    write_results(
+        Path(args.output),
+        "bench/purge_load.py",
+        mode,
+        (started, load),
+        {
+            "expired_tokens": EXPIRED[mode],
+            "batch_size": args.batch_size,
+            "idle_seconds": IDLE_SECONDS[mode],
+            "goal": GOAL,
+            "results": results,
+            "skipped": skipped,
+        },
+    )
     return 0
 
 

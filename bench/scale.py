@@ -19,18 +19,22 @@ token table grows: the audit log keeps its 10,000 seeded entries on both.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from bulk import SCALE_STORAGES, SEEDED_TOKENS, Database, add_tokens, open_database, token_count
+from bulk import (
+    SCALE_STORAGES,
+    SEEDED_TOKENS,
+    Database,
+    add_tokens,
+    open_database,
+    token_count,
+    write_results,
+)
 from bulk import unreachable as storage_unreachable
 from measure import Plan, measure_pair
-from run import environment
 from storages import workdir
 from subjects import Ours
 
@@ -122,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
                 skipped[storage] = reason
                 continue
             results[storage] = bench_storage(storage, mode, scratch)
-    wall = time.perf_counter() - started
     print()
     for storage, result in results.items():
         print(table(storage, result) + "\n")
@@ -136,21 +139,22 @@ def main(argv: list[str] | None = None) -> int:
         f"Goal big/small <= {GOAL}x: " + ("met" if not missed else f"MISSED ({', '.join(missed)})")
     )
     plan = PLANS[mode]
-    document = {
-        "command": " ".join(["bench/scale.py", *sys.argv[1:]]),
-        "mode": mode,
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 1),
-        "environment": {**environment(), "load_average": [list(load), list(os.getloadavg())]},
-        "plan": {"rounds": plan.rounds, "round_seconds": plan.round_seconds, "warmup": plan.warmup},
-        "goal": GOAL,
-        "results": results,
-        "skipped": skipped,
-    }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"Wrote {output}\nWall time {wall:.1f} s")
+    write_results(
+        Path(args.output),
+        "bench/scale.py",
+        mode,
+        (started, load),
+        {
+            "plan": {
+                "rounds": plan.rounds,
+                "round_seconds": plan.round_seconds,
+                "warmup": plan.warmup,
+            },
+            "goal": GOAL,
+            "results": results,
+            "skipped": skipped,
+        },
+    )
     return 0
 
 
