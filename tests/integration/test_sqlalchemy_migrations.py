@@ -32,7 +32,7 @@ from magiclink.domain._policy import generate_raw_token, hash_token
 from tests.databases import isolated_mariadb_engine, isolated_postgres_engine, sqlite_file_engine
 from tests.integration.seed import NOW, TTL
 
-HEAD_REVISION = "0006"  # audit operation ids (issue 12.2)
+HEAD_REVISION = "0007"  # booking operation ids (issue 12.2)
 
 
 @pytest.fixture(
@@ -78,7 +78,14 @@ def test_history_is_linear_and_ends_at_head() -> None:
     """One head; 0001 is the original plan's schema, 0002 adds the booking revision."""
     script = ScriptDirectory.from_config(alembic_config())
     assert script.get_heads() == [HEAD_REVISION]
-    assert [r.revision for r in script.walk_revisions()] == ["0006", "0005", "0004", "0002", "0001"]
+    assert [r.revision for r in script.walk_revisions()] == [
+        "0007",
+        "0006",
+        "0005",
+        "0004",
+        "0002",
+        "0001",
+    ]
 
 
 def test_migrations_build_exactly_metadata(empty_engine: sa.Engine) -> None:

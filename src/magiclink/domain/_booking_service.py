@@ -9,6 +9,7 @@ from typing import Final
 
 import attrs
 
+from magiclink.domain._audit import new_operation_id
 from magiclink.domain._enums import BookingStatus, InvalidationReason
 from magiclink.domain._errors import InvalidInput
 from magiclink.domain._guest_service import GuestService
@@ -115,6 +116,7 @@ class BookingService(LifecycleService):
         if uid != uid.strip():  # MariaDB compares "abc" and "abc " as equal
             raise InvalidInput("uid must not start or end with whitespace")
         end = _end_of(start, length)
+        operation_id = new_operation_id()
 
         def work(tx: Transaction) -> Booking:
             booking = tx.bookings.add(
@@ -126,17 +128,14 @@ class BookingService(LifecycleService):
                 status=BookingStatus.SCHEDULED,
                 revision=0,
             )
+            # The key goes on the row through `update`, which every adapter already takes
+            # a whole record for: a host's `add` keeps its signature (docs/adapters.md).
+            booking = attrs.evolve(booking, operation_id=operation_id)
+            tx.bookings.update(booking)
             self._enqueue_mail(tx, booking, "booking")
             return booking
 
-        def landed(tx: Transaction) -> Booking | None:
-            booking = tx.bookings.get_by_uid(uid)
-            ours = booking is not None and (booking.mentor_id, booking.start_time) == (
-                mentor_id,
-                start,
-            )
-            return booking if ours else None
-
+        landed = _written_by(operation_id, lambda tx: tx.bookings.get_by_uid(uid))
         booking = run(self._uow, Operation(work, landed=landed))
         if self._outbox is not None:  # §11.2: the outbox worker mails it
             return BookingOutcome(booking=booking, link_sent=False)
@@ -152,7 +151,7 @@ class BookingService(LifecycleService):
         if not isinstance(cancelled_by, str) or cancelled_by not in CANCELLERS:
             raise InvalidInput('cancelled_by must be "mentor" or "student"')
         who = require_requester(requester)
-        booking = self._close(booking_id, who, BookingStatus.CANCELLED)
+        booking = self._set_status(booking_id, who, BookingStatus.CANCELLED)
         self._invalidate_after(
             booking.id,
             InvalidationReason.BOOKING_CANCELLED,
@@ -164,7 +163,7 @@ class BookingService(LifecycleService):
         """Mark the booking as a no-show: a cancellation whose links all die (R1.3)."""
         booking_id = require_id(booking_id, "booking_id")
         who = require_requester(requester)
-        booking = self._close(booking_id, who, BookingStatus.NO_SHOW)
+        booking = self._set_status(booking_id, who, BookingStatus.NO_SHOW)
         self._invalidate_after(
             booking.id, InvalidationReason.BOOKING_CANCELLED, {"event": "no_show"}
         )
@@ -173,16 +172,7 @@ class BookingService(LifecycleService):
     def mark_session_complete(self, booking_id: int) -> Booking:
         """Mark the session as held. Links stay valid: the guest may still view and rate."""
         booking_id = require_id(booking_id, "booking_id")
-
-        def work(tx: Transaction) -> Booking:
-            booking = load_for_change(tx, booking_id, None)
-            completed = attrs.evolve(booking, status=BookingStatus.COMPLETED)
-            tx.bookings.update(completed)
-            return completed
-
-        return run(
-            self._uow, Operation(work, landed=_in_status(booking_id, BookingStatus.COMPLETED))
-        )
+        return self._set_status(booking_id, None, BookingStatus.COMPLETED)
 
     def reschedule_session(
         self, booking_id: int, new_start: datetime, requester: Requester
@@ -197,18 +187,13 @@ class BookingService(LifecycleService):
         start = require_aware(new_start, "new_start")
         _end_of(start, MAX_DURATION)  # bad input is refused before the booking is read
         who = require_requester(requester)
-
-        attempts: list[Booking] = []
+        operation_id = new_operation_id()
 
         def work(tx: Transaction) -> Booking:
             booking = revoke_links(tx, load_for_change(tx, booking_id, who))
-            attempts.append(self._move(tx, booking, start))
-            return attempts[-1]
+            return self._move(tx, attrs.evolve(booking, operation_id=operation_id), start)
 
-        def landed(tx: Transaction) -> Booking | None:
-            booking = tx.bookings.get(booking_id)
-            return booking if attempts and booking == attempts[-1] else None
-
+        landed = _written_by(operation_id, lambda tx: tx.bookings.get(booking_id))
         booking = run(self._uow, Operation(work, landed=landed))
         self._invalidate_after(
             booking.id, InvalidationReason.BOOKING_RESCHEDULED, {"event": "reschedule"}
@@ -217,7 +202,8 @@ class BookingService(LifecycleService):
 
     def _move(self, tx: Transaction, booking: Booking, start: datetime) -> Booking:
         """Write the locked booking at `start` (same duration, revision + 1) and, with an
-        outbox, its mail intent (§11.2): the one reschedule write of both paths."""
+        outbox, its mail intent (§11.2): the one reschedule write of both paths. `booking`
+        carries the operation id of the calling operation."""
         moved = attrs.evolve(
             booking,
             start_time=start,
@@ -302,14 +288,24 @@ class BookingService(LifecycleService):
         )
         return self._reissue(moved)
 
-    def _close(self, booking_id: int, requester: Requester, status: BookingStatus) -> Booking:
-        def work(tx: Transaction) -> Booking:
-            booking = revoke_links(tx, load_for_change(tx, booking_id, requester))
-            closed = attrs.evolve(booking, status=status)
-            tx.bookings.update(closed)
-            return closed
+    def _set_status(
+        self, booking_id: int, requester: Requester | None, status: BookingStatus
+    ) -> Booking:
+        """Give the booking `status` in one transaction: a closing status (cancelled,
+        no-show) also kills its links there (§8.4); completion keeps them (the guest may
+        still view and rate)."""
+        operation_id = new_operation_id()
 
-        return run(self._uow, Operation(work, landed=_in_status(booking_id, status)))
+        def work(tx: Transaction) -> Booking:
+            booking = load_for_change(tx, booking_id, requester)
+            if status.is_closed:
+                booking = revoke_links(tx, booking)
+            changed = attrs.evolve(booking, status=status, operation_id=operation_id)
+            tx.bookings.update(changed)
+            return changed
+
+        landed = _written_by(operation_id, lambda tx: tx.bookings.get(booking_id))
+        return run(self._uow, Operation(work, landed=landed))
 
     def _issue_and_mail(self, booking: Booking, kind: str, reason: str) -> bool:
         issued, token = run_after_step(
@@ -338,12 +334,17 @@ class BookingService(LifecycleService):
         return sent
 
 
-def _in_status(booking_id: int, status: BookingStatus) -> Callable[[Transaction], Booking | None]:
-    """The `landed` check of a status change: the booking already has that status."""
+def _written_by(
+    operation_id: str, find: Callable[[Transaction], Booking | None]
+) -> Callable[[Transaction], Booking | None]:
+    """The `landed` check of every booking write, exact (R9.4, issue 12.2): the booking
+    `find` reads (by id or uid) carries this call's `operation_id`, which the attempt wrote
+    with the row itself. Another caller's same-looking change (the same status, the same
+    uid, the same new time) carries its own id, so it is never taken for this call's."""
 
     def landed(tx: Transaction) -> Booking | None:
-        booking = tx.bookings.get(booking_id)
-        return booking if booking is not None and booking.status is status else None
+        booking = find(tx)
+        return booking if booking is not None and booking.operation_id == operation_id else None
 
     return landed
 

@@ -38,7 +38,8 @@ _OPERATION: Final = "consume"  # a link action consumes its link (metrics label)
 
 @attrs.frozen
 class LinkGrant:
-    """What an action may use: the consumed token, its guest, and the booking (locked, open)."""
+    """What an action may use: the consumed token, its guest, and the booking (locked, open,
+    stamped with the action's operation id for any write of it)."""
 
     token: MagicLinkToken
     guest: Guest
@@ -73,7 +74,9 @@ class _Action:
     def land(self, tx: Transaction, lookup: TokenLookup, booking: Booking, target: int) -> _Outcome:
         """The consumed link's action, its booking's links killed, and the audit (§8.1)."""
         now = self.now
-        grant = LinkGrant(lookup.token, lookup.guest, revoke_links(tx, booking), now)
+        # The booking an action writes carries this call's operation id (issue 12.2).
+        granted = attrs.evolve(revoke_links(tx, booking), operation_id=self.operation_id)
+        grant = LinkGrant(lookup.token, lookup.guest, granted, now)
         result = self.act(tx, grant)
         invalidated = tx.tokens.invalidate_by_booking(target, reason=self.reason, now=now)
         entries = [

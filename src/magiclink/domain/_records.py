@@ -48,6 +48,9 @@ class Booking:
     # §8.4: advanced by every event (cancel, no-show, reschedule, rating, incident) in the
     # event's own transaction; a link recording an older generation is refused.
     link_generation: int = 0
+    operation_id: str | None = None
+    """The service call that last wrote the row (added it, or changed its status or times):
+    its exact `landed` check (issue 12.2)."""
 
     @property
     def is_closed(self) -> bool:

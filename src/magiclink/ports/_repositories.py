@@ -99,7 +99,13 @@ class BookingRepository(abc.ABC):
 
     @abc.abstractmethod
     def update(self, booking: Booking) -> None:
-        """Write the status, times and revision of an existing booking."""
+        """Write the status, times, revision and `operation_id` of an existing booking;
+        an unknown id changes nothing.
+
+        `operation_id` names the service call that wrote the row, which reads it back with
+        `get` / `get_by_uid` after a commit whose outcome is unknown (its `landed` key, issue
+        12.2). An adapter that does not store it stays correct but loses that answer: such a
+        call is then run again as if it had not landed."""
 
     @abc.abstractmethod
     def revoke_links(self, booking_id: int) -> None:

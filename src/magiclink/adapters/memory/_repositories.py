@@ -138,6 +138,7 @@ class InMemoryBookingRepository(_Repository, BookingRepository):
             start_time=booking.start_time,
             end_time=booking.end_time,
             revision=booking.revision,
+            operation_id=booking.operation_id,
         )
         self._tx.put(store.bookings, booking.id, updated)
 

@@ -166,7 +166,8 @@ class SqlAlchemyBookingRepository(SqlAlchemyRepository, BookingRepository):
 
     @translating
     def update(self, booking: Booking) -> None:
-        """Write status, times and revision (one UPDATE); an unknown id changes nothing."""
+        """Write status, times, revision and operation id (one UPDATE); an unknown id
+        changes nothing."""
         self._source.connection().execute(
             sql.UPDATE_BOOKING,
             {
@@ -175,6 +176,7 @@ class SqlAlchemyBookingRepository(SqlAlchemyRepository, BookingRepository):
                 "p_start": booking.start_time,
                 "p_end": booking.end_time,
                 "p_revision": booking.revision,
+                "p_operation": booking.operation_id,
             },
         )
 

@@ -72,6 +72,7 @@ BOOKING_COLUMNS: Final = _labelled(
     bookings.c.status,
     bookings.c.revision,
     bookings.c.link_generation,
+    bookings.c.operation_id,
 )
 TOKEN_COLUMNS: Final = _labelled(
     "token",
@@ -155,6 +156,7 @@ def booking_from_row(row: RowMapping) -> Booking:
         status=BookingStatus(row["booking_status"]),
         revision=row["booking_revision"],
         link_generation=row["booking_link_generation"],
+        operation_id=row["booking_operation_id"],
     )
 
 
@@ -272,6 +274,7 @@ def booking_values(booking: Booking) -> dict[str, Any]:
         "status": str(booking.status),
         "revision": booking.revision,
         "link_generation": booking.link_generation,
+        "operation_id": booking.operation_id,
     }
 
 

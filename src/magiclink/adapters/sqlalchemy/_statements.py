@@ -90,6 +90,7 @@ UPDATE_BOOKING: Final = (
         start_time=bindparam("p_start", type_=UTCDateTime()),
         end_time=bindparam("p_end", type_=UTCDateTime()),
         revision=bindparam("p_revision"),
+        operation_id=bindparam("p_operation"),
     )
 )
 REVOKE_BOOKING_LINKS: Final = (

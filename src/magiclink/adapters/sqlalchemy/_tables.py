@@ -136,6 +136,8 @@ bookings: Final = Table(
     Column("revision", Integer, nullable=False),
     # §8.4: advanced by every event of the booking; a link of an older generation is dead.
     Column("link_generation", Integer, nullable=False, server_default="0"),
+    # The service call that last wrote the row (revision 0007): its exact `landed` check.
+    Column("operation_id", String(32), nullable=True),
     UniqueConstraint("uid"),
     **MYSQL_TABLE_OPTIONS,
 )
