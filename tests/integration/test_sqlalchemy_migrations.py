@@ -4,6 +4,7 @@ holds live links never invalidates them (R6.1, R6.6); lifecycle events still rea
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -16,8 +17,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from magiclink import GuestService, InvalidationReason, TokenExpiredOrUsed
-from magiclink.adapters.memory import ManualClock
+from magiclink import (
+    BookingService,
+    BookingStatus,
+    GuestService,
+    InvalidationReason,
+    Requester,
+    TokenExpiredOrUsed,
+)
+from magiclink.adapters.memory import InMemoryNotifier, ManualClock
 from magiclink.adapters.sqlalchemy import (
     SqlAlchemyUnitOfWork,
     alembic_config,
@@ -28,7 +36,7 @@ from magiclink.adapters.sqlalchemy import (
     upgrade_to_head,
 )
 from magiclink.adapters.sqlalchemy._migrate import VERSION_TABLE
-from magiclink.domain._policy import generate_raw_token, hash_token
+from magiclink.testing import hash_token
 from tests.databases import isolated_mariadb_engine, isolated_postgres_engine, sqlite_file_engine
 from tests.integration.seed import NOW, TTL
 
@@ -157,7 +165,8 @@ def _stored_time(engine: sa.Engine, value: datetime) -> datetime:
 
 def _fill_original_plan_tables(engine: sa.Engine) -> dict[str, str]:
     """Rows written by the original plan at revision 0001; the raw tokens by role."""
-    raws = {role: generate_raw_token() for role in ("live", "inbox", "expired", "orphan")}
+    # A raw token is 32 random bytes as 64 hex digits (§2), as the library generates them.
+    raws = {role: secrets.token_hex(32) for role in ("live", "inbox", "expired", "orphan")}
 
     def t(value: datetime) -> datetime:
         return _stored_time(engine, value)
@@ -265,6 +274,52 @@ def test_0005_keeps_every_live_link_and_then_revokes_by_event(empty_engine: sa.E
             guests.verify_token(raw)
     reasons = {e.metadata["reason"] for e in guests.audit_trail(booking_id=10, limit=10)}
     assert reasons == {"links_revoked"}
+
+
+def _booking_columns(engine: sa.Engine) -> dict[str, dict[str, object]]:
+    return {c["name"]: dict(c) for c in sa.inspect(engine).get_columns("magiclink_bookings")}
+
+
+def test_0007_adds_a_nullable_booking_operation_id_and_keeps_the_rows(
+    empty_engine: sa.Engine,
+) -> None:
+    """Issue 12.2 / R6.1: revision 0007 adds `magiclink_bookings.operation_id`, nullable and
+    without a default, to a database at 0006: the stored booking keeps every value and reads
+    back with no operation id, its live link still works, and the next booking write stores
+    its call's id. Its downgrade drops the column again and keeps the rows (SQLite rebuilds
+    the table)."""
+    upgrade_to(empty_engine, "0006")
+    assert "operation_id" not in _booking_columns(empty_engine)
+    raws = _fill_original_plan_tables(empty_engine)
+
+    upgrade_to(empty_engine, "0007")
+
+    assert current_revision(empty_engine) == "0007"
+    assert _booking_columns(empty_engine)["operation_id"]["nullable"] is True
+    uow = SqlAlchemyUnitOfWork(empty_engine)
+    clock = ManualClock(NOW + timedelta(minutes=1))
+    guests = GuestService(uow, clock=clock)
+    with uow.transaction(readonly=True) as tx:
+        before = tx.bookings.get(10)
+    assert before is not None
+    assert (before.uid, before.revision, before.operation_id) == ("legacy-booking", 3, None)
+    assert guests.verify_token(raws["live"]).token.booking_id == 10
+    bookings = BookingService(uow, guests, notifier=InMemoryNotifier(), clock=clock)
+    cancelled = bookings.cancel_session(10, "ill", "mentor", Requester.system())
+    with uow.transaction(readonly=True) as tx:
+        after = tx.bookings.get(10)
+    assert after is not None and after.operation_id is not None
+    assert after.operation_id == cancelled.operation_id
+
+    with empty_engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0006")
+    assert current_revision(empty_engine) == "0006"
+    assert "operation_id" not in _booking_columns(empty_engine)
+    with empty_engine.connect() as connection:
+        kept = connection.execute(sa.text("SELECT uid, status FROM magiclink_bookings")).all()
+    assert [tuple(row) for row in kept] == [("legacy-booking", str(BookingStatus.CANCELLED))]
+    upgrade_to_head(empty_engine)
+    assert schema_differences(empty_engine) == []
 
 
 def _fill_original_plan_tables_at_0004(engine: sa.Engine) -> list[str]:

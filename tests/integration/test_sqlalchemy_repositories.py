@@ -16,11 +16,13 @@ from sqlalchemy import Engine, event
 
 from magiclink import BookingStatus, IncidentType, InvalidationReason, StorageError
 from magiclink.adapters.sqlalchemy import SqlAlchemyTransaction, SqlAlchemyUnitOfWork, metadata
-from magiclink.adapters.sqlalchemy._tables import bookings, guests
-from magiclink.domain._policy import hash_token, refusal_reason
 from magiclink.ports import NewAuditEntry
+from magiclink.testing import hash_token
 from tests.databases import count_statements, new_postgres_engine, sqlite_file_engine
 from tests.integration.seed import NOW, TTL, seed_booking
+
+bookings = metadata.tables["magiclink_bookings"]
+guests = metadata.tables["magiclink_guests"]
 
 
 def test_times_come_back_aware_utc_with_microseconds(any_engine: Engine) -> None:
@@ -112,10 +114,11 @@ def test_lookup_reads_token_guest_and_booking_in_one_row(any_engine: Engine) -> 
         assert lookup.token == seeded.tokens[0]
         assert lookup.guest == seeded.guests[0]
         assert (lookup.booking_status, lookup.booking_revision) == (BookingStatus.SCHEDULED, 0)
-        assert refusal_reason(lookup, NOW) is None
+        assert lookup.booking_link_generation == lookup.token.link_generation == 0
         tx.bookings.update(attrs.evolve(seeded.booking, revision=1))
         moved = tx.tokens.lookup(token_hash)
-        assert moved is not None and str(refusal_reason(moved, NOW)) == "booking_rescheduled"
+        assert moved is not None  # the booking moved on: verification says booking_rescheduled
+        assert (moved.token.booking_revision, moved.booking_revision) == (0, 1)
         assert not tx.tokens.consume(seeded.tokens[0].id, now=NOW)
         tx.commit()
     # A host deletes the booking: no foreign key stops it, and verification must refuse.
@@ -124,10 +127,35 @@ def test_lookup_reads_token_guest_and_booking_in_one_row(any_engine: Engine) -> 
     with uow.transaction() as tx:
         gone = tx.tokens.lookup(token_hash)
         assert gone is not None
+        # Verification reads this as booking_missing (§5.4).
         assert (gone.booking_status, gone.booking_revision) == (None, None)
-        assert str(refusal_reason(gone, NOW)) == "booking_missing"
+        assert gone.booking_link_generation is None
         assert not tx.tokens.consume(seeded.tokens[0].id, now=NOW)
         assert tx.tokens.lookup("0" * 64) is None
+
+
+def test_booking_update_writes_the_operation_id(any_engine: Engine) -> None:
+    """Issue 12.2 / revision 0007: `update` writes the booking's operation id with its
+    status and times; `get` and `get_by_uid` read it back (the `landed` key of the booking
+    services); a booking as `add` stored it has none."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    seeded = seed_booking(uow)
+    assert seeded.booking.operation_id is None
+    first = attrs.evolve(seeded.booking, status=BookingStatus.COMPLETED, operation_id="a" * 32)
+    with uow.transaction() as tx:
+        tx.bookings.update(first)
+        tx.commit()
+    with uow.transaction(readonly=True) as tx:
+        assert tx.bookings.get(first.id) == first
+        assert tx.bookings.get_by_uid(first.uid) == first
+    second = attrs.evolve(first, status=BookingStatus.CANCELLED, operation_id="b" * 32)
+    with uow.transaction() as tx:
+        tx.bookings.update(second)
+        assert tx.bookings.get(second.id, for_update=True) == second
+        tx.commit()
+    with uow.transaction(readonly=True) as tx:
+        stored = tx.bookings.get(second.id)
+    assert stored is not None and stored.operation_id == "b" * 32
 
 
 def test_invalidate_by_booking_counts_per_guest(any_engine: Engine) -> None:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from magiclink import MagicLinkError
-from magiclink.adapters.sqlalchemy import current_revision, upgrade_to_head
+from magiclink.adapters.sqlalchemy import current_revision, upgrade_to, upgrade_to_head
 from magiclink.adapters.sqlalchemy._migrate import (
     VERSION_TABLE,
     SchemaMismatch,
@@ -59,6 +59,36 @@ def test_revision_shapes_are_learnt_from_the_migrations() -> None:
     assert "booking_revision" in shapes[HEAD]["magiclink_tokens"]
     assert "index ix_magiclink_tokens_expires_at" in shapes[HEAD]["magiclink_tokens"]
     assert set(shapes[HEAD]) >= {"magiclink_tokens", "magiclink_audit_log", "magiclink_ratings"}
+
+
+def test_0007_adds_the_booking_operation_id_and_nothing_else() -> None:
+    """Issue 12.2: revision 0007 adds one nullable column, `magiclink_bookings.operation_id`
+    (no index: it is read with the row, found by id or uid), and is the head."""
+    shapes = revision_shapes()
+    assert HEAD == "0007"
+    added = {
+        table: parts - shapes["0006"].get(table, frozenset())
+        for table, parts in shapes["0007"].items()
+    }
+    assert {table: parts for table, parts in added.items() if parts} == {
+        "magiclink_bookings": {"operation_id"}
+    }
+
+
+def test_0007_cut_short_after_its_ddl_is_completed(kind: str, tmp_path: Path) -> None:
+    """R6.1 / issue 16: a 0007 run whose ADD COLUMN committed (MariaDB commits each DDL
+    statement) but whose version row did not is completed by the next upgrade, which does
+    not add the column twice, on every database."""
+    with empty(kind, tmp_path) as engine:
+        upgrade_to(engine, "0006")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("ALTER TABLE magiclink_bookings ADD COLUMN operation_id VARCHAR(32)")
+            )
+        assert current_revision(engine) == "0006"
+        upgrade_to_head(engine)
+        assert current_revision(engine) == HEAD
+        assert missing_from_head(engine) == []
 
 
 def test_half_built_unversioned_schema_is_completed(kind: str, tmp_path: Path) -> None:
