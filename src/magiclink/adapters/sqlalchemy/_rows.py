@@ -11,14 +11,19 @@ timezone-aware UTC from `UTCDateTime`).
 The `*_values` functions are the other way: a record's column values to insert, keyed by
 column name (the id aside, which the database assigns). An `add` builds its record once,
 with `UNSAVED_ID`, inserts that record's values and returns the record with the new id.
+
+Each record's fields are named as its table's columns, so one name-based mapping serves
+every table (`_reader`, `_writer`), with the few value conversions spelled out per table;
+that the names match is checked once, at import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import Column, Label, RowMapping
+import attrs
+from sqlalchemy import Column, Label, RowMapping, Table
 
 from magiclink.adapters.sqlalchemy._tables import (
     audit_log,
@@ -45,137 +50,93 @@ from magiclink.ports._repositories import TokenStats
 UNSAVED_ID: Final = 0
 """The id of a record built before its INSERT, which `attrs.evolve` replaces by the new id."""
 
+R = TypeVar("R")
+Convert = Callable[[Any], Any]
+
 
 def _labelled(prefix: str, *columns: Column[Any]) -> tuple[Label[Any], ...]:
     """The columns labelled `<prefix>_<column name>`."""
     return tuple(column.label(f"{prefix}_{column.name}") for column in columns)
 
 
-# --- Selected columns, labelled -----------------------------------------------------------
+def _unchanged(value: Any) -> Any:
+    return value
 
-GUEST_COLUMNS: Final = _labelled(
-    "guest",
-    guests.c.id,
-    guests.c.normalized_email,
-    guests.c.blocked,
-    guests.c.last_request_at,
-    guests.c.created_at,
-)
-BOOKING_COLUMNS: Final = _labelled(
-    "booking",
-    bookings.c.id,
-    bookings.c.uid,
-    bookings.c.mentor_id,
-    bookings.c.guest_email,
-    bookings.c.start_time,
-    bookings.c.end_time,
-    bookings.c.status,
-    bookings.c.revision,
-    bookings.c.link_generation,
-    bookings.c.operation_id,
-)
-TOKEN_COLUMNS: Final = _labelled(
-    "token",
-    tokens.c.id,
-    tokens.c.token_hash,
-    tokens.c.guest_id,
-    tokens.c.booking_id,
-    tokens.c.booking_revision,
-    tokens.c.expires_at,
-    tokens.c.used_at,
-    tokens.c.invalidated,
-    tokens.c.invalidation_reason,
-    tokens.c.created_at,
-    tokens.c.link_generation,
-)
+
+def _optional(convert: Convert) -> Convert:
+    """`convert`, with None passed through (a nullable enum column)."""
+    return lambda value: None if value is None else convert(value)
+
+
+def _fields(record: type[Any], table: Table, *, with_id: bool = True) -> list[str]:
+    """The record's field names, which must be exactly the table's column names (the id
+    aside when `with_id` is False): a mismatch fails at import, not at the first read."""
+    names = [field.name for field in attrs.fields(record) if with_id or field.name != "id"]
+    columns = [column.name for column in table.columns if with_id or column.name != "id"]
+    if sorted(names) != sorted(columns):
+        raise TypeError(f"{record.__name__} fields {names} are not {table.name} {columns}")
+    return names
+
+
+def _reader(
+    record: type[R], table: Table, prefix: str, **convert: Convert
+) -> Callable[[RowMapping], R]:
+    """The record in a row holding the table's columns labelled `<prefix>_<column>`; each
+    value read by its label and passed through `convert[<column>]` where one is given."""
+    plan = [
+        (name, f"{prefix}_{name}", convert.get(name, _unchanged)) for name in _fields(record, table)
+    ]
+
+    def read(row: RowMapping) -> R:
+        return record(**{name: to_field(row[label]) for name, label, to_field in plan})
+
+    read.__doc__ = f"The `{record.__name__}` in a row of `{table.name}` labelled `{prefix}_*`."
+    return read
+
+
+def _writer(record: type[R], table: Table, **convert: Convert) -> Callable[[R], dict[str, Any]]:
+    """A record's column values to insert, keyed by column name (the id aside, which the
+    database assigns); each passed through `convert[<column>]` where one is given."""
+    plan = [(name, convert.get(name, _unchanged)) for name in _fields(record, table, with_id=False)]
+
+    def values(item: R) -> dict[str, Any]:
+        return {name: to_column(getattr(item, name)) for name, to_column in plan}
+
+    values.__doc__ = f"The columns of a new `{table.name}` row."
+    return values
+
+
+# --- Selected columns, labelled: every column of the table ---------------------------------
+
+GUEST_COLUMNS: Final = _labelled("guest", *guests.columns)
+BOOKING_COLUMNS: Final = _labelled("booking", *bookings.columns)
+TOKEN_COLUMNS: Final = _labelled("token", *tokens.columns)
 # R7: the token, its guest, and its booking's state if the booking still exists.
 LOOKUP_COLUMNS: Final = (
     *TOKEN_COLUMNS,
     *GUEST_COLUMNS,
     *_labelled("booking", bookings.c.status, bookings.c.revision, bookings.c.link_generation),
 )
-AUDIT_COLUMNS: Final = _labelled(
-    "audit",
-    audit_log.c.id,
-    audit_log.c.guest_id,
-    audit_log.c.endpoint,
-    audit_log.c.action,
-    audit_log.c.resource_id,
-    audit_log.c.success,
-    audit_log.c.metadata,
-    audit_log.c.created_at,
-    audit_log.c.operation_id,
-)
-RATING_COLUMNS: Final = _labelled(
-    "rating",
-    ratings.c.id,
-    ratings.c.booking_id,
-    ratings.c.student_profile_id,
-    ratings.c.rating,
-    ratings.c.feedback,
-    ratings.c.created_at,
-    ratings.c.operation_id,
-)
-INCIDENT_COLUMNS: Final = _labelled(
-    "incident",
-    incidents.c.id,
-    incidents.c.booking_uid,
-    incidents.c.booking_id,
-    incidents.c.student_profile_id,
-    incidents.c.type,
-    incidents.c.description,
-    incidents.c.reported_by_user_id,
-    incidents.c.created_at,
-    incidents.c.operation_id,
-)
+AUDIT_COLUMNS: Final = _labelled("audit", *audit_log.columns)
+RATING_COLUMNS: Final = _labelled("rating", *ratings.columns)
+INCIDENT_COLUMNS: Final = _labelled("incident", *incidents.columns)
 
 
 # --- Row -> record ------------------------------------------------------------------------
+# Booleans through bool() (MariaDB returns 0/1), enumerations from their stored strings.
 
-
-def guest_from_row(row: RowMapping) -> Guest:
-    """The `Guest` in a row holding `GUEST_COLUMNS`."""
-    return Guest(
-        id=row["guest_id"],
-        normalized_email=row["guest_normalized_email"],
-        blocked=bool(row["guest_blocked"]),
-        last_request_at=row["guest_last_request_at"],
-        created_at=row["guest_created_at"],
-    )
-
-
-def booking_from_row(row: RowMapping) -> Booking:
-    """The `Booking` in a row holding `BOOKING_COLUMNS`."""
-    return Booking(
-        id=row["booking_id"],
-        uid=row["booking_uid"],
-        mentor_id=row["booking_mentor_id"],
-        guest_email=row["booking_guest_email"],
-        start_time=row["booking_start_time"],
-        end_time=row["booking_end_time"],
-        status=BookingStatus(row["booking_status"]),
-        revision=row["booking_revision"],
-        link_generation=row["booking_link_generation"],
-        operation_id=row["booking_operation_id"],
-    )
-
-
-def token_from_row(row: RowMapping) -> MagicLinkToken:
-    """The `MagicLinkToken` in a row holding `TOKEN_COLUMNS`."""
-    reason = row["token_invalidation_reason"]
-    return MagicLinkToken(
-        id=row["token_id"],
-        token_hash=row["token_token_hash"],
-        guest_id=row["token_guest_id"],
-        booking_id=row["token_booking_id"],
-        booking_revision=row["token_booking_revision"],
-        expires_at=row["token_expires_at"],
-        used_at=row["token_used_at"],
-        invalidated=bool(row["token_invalidated"]),
-        invalidation_reason=None if reason is None else InvalidationReason(reason),
-        created_at=row["token_created_at"],
-        link_generation=row["token_link_generation"],
-    )
+guest_from_row: Final = _reader(Guest, guests, "guest", blocked=bool)
+booking_from_row: Final = _reader(Booking, bookings, "booking", status=BookingStatus)
+token_from_row: Final = _reader(
+    MagicLinkToken,
+    tokens,
+    "token",
+    invalidated=bool,
+    invalidation_reason=_optional(InvalidationReason),
+)
+audit_from_row: Final = _reader(AuditEntry, audit_log, "audit", success=bool)
+rating_from_row: Final = _reader(Rating, ratings, "rating")
+incident_from_row: Final = _reader(Incident, incidents, "incident", type=IncidentType)
 
 
 def lookup_from_row(row: RowMapping) -> TokenLookup:
@@ -187,49 +148,6 @@ def lookup_from_row(row: RowMapping) -> TokenLookup:
         booking_status=None if status is None else BookingStatus(status),
         booking_revision=row["booking_revision"],
         booking_link_generation=row["booking_link_generation"],
-    )
-
-
-def audit_from_row(row: RowMapping) -> AuditEntry:
-    """The `AuditEntry` in a row holding `AUDIT_COLUMNS`."""
-    return AuditEntry(
-        id=row["audit_id"],
-        guest_id=row["audit_guest_id"],
-        endpoint=row["audit_endpoint"],
-        action=row["audit_action"],
-        resource_id=row["audit_resource_id"],
-        success=bool(row["audit_success"]),
-        metadata=row["audit_metadata"],
-        created_at=row["audit_created_at"],
-        operation_id=row["audit_operation_id"],
-    )
-
-
-def rating_from_row(row: RowMapping) -> Rating:
-    """The `Rating` in a row holding `RATING_COLUMNS`."""
-    return Rating(
-        id=row["rating_id"],
-        booking_id=row["rating_booking_id"],
-        student_profile_id=row["rating_student_profile_id"],
-        rating=row["rating_rating"],
-        feedback=row["rating_feedback"],
-        created_at=row["rating_created_at"],
-        operation_id=row["rating_operation_id"],
-    )
-
-
-def incident_from_row(row: RowMapping) -> Incident:
-    """The `Incident` in a row holding `INCIDENT_COLUMNS`."""
-    return Incident(
-        id=row["incident_id"],
-        booking_uid=row["incident_booking_uid"],
-        booking_id=row["incident_booking_id"],
-        student_profile_id=row["incident_student_profile_id"],
-        type=IncidentType(row["incident_type"]),
-        description=row["incident_description"],
-        reported_by_user_id=row["incident_reported_by_user_id"],
-        created_at=row["incident_created_at"],
-        operation_id=row["incident_operation_id"],
     )
 
 
@@ -253,86 +171,12 @@ def stats_from_rows(totals: RowMapping, by_reason: Iterable[RowMapping]) -> Toke
 # --- Record -> row values (insert parameters, keyed by column name) -----------------------
 
 
-def guest_values(guest: Guest) -> dict[str, Any]:
-    """The columns of a new guest row."""
-    return {
-        "normalized_email": guest.normalized_email,
-        "blocked": guest.blocked,
-        "last_request_at": guest.last_request_at,
-        "created_at": guest.created_at,
-    }
-
-
-def booking_values(booking: Booking) -> dict[str, Any]:
-    """The columns of a new booking row."""
-    return {
-        "uid": booking.uid,
-        "mentor_id": booking.mentor_id,
-        "guest_email": booking.guest_email,
-        "start_time": booking.start_time,
-        "end_time": booking.end_time,
-        "status": str(booking.status),
-        "revision": booking.revision,
-        "link_generation": booking.link_generation,
-        "operation_id": booking.operation_id,
-    }
-
-
-def token_values(token: MagicLinkToken) -> dict[str, Any]:
-    """The columns of a new token row."""
-    reason = token.invalidation_reason
-    return {
-        "token_hash": token.token_hash,
-        "guest_id": token.guest_id,
-        "booking_id": token.booking_id,
-        "booking_revision": token.booking_revision,
-        "expires_at": token.expires_at,
-        "used_at": token.used_at,
-        "invalidated": token.invalidated,
-        "invalidation_reason": None if reason is None else str(reason),
-        "created_at": token.created_at,
-        "link_generation": token.link_generation,
-    }
-
-
-def audit_values(entry: NewAuditEntry) -> dict[str, Any]:
-    """The columns of a new audit row."""
-    return {
-        "guest_id": entry.guest_id,
-        "endpoint": entry.endpoint,
-        "action": str(entry.action),
-        "resource_id": entry.resource_id,
-        "success": entry.success,
-        "metadata": dict(entry.metadata),
-        "created_at": entry.created_at,
-        "operation_id": entry.operation_id,
-    }
-
-
-def rating_values(rating: Rating) -> dict[str, Any]:
-    """The columns of a new rating row."""
-    return {
-        "booking_id": rating.booking_id,
-        "student_profile_id": rating.student_profile_id,
-        "rating": rating.rating,
-        "feedback": rating.feedback,
-        "created_at": rating.created_at,
-        "operation_id": rating.operation_id,
-    }
-
-
-def incident_values(incident: Incident) -> dict[str, Any]:
-    """The columns of a new incident row."""
-    return {
-        "booking_uid": incident.booking_uid,
-        "booking_id": incident.booking_id,
-        "student_profile_id": incident.student_profile_id,
-        "type": str(incident.type),
-        "description": incident.description,
-        "reported_by_user_id": incident.reported_by_user_id,
-        "created_at": incident.created_at,
-        "operation_id": incident.operation_id,
-    }
+guest_values: Final = _writer(Guest, guests)
+booking_values: Final = _writer(Booking, bookings, status=str)
+token_values: Final = _writer(MagicLinkToken, tokens, invalidation_reason=_optional(str))
+audit_values: Final = _writer(NewAuditEntry, audit_log, action=str, metadata=dict)
+rating_values: Final = _writer(Rating, ratings)
+incident_values: Final = _writer(Incident, incidents, type=str)
 
 
 __all__ = [

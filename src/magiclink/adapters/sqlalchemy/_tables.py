@@ -31,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.schema import SchemaItem
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 NAMING_CONVENTION: Final = {
@@ -111,22 +112,39 @@ class UTCDateTime(TypeDecorator[datetime]):
 # JSONB on PostgreSQL (indexable, compact); the generic JSON type elsewhere.
 JsonObject: Final[TypeEngine[Any]] = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
-guests: Final = Table(
+
+def _table(name: str, *parts: SchemaItem) -> Table:
+    """A magiclink table in `metadata`: its 64-bit `id` primary key first, then `parts`
+    (columns, constraints, indexes), utf8mb4 compared byte for byte on MariaDB/MySQL."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Id, primary_key=True, autoincrement=True),
+        *parts,
+        **MYSQL_TABLE_OPTIONS,
+    )
+
+
+def _created_at() -> Column[datetime]:
+    return Column("created_at", UTCDateTime, nullable=False)
+
+
+def _operation_id() -> Column[str]:
+    """The service call that wrote the row (revisions 0006, 0007): its exact `landed` key."""
+    return Column("operation_id", String(32), nullable=True)
+
+
+guests: Final = _table(
     "magiclink_guests",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("normalized_email", String(EMAIL_LENGTH), nullable=False),
     Column("blocked", Boolean, nullable=False),
     Column("last_request_at", UTCDateTime, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
+    _created_at(),
     UniqueConstraint("normalized_email"),
-    **MYSQL_TABLE_OPTIONS,
 )
 
-bookings: Final = Table(
+bookings: Final = _table(
     "magiclink_bookings",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("uid", String(TEXT_ID_LENGTH), nullable=False),
     Column("mentor_id", BigInteger, nullable=False),
     Column("guest_email", String(EMAIL_LENGTH), nullable=False),
@@ -136,16 +154,12 @@ bookings: Final = Table(
     Column("revision", Integer, nullable=False),
     # §8.4: advanced by every event of the booking; a link of an older generation is dead.
     Column("link_generation", Integer, nullable=False, server_default="0"),
-    # The service call that last wrote the row (revision 0007): its exact `landed` check.
-    Column("operation_id", String(32), nullable=True),
+    _operation_id(),  # the call that last added or changed the row (revision 0007)
     UniqueConstraint("uid"),
-    **MYSQL_TABLE_OPTIONS,
 )
 
-tokens: Final = Table(
+tokens: Final = _table(
     "magiclink_tokens",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("token_hash", String(64), nullable=False),
     Column("guest_id", Id, ForeignKey("magiclink_guests.id"), nullable=False),
     # No foreign key on purpose: a host may delete a booking (or keep bookings in its own
@@ -157,7 +171,7 @@ tokens: Final = Table(
     Column("used_at", UTCDateTime, nullable=True),
     Column("invalidated", Boolean, nullable=False),
     Column("invalidation_reason", String(32), nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
+    _created_at(),
     # §8.4: the booking's link generation when the link was issued (0 for inbox links).
     Column("link_generation", Integer, nullable=False, server_default="0"),
     UniqueConstraint("token_hash"),
@@ -166,13 +180,10 @@ tokens: Final = Table(
     Index(None, "booking_id"),
     Index(None, "guest_id"),
     Index(None, "expires_at"),
-    **MYSQL_TABLE_OPTIONS,
 )
 
-audit_log: Final = Table(
+audit_log: Final = _table(
     "magiclink_audit_log",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     # No foreign key: `log_access` accepts any guest id a host passes, as the in-memory log does.
     Column("guest_id", BigInteger, nullable=True),
     Column("endpoint", String(TEXT_ID_LENGTH), nullable=False),
@@ -180,44 +191,36 @@ audit_log: Final = Table(
     Column("resource_id", String(TEXT_ID_LENGTH), nullable=True),
     Column("success", Boolean, nullable=False),
     Column("metadata", JsonObject, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    # The service call that wrote the entry (revision 0006): its exact `landed` check.
-    Column("operation_id", String(32), nullable=True),
+    _created_at(),
+    _operation_id(),
     Index(None, "resource_id"),
     Index(None, "guest_id"),
     Index(None, "operation_id"),
-    **MYSQL_TABLE_OPTIONS,
 )
 
-ratings: Final = Table(
+ratings: Final = _table(
     "magiclink_ratings",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     # No foreign key: the booking table may be the host's own (docs/adapters.md).
     Column("booking_id", BigInteger, nullable=False),
     Column("student_profile_id", String(TEXT_ID_LENGTH), nullable=False),
     Column("rating", Integer, nullable=False),
     Column("feedback", Text, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("operation_id", String(32), nullable=True),  # revision 0006
+    _created_at(),
+    _operation_id(),
     UniqueConstraint("booking_id"),
-    **MYSQL_TABLE_OPTIONS,
 )
 
-incidents: Final = Table(
+incidents: Final = _table(
     "magiclink_incidents",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("booking_uid", String(TEXT_ID_LENGTH), nullable=False),
     Column("booking_id", BigInteger, nullable=True),
     Column("student_profile_id", String(TEXT_ID_LENGTH), nullable=False),
     Column("type", String(32), nullable=False),
     Column("description", Text, nullable=False),
     Column("reported_by_user_id", BigInteger, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("operation_id", String(32), nullable=True),  # revision 0006
+    _created_at(),
+    _operation_id(),
     Index(None, "booking_uid"),
-    **MYSQL_TABLE_OPTIONS,
 )
 
 __all__ = [
