@@ -55,18 +55,12 @@ class SqlAlchemyGuestRepository(SqlAlchemyRepository, GuestRepository):
     @translating
     def get(self, guest_id: int) -> Guest | None:
         """The guest with this id, or None (one SELECT)."""
-        row = self._source.connection().execute(sql.GET_GUEST, {"p_id": guest_id}).first()
-        return None if row is None else guest_from_row(row._mapping)
+        return self._first(sql.GET_GUEST, {"p_id": guest_id}, guest_from_row)
 
     @translating
     def get_by_email(self, normalized_email: str) -> Guest | None:
         """The guest with this normalized e-mail, or None (one SELECT)."""
-        row = (
-            self._source.connection()
-            .execute(sql.GET_GUEST_BY_EMAIL, {"p_email": normalized_email})
-            .first()
-        )
-        return None if row is None else guest_from_row(row._mapping)
+        return self._first(sql.GET_GUEST_BY_EMAIL, {"p_email": normalized_email}, guest_from_row)
 
     @translating
     def get_or_create(
@@ -114,8 +108,7 @@ class SqlAlchemyGuestRepository(SqlAlchemyRepository, GuestRepository):
         conn = self._source.connection()
         params = {"p_id": guest_id, "p_blocked": blocked}
         if conn.dialect.update_returning:
-            row = conn.execute(sql.SET_BLOCKED_RETURNING, params).first()
-            return None if row is None else guest_from_row(row._mapping)
+            return self._first(sql.SET_BLOCKED_RETURNING, params, guest_from_row)
         if conn.execute(sql.SET_BLOCKED, params).rowcount == 0:
             return None
         return self.get(guest_id)
@@ -155,14 +148,12 @@ class SqlAlchemyBookingRepository(SqlAlchemyRepository, BookingRepository):
     def get(self, booking_id: int, *, for_update: bool = False) -> Booking | None:
         """The booking or None (one SELECT, `FOR UPDATE` when asked, except on SQLite)."""
         statement = sql.GET_BOOKING_FOR_UPDATE if for_update else sql.GET_BOOKING
-        row = self._source.connection().execute(statement, {"p_id": booking_id}).first()
-        return None if row is None else booking_from_row(row._mapping)
+        return self._first(statement, {"p_id": booking_id}, booking_from_row)
 
     @translating
     def get_by_uid(self, uid: str) -> Booking | None:
         """The booking with this uid, or None (one SELECT)."""
-        row = self._source.connection().execute(sql.GET_BOOKING_BY_UID, {"p_uid": uid}).first()
-        return None if row is None else booking_from_row(row._mapping)
+        return self._first(sql.GET_BOOKING_BY_UID, {"p_uid": uid}, booking_from_row)
 
     @translating
     def update(self, booking: Booking) -> None:
@@ -217,12 +208,7 @@ class SqlAlchemyRatingRepository(SqlAlchemyRepository, RatingRepository):
     @translating
     def get_by_booking(self, booking_id: int) -> Rating | None:
         """The booking's rating, or None (one SELECT)."""
-        row = (
-            self._source.connection()
-            .execute(sql.GET_RATING_BY_BOOKING, {"p_booking": booking_id})
-            .first()
-        )
-        return None if row is None else rating_from_row(row._mapping)
+        return self._first(sql.GET_RATING_BY_BOOKING, {"p_booking": booking_id}, rating_from_row)
 
 
 class SqlAlchemyIncidentRepository(SqlAlchemyRepository, IncidentRepository):
@@ -259,9 +245,7 @@ class SqlAlchemyIncidentRepository(SqlAlchemyRepository, IncidentRepository):
     @translating
     def list_by_booking_uid(self, booking_uid: str) -> list[Incident]:
         """Incidents for this booking uid, oldest first (one SELECT)."""
-        params = {"p_uid": booking_uid}
-        rows = self._source.connection().execute(sql.LIST_INCIDENTS_BY_UID, params).mappings()
-        return [incident_from_row(row) for row in rows]
+        return self._all(sql.LIST_INCIDENTS_BY_UID, {"p_uid": booking_uid}, incident_from_row)
 
 
 class SqlAlchemyAuditLog(SqlAlchemyRepository, AuditLog):
@@ -289,15 +273,12 @@ class SqlAlchemyAuditLog(SqlAlchemyRepository, AuditLog):
             params["p_resource"] = str(booking_id)
         if guest_id is not None:
             params["p_guest"] = guest_id
-        rows = self._source.connection().execute(statement, params).mappings()
-        return [audit_from_row(row) for row in rows]
+        return self._all(statement, params, audit_from_row)
 
     @translating
     def by_operation(self, operation_id: str) -> Sequence[AuditEntry]:
         """The entries written with `operation_id`, in insertion order (one indexed SELECT)."""
-        params = {"p_operation": operation_id}
-        rows = self._source.connection().execute(sql.AUDIT_OF_OPERATION, params).mappings()
-        return [audit_from_row(row) for row in rows]
+        return self._all(sql.AUDIT_OF_OPERATION, {"p_operation": operation_id}, audit_from_row)
 
     @translating
     def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, CursorResult, Executable
+from sqlalchemy import Connection, CursorResult, Executable, RowMapping
 
 from magiclink.domain._errors import StorageError
+
+R = TypeVar("R")
 
 
 class ConnectionSource(Protocol):
@@ -29,6 +31,21 @@ class SqlAlchemyRepository:
 
     def __init__(self, source: ConnectionSource) -> None:
         self._source = source
+
+    def _first(
+        self, statement: Executable, params: Mapping[str, Any], read: Callable[[RowMapping], R]
+    ) -> R | None:
+        """The record `read` makes of the statement's first row, or None when it has none."""
+        row = self._source.connection().execute(statement, params).mappings().first()
+        return None if row is None else read(row)
+
+    def _all(
+        self, statement: Executable, params: Mapping[str, Any], read: Callable[[RowMapping], R]
+    ) -> list[R]:
+        """The records `read` makes of every row of the statement, in its order."""
+        return [
+            read(row) for row in self._source.connection().execute(statement, params).mappings()
+        ]
 
     def _insert_guarded(self, statement: Executable, params: Mapping[str, Any]) -> int:
         """Insert one row and return its id, keeping the transaction usable if it fails.
