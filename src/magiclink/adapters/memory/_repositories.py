@@ -5,8 +5,9 @@ Each reads `store` and writes through the `_UndoLog` of the transaction it belon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import attrs
 
@@ -29,6 +30,9 @@ from magiclink.ports._repositories import (
     RatingRepository,
 )
 
+K = TypeVar("K")
+V = TypeVar("V")
+
 
 class _Repository:
     """Base of the in-memory repositories. Their methods implement the port methods of the
@@ -36,6 +40,21 @@ class _Repository:
 
     def __init__(self, tx: _UndoLog) -> None:
         self._tx = tx
+
+    @staticmethod
+    def _indexed(index: Mapping[K, int], table: Mapping[int, V], key: K) -> V | None:
+        """The record a unique secondary index maps `key` to, or None."""
+        record_id = index.get(key)
+        return None if record_id is None else table[record_id]
+
+    def _change(self, table: dict[int, V], key: int, change: Callable[[V], V]) -> V | None:
+        """Replace the stored record by `change(record)` (undoable); None if it is unknown."""
+        current = table.get(key)
+        if current is None:
+            return None
+        changed = change(current)
+        self._tx.put(table, key, changed)
+        return changed
 
 
 class InMemoryGuestRepository(_Repository, GuestRepository):
@@ -46,8 +65,7 @@ class InMemoryGuestRepository(_Repository, GuestRepository):
 
     def get_by_email(self, normalized_email: str) -> Guest | None:
         store = self._tx.store
-        guest_id = store.guest_by_email.get(normalized_email)
-        return None if guest_id is None else store.guests[guest_id]
+        return self._indexed(store.guest_by_email, store.guests, normalized_email)
 
     def get_or_create(
         self, normalized_email: str, *, now: datetime, last_request_at: datetime | None
@@ -78,13 +96,9 @@ class InMemoryGuestRepository(_Repository, GuestRepository):
         return True
 
     def set_blocked(self, guest_id: int, blocked: bool) -> Guest | None:
-        store = self._tx.store
-        guest = store.guests.get(guest_id)
-        if guest is None:
-            return None
-        updated = attrs.evolve(guest, blocked=blocked)
-        self._tx.put(store.guests, guest_id, updated)
-        return updated
+        return self._change(
+            self._tx.store.guests, guest_id, lambda guest: attrs.evolve(guest, blocked=blocked)
+        )
 
 
 class InMemoryBookingRepository(_Repository, BookingRepository):
@@ -123,31 +137,29 @@ class InMemoryBookingRepository(_Repository, BookingRepository):
 
     def get_by_uid(self, uid: str) -> Booking | None:
         store = self._tx.store
-        booking_id = store.booking_by_uid.get(uid)
-        return None if booking_id is None else store.bookings[booking_id]
+        return self._indexed(store.booking_by_uid, store.bookings, uid)
 
     def update(self, booking: Booking) -> None:
-        store = self._tx.store
-        current = store.bookings.get(booking.id)
-        if current is None:
-            return
-        # uid and parties are fixed at creation; only status, times and revision move.
-        updated = attrs.evolve(
-            current,
-            status=booking.status,
-            start_time=booking.start_time,
-            end_time=booking.end_time,
-            revision=booking.revision,
-            operation_id=booking.operation_id,
+        # uid and parties are fixed at creation; status, times, revision and the writer move.
+        self._change(
+            self._tx.store.bookings,
+            booking.id,
+            lambda current: attrs.evolve(
+                current,
+                status=booking.status,
+                start_time=booking.start_time,
+                end_time=booking.end_time,
+                revision=booking.revision,
+                operation_id=booking.operation_id,
+            ),
         )
-        self._tx.put(store.bookings, booking.id, updated)
 
     def revoke_links(self, booking_id: int) -> None:
-        store = self._tx.store
-        current = store.bookings.get(booking_id)
-        if current is not None:
-            advanced = attrs.evolve(current, link_generation=current.link_generation + 1)
-            self._tx.put(store.bookings, booking_id, advanced)
+        self._change(
+            self._tx.store.bookings,
+            booking_id,
+            lambda current: attrs.evolve(current, link_generation=current.link_generation + 1),
+        )
 
 
 class InMemoryRatingRepository(_Repository, RatingRepository):
@@ -181,8 +193,7 @@ class InMemoryRatingRepository(_Repository, RatingRepository):
 
     def get_by_booking(self, booking_id: int) -> Rating | None:
         store = self._tx.store
-        rating_id = store.rating_by_booking.get(booking_id)
-        return None if rating_id is None else store.ratings[rating_id]
+        return self._indexed(store.rating_by_booking, store.ratings, booking_id)
 
 
 class InMemoryIncidentRepository(_Repository, IncidentRepository):
