@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from magiclink import Settings, build_services
+from magiclink import Settings, build_services, generate_raw_token, hash_token
 from magiclink.adapters.memory import InMemoryNotifier, InMemoryUnitOfWork, ManualClock
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
 from magiclink.asyncio import (
@@ -41,7 +41,6 @@ from magiclink.asyncio import (
     AsyncSqlAlchemyUnitOfWork,
     build_async_services,
 )
-from magiclink.domain._policy import generate_raw_token, hash_token
 from magiclink.ports import UnitOfWork
 
 URL = os.environ.get(

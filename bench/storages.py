@@ -31,7 +31,6 @@ from sqlalchemy.pool import StaticPool
 from magiclink import AuditAction, BookingStatus, InvalidationReason
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
-from magiclink.adapters.sqlalchemy._tables import audit_log, bookings, guests, tokens
 from magiclink.ports import NewAuditEntry, UnitOfWork
 
 # --- What the tables hold while measuring ---------------------------------------------------
@@ -105,7 +104,7 @@ class World:
 
 
 def hash_of(raw: str) -> str:
-    """The stored form of a raw token (as `magiclink.domain._policy.hash_token`)."""
+    """The stored form of a raw token (as `magiclink.hash_token`)."""
     return hashlib.sha256(raw.encode("ascii")).hexdigest()
 
 
@@ -138,18 +137,18 @@ class SqlSeeder:
             return list(connection.execute(statement, list(rows)).scalars())
 
     def guests(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-        return self._insert(guests, rows)
+        return self._insert(metadata.tables["magiclink_guests"], rows)
 
     def bookings(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-        return self._insert(bookings, rows)
+        return self._insert(metadata.tables["magiclink_bookings"], rows)
 
     def tokens(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-        return self._insert(tokens, rows)
+        return self._insert(metadata.tables["magiclink_tokens"], rows)
 
     def audit(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             with self.engine.begin() as connection:
-                connection.execute(insert(audit_log), list(rows))
+                connection.execute(insert(metadata.tables["magiclink_audit_log"]), list(rows))
 
 
 class PortSeeder:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-import magiclink.domain._issuing as issuing_module
 from tests.leakscan import LeakScanner
 
 # Deadlines flake on shared 2-core machines; example counts are set per test (>= 100 for
@@ -27,8 +27,10 @@ LEAK_SCANNER = LeakScanner()
 
 def pytest_configure(config: pytest.Config) -> None:
     """Remember every raw token the services issue; watch every `magiclink` log record."""
-    name = "generate_raw_token"  # patched where the service looks it up
-    setattr(issuing_module, name, LEAK_SCANNER.remember(getattr(issuing_module, name)))
+    # The library draws raw tokens from `secrets.token_hex` (SPEC §2), looked up at each
+    # call: wrapping it there reaches every token without patching a private module.
+    name = "token_hex"
+    setattr(secrets, name, LEAK_SCANNER.remember(getattr(secrets, name)))
     library_logger = logging.getLogger("magiclink")
     library_logger.addHandler(LEAK_SCANNER)
     library_logger.setLevel(logging.DEBUG)

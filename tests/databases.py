@@ -44,8 +44,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
-from magiclink.adapters.sqlalchemy._migrate import VERSION_TABLE
+from magiclink.adapters.sqlalchemy import VERSION_TABLE, SqlAlchemyUnitOfWork, metadata
 from magiclink.ports import UnitOfWork
 
 POSTGRES_URL: Final = os.environ.get(

@@ -1,7 +1,7 @@
 """Whole-suite guard: no raw token ever reaches a log record (issue 6, SPEC §7).
 
-`conftest.py` wraps the raw-token generator used by `GuestService` so every raw token issued
-during the run is remembered, and attaches a `LeakScanner` handler to logger `magiclink` for
+`conftest.py` wraps `secrets.token_hex`, where the library draws every raw token (SPEC §2:
+32 random bytes from `secrets`), so every raw token issued during the run is remembered, and attaches a `LeakScanner` handler to logger `magiclink` for
 the whole session. Each record is rendered (message and every attribute) and searched for
 64-hex-character strings; any that is a remembered raw token is a leak. Tokens are recorded
 at generation, before any record that could carry them is emitted, so checking each record
@@ -13,8 +13,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from typing import ParamSpec
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+P = ParamSpec("P")
 
 
 class LeakScanner(logging.Handler):
@@ -26,11 +29,11 @@ class LeakScanner(logging.Handler):
         self.leaks: list[str] = []
         self.records_seen = 0
 
-    def remember(self, generate: Callable[[], str]) -> Callable[[], str]:
+    def remember(self, generate: Callable[P, str]) -> Callable[P, str]:
         """Wrap a raw-token generator so that what it returns is remembered."""
 
-        def generate_and_remember() -> str:
-            raw = generate()
+        def generate_and_remember(*args: P.args, **kwargs: P.kwargs) -> str:
+            raw = generate(*args, **kwargs)
             self.issued.add(raw)
             return raw
 

@@ -46,6 +46,14 @@ EXTRA_NAMES = {
     "build_services",
     "DeliveryReport",
     "OutboxWorker",
+    # Public on purpose (issue 12.4): what hosts need outside a service call.
+    "Events",
+    "IssuePath",
+    "generate_raw_token",
+    "hash_token",
+    "normalize_email",
+    "rerun",
+    "run_in_transaction",
 }
 
 

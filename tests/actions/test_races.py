@@ -15,8 +15,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from magiclink import AuditAction, BookingClosed, BookingStatus, DuplicateRating
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.adapters.sqlalchemy._tables import incidents, ratings
+from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
 from tests.actions._race_worker import outcome, racer
 from tests.databases import new_postgres_engine
 from tests.unit.harness import Harness
@@ -61,7 +60,7 @@ def actions_stored(world: Harness, engine: Engine, action: str, booking_id: int)
         return int(booking.status is BookingStatus.CANCELLED)
     if action == "reschedule":
         return booking.revision
-    table = ratings if action == "rate" else incidents
+    table = metadata.tables["magiclink_ratings" if action == "rate" else "magiclink_incidents"]
     with engine.connect() as connection:
         query = select(func.count()).select_from(table).where(table.c.booking_id == booking_id)
         return int(connection.execute(query).scalar_one())

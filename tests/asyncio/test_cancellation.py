@@ -4,8 +4,8 @@ For each step k the operation runs as a task that is cancelled after k turns of 
 loop, on a fresh booking and link, until an operation finishes before its cancellation (with
 the PostgreSQL drivers that covers every await point; aiosqlite hands each statement to its
 thread, which takes more turns than `MAX_STEPS`, so there the first `MAX_STEPS` are covered).
-The bridge lets a cancelled operation finish before raising `CancelledError`
-(`magiclink.asyncio._bridge.run`), so each one must be whole.
+The greenlet bridge of `magiclink.asyncio` lets a cancelled operation finish before raising
+`CancelledError`, so each one must be whole.
 After each cancellation: no connection is left checked out, the operation happened wholly or
 not at all, and the next write succeeds at once (on SQLite a leaked `BEGIN IMMEDIATE` would
 hold the write lock and make it fail after the busy timeout).

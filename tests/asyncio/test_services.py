@@ -19,6 +19,7 @@ from magiclink import (
     StorageError,
     TokenExpiredOrUsed,
     build_services,
+    generate_raw_token,
 )
 from magiclink.adapters.memory import InMemoryNotifier, InMemoryUnitOfWork, ManualClock
 from magiclink.asyncio import (
@@ -28,7 +29,6 @@ from magiclink.asyncio import (
     AsyncSqlAlchemyUnitOfWork,
     build_async_services,
 )
-from magiclink.domain._policy import generate_raw_token
 from magiclink.ports import UnitOfWork
 from magiclink.testing.world import EPOCH, raw_from_url
 from tests.asyncio.targets import AsyncTarget, run_loop

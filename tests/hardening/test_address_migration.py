@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from magiclink import GuestService, Settings
+from magiclink import GuestService, Settings, normalize_email
 from magiclink.adapters.memory import ManualClock
-from magiclink.domain._policy import normalize_email
 from magiclink.ports import UnitOfWork
 
 NOW = datetime(2030, 1, 1, 9, tzinfo=UTC)

@@ -7,9 +7,15 @@ from typing import Final
 
 import attrs
 
-from magiclink import Booking, BookingStatus, Guest, MagicLinkToken
+from magiclink import (
+    Booking,
+    BookingStatus,
+    Guest,
+    MagicLinkToken,
+    generate_raw_token,
+    hash_token,
+)
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.domain._policy import generate_raw_token, hash_token
 
 NOW: Final = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
 TTL: Final = timedelta(minutes=15)

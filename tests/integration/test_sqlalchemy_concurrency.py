@@ -19,8 +19,7 @@ from typing import Any, Final, TypeVar
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.adapters.sqlalchemy._tables import guests
+from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
 from tests.integration.seed import NOW, seed_booking
 
 RACERS: Final = 16
@@ -83,6 +82,7 @@ def race_threads(work: Callable[[int], T]) -> list[T]:
 
 
 def assert_one_guest_per_email(engine: Engine, emails: list[str]) -> None:
+    guests = metadata.tables["magiclink_guests"]
     with engine.connect() as connection:
         rows = connection.execute(
             select(guests.c.normalized_email, func.count())

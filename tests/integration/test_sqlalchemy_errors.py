@@ -14,8 +14,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy import exc as sa_exc
 
 from magiclink import DuplicateRating, InvalidInput, StorageError
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
-from magiclink.adapters.sqlalchemy._errors import is_transient, translate, translate_errors
+from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata, translate_errors
 from magiclink.testing import hash_token
 from tests.databases import count_statements, new_mariadb_engine, new_postgres_engine
 from tests.integration.seed import NOW, TTL, seed_booking
@@ -259,20 +258,25 @@ def test_sqlstate_classification(sqlstate: str, transient: bool) -> None:
     error = sa_exc.OperationalError(
         "UPDATE t SET x = %(p)s", {"p": SECRET_HASH}, _FakeDriverError("boom\nDETAIL: x", sqlstate)
     )
-    assert is_transient(error) is transient
-    translated = translate(error)
-    assert isinstance(translated, StorageError)
+    with pytest.raises(StorageError) as caught, translate_errors():
+        raise error
+    translated = caught.value
     assert translated.transient is transient
     assert str(translated) == "Storage error (_FakeDriverError): boom"
+    assert translated.__cause__ is error
 
 
 def test_non_storage_exceptions_pass_through() -> None:
     """A bug (not a storage failure) is not disguised as a `StorageError`."""
     with pytest.raises(KeyError), translate_errors():
         raise KeyError("bug")
-    assert translate(ValueError("x")) is None
-    assert isinstance(translate(sa_exc.TimeoutError("pool")), StorageError)
-    assert is_transient(sa_exc.TimeoutError("pool"))
+    bug = ValueError("x")
+    with pytest.raises(ValueError) as passed, translate_errors():
+        raise bug
+    assert passed.value is bug
+    with pytest.raises(StorageError) as caught, translate_errors():
+        raise sa_exc.TimeoutError("pool")  # the pool had no connection to give in time
+    assert caught.value.transient
 
 
 def test_failed_begin_can_be_retried_on_the_same_transaction(tmp_path: Path) -> None:

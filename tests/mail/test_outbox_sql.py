@@ -11,8 +11,7 @@ from sqlalchemy import Engine, select
 
 from magiclink import InvalidationReason, InvalidInput, OutboxWorker, Settings, build_services
 from magiclink.adapters.memory import InMemoryNotifier, ManualClock
-from magiclink.adapters.sqlalchemy import SqlAlchemyOutbox, SqlAlchemyUnitOfWork
-from magiclink.adapters.sqlalchemy._outbox import outbox as outbox_table
+from magiclink.adapters.sqlalchemy import SqlAlchemyOutbox, SqlAlchemyUnitOfWork, metadata
 from magiclink.ports import OutboxState
 from tests.databases import any_engine  # noqa: F401
 from tests.mail.test_outbox import FlakyNotifier
@@ -54,7 +53,7 @@ def test_intent_is_stored_with_the_booking_and_delivered_once_s11_2(any_engine: 
     assert status.counts["delivered"] == 1 and status.oldest_pending_at is None
     # no raw token at rest: the table holds no 64-hex value
     with any_engine.connect() as connection:
-        rows = connection.execute(select(outbox_table)).all()
+        rows = connection.execute(select(metadata.tables["magiclink_outbox"])).all()
     assert raw not in repr(rows)
 
 

@@ -6,7 +6,6 @@ token hashes into every input that could echo them back; none may appear in what
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -28,7 +27,6 @@ from magiclink import (
     TokenExpiredOrUsed,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain import _errors as errors_module
 from magiclink.testing import hash_token
 from magiclink.testing.faults import FaultyUnitOfWork, InjectedFault
 
@@ -49,12 +47,16 @@ MAX_MESSAGE: Final = 120
 
 
 def error_classes() -> list[type[MagicLinkError]]:
-    """MagicLinkError and every subclass defined in magiclink's error module."""
-    return [
-        cls
-        for _, cls in inspect.getmembers(errors_module, inspect.isclass)
-        if issubclass(cls, MagicLinkError)
-    ]
+    """MagicLinkError and every subclass defined in magiclink's error module (the module that
+    defines `MagicLinkError`), found through the class itself, sorted by name."""
+    found: list[type[MagicLinkError]] = []
+    pending: list[type[MagicLinkError]] = [MagicLinkError]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__ == MagicLinkError.__module__ and cls not in found:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(found, key=lambda cls: cls.__name__)
 
 
 def is_one_line(message: str) -> bool:

@@ -19,15 +19,15 @@ import attrs
 import pytest
 
 from magiclink import (
+    Events,
     InvalidationReason,
     InvalidToken,
     RefusalReason,
     Settings,
     TokenExpiredOrUsed,
+    generate_raw_token,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain._observability import Events
-from magiclink.domain._policy import generate_raw_token
 from magiclink.testing.faults import FaultyUnitOfWork
 
 from .world import MENTOR, World, build, secrets_in

@@ -12,13 +12,17 @@ from typing import Final
 
 import click
 import pytest
+from sqlalchemy import Engine, create_engine, inspect
 
-from magiclink import InvalidationReason, RefusalReason
+from magiclink import Events, InvalidationReason, IssuePath, RefusalReason
 from magiclink.adapters.prometheus import LABELS
+from magiclink.adapters.sqlalchemy import (
+    VERSION_TABLE,
+    current_revision,
+    upgrade_to,
+)
 from magiclink.cli import main
-from magiclink.domain._enums import IssuePath
-from magiclink.domain._observability import Events
-from magiclink.ports._metrics import COUNTERS, OBSERVATIONS
+from magiclink.ports import COUNTERS, OBSERVATIONS
 
 DOCS: Final = Path(__file__).resolve().parents[2] / "docs"
 OPERATIONS: Final = (DOCS / "operations.md").read_text()
@@ -112,12 +116,26 @@ def test_every_documented_command_exists_with_its_options(words: list[str]) -> N
             assert word in options, f"{word} is not an option of {' '.join(words)}"
 
 
-def test_migration_names_the_real_revisions_and_functions() -> None:
-    from magiclink.adapters.sqlalchemy import _migrate as migrate
+def _token_columns(engine: Engine) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns("magiclink_tokens")}
 
-    assert migrate.ORIGINAL_PLAN_REVISION == "0001"
-    assert migrate.BOOKING_REVISION_REVISION == "0002"
-    assert migrate.VERSION_TABLE in MIGRATION
+
+def test_migration_names_the_real_revisions_and_functions() -> None:
+    """The revisions the page names are the real ones: `0001` is the original plan's schema
+    (tokens without `booking_revision`), `0002` the one that adds it."""
+    assert "| `0001` | the original plan's schema" in MIGRATION
+    assert "| `0002` | adds `magiclink_tokens.booking_revision`" in MIGRATION
+    engine = create_engine("sqlite://")
+    try:
+        upgrade_to(engine, "0001")
+        assert current_revision(engine) == "0001"
+        assert "booking_revision" not in _token_columns(engine)
+        upgrade_to(engine, "0002")
+        assert current_revision(engine) == "0002"
+        assert "booking_revision" in _token_columns(engine)
+    finally:
+        engine.dispose()
+    assert VERSION_TABLE in MIGRATION
     for name in ("upgrade_to_head", "current_revision", "alembic_config"):
         assert name in MIGRATION
     for requirement in ("R6.1", "R6.2", "R6.3", "R6.4", "R6.5", "R6.6"):

@@ -25,8 +25,7 @@ from magiclink.adapters.prometheus import (
     LATENCY_BUCKETS,
     PrometheusMetrics,
 )
-from magiclink.ports import Metrics
-from magiclink.ports._metrics import COUNTERS, OBSERVATIONS, MetricNames
+from magiclink.ports import COUNTERS, OBSERVATIONS, MetricNames, Metrics
 from magiclink.testing.faults import FaultyUnitOfWork
 
 from .world import MENTOR, SYSTEM, World, build

@@ -3,6 +3,7 @@ included), replay, stored hashes only, enumeration, token entropy and issuing ra
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -199,7 +200,7 @@ def test_tokens_are_32_bytes_from_the_secrets_module(
         asked.append(nbytes)
         return "ab" * 32
 
-    monkeypatch.setattr("magiclink.domain._policy.secrets.token_hex", token_hex)
+    monkeypatch.setattr(secrets, "token_hex", token_hex)  # where SPEC §2 says tokens come from
     world = World.over(uow)
 
     link = world.inbox(ADA)

@@ -17,9 +17,9 @@ from magiclink import (
     RateLimited,
     Requester,
     TokenExpiredOrUsed,
+    normalize_email,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain._policy import normalize_email
 from magiclink.testing.faults import FaultyUnitOfWork
 from magiclink.testing.strategies import (
     email_variants,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magiclink import InvalidInput, StorageError
-from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain._policy import is_well_formed, normalize_email, require_aware
+from magiclink import GuestService, InvalidInput, InvalidToken, StorageError, normalize_email
+from magiclink.adapters.memory import InMemoryUnitOfWork, ManualClock
 from magiclink.ports import (
     AuditLog,
     BookingRepository,
@@ -112,6 +113,15 @@ def test_faulty_unit_of_work_refuses_bad_aim(fail_at: int, times: int) -> None:
         FaultyUnitOfWork(InMemoryUnitOfWork(), fail_at=fail_at, times=times)
 
 
+def is_well_formed(raw: str) -> bool:
+    """The library's own verdict: a well-formed token is looked up in storage, a malformed
+    one is refused as `InvalidToken` before any storage call (SPEC R7 step 1)."""
+    probe = FaultyUnitOfWork(InMemoryUnitOfWork(), count_begins=True)
+    with pytest.raises(InvalidToken):  # unknown, or malformed: the same refusal
+        GuestService(probe).verify_token(raw)
+    return probe.calls != []
+
+
 @settings(max_examples=200)
 @given(raw=raw_tokens())
 def test_raw_tokens_are_well_formed(raw: str) -> None:
@@ -141,7 +151,9 @@ def test_invalid_emails_are_refused(email: str) -> None:
 
 @settings(max_examples=100)
 @given(aware=aware_datetimes(), naive=naive_datetimes())
-def test_datetime_strategies(aware: object, naive: object) -> None:
-    require_aware(aware, "aware")
+def test_datetime_strategies(aware: datetime, naive: datetime) -> None:
+    """Every time the library takes must be timezone-aware: `ManualClock` takes the aware
+    ones and refuses the naive ones with `InvalidInput`, as every service does."""
+    assert ManualClock(aware).now() == aware
     with pytest.raises(InvalidInput):
-        require_aware(naive, "naive")
+        ManualClock(naive)

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from magiclink import StorageError
+from magiclink import StorageError, rerun, run_in_transaction
 from magiclink.adapters.memory import InMemoryUnitOfWork
-from magiclink.domain._transactions import rerun, run_in_transaction
 from magiclink.ports import NewAuditEntry, Transaction
 from magiclink.testing.faults import FaultyUnitOfWork
 

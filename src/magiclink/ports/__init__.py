@@ -3,11 +3,14 @@
 The records an adapter builds or returns (`TokenLookup`, `NewAuditEntry`,
 `InvalidationResult`, `TokenStats`) are re-exported here, so an adapter needs no internal
 module.
+
+`MetricNames`, with `COUNTERS` and `OBSERVATIONS` (which names are counters and which are
+histograms), is public for a host's own `Metrics` adapter and its dashboards.
 """
 
 from magiclink.domain._records import InvalidationResult, NewAuditEntry, TokenLookup
 from magiclink.ports._clock import Clock, SystemClock
-from magiclink.ports._metrics import MetricNames, Metrics, NullMetrics
+from magiclink.ports._metrics import COUNTERS, OBSERVATIONS, MetricNames, Metrics, NullMetrics
 from magiclink.ports._notifier import Notifier
 from magiclink.ports._outbox import Outbox, OutboxMessage, OutboxState, OutboxStatus
 from magiclink.ports._repositories import (
@@ -22,6 +25,8 @@ from magiclink.ports._repositories import (
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 __all__ = [
+    "COUNTERS",
+    "OBSERVATIONS",
     "AuditLog",
     "BookingRepository",
     "Clock",

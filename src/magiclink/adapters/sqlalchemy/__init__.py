@@ -6,10 +6,16 @@ upgrade_to_head(engine)          # or create_schema(engine) for a brand-new data
 uow = SqlAlchemyUnitOfWork(engine)
 ```
 
-`metadata` holds the `magiclink_*` tables, for a host whose own Alembic manages them.
+Public for a host's own code next to the adapter: `metadata` holds the `magiclink_*` tables,
+and `VERSION_TABLE` names the table of magiclink's migration history, for a host whose own
+Alembic manages (or must leave alone) them; `translate_errors()` gives a host's own
+SQLAlchemy repositories magiclink's error translation (driver errors become `StorageError`,
+transient when a retry may succeed, R9.4), docs/adapters.md.
 """
 
+from magiclink.adapters.sqlalchemy._errors import translate_errors
 from magiclink.adapters.sqlalchemy._migrate import (
+    VERSION_TABLE,
     alembic_config,
     create_schema,
     current_revision,
@@ -32,6 +38,7 @@ from magiclink.adapters.sqlalchemy._unit_of_work import (
 )
 
 __all__ = [
+    "VERSION_TABLE",
     "SqlAlchemyAuditLog",
     "SqlAlchemyBookingRepository",
     "SqlAlchemyGuestRepository",
@@ -45,6 +52,7 @@ __all__ = [
     "create_schema",
     "current_revision",
     "metadata",
+    "translate_errors",
     "upgrade_to",
     "upgrade_to_head",
 ]
