@@ -30,19 +30,35 @@ def resource(booking_id: int | None) -> str | None:
     return None if booking_id is None else str(booking_id)
 
 
+def _entry(
+    action: str,
+    guest_id: int | None,
+    resource_id: str | None,
+    metadata: Mapping[str, Any],
+    now: datetime,
+    *,
+    success: bool = True,
+    operation_id: str | None = None,
+) -> NewAuditEntry:
+    """The one place an entry of the `magiclink` endpoint is put together."""
+    return NewAuditEntry(
+        guest_id=guest_id,
+        endpoint=ENDPOINT,
+        action=action,
+        resource_id=resource_id,
+        success=success,
+        metadata=metadata,
+        created_at=now,
+        operation_id=operation_id,
+    )
+
+
 def token_created(
     guest_id: int, booking_id: int | None, token_id: int, path: IssuePath, now: datetime
 ) -> NewAuditEntry:
     """`CREATE_TOKEN`: a link was issued on `path` (what the hourly cap counts, §9.4)."""
-    return NewAuditEntry(
-        guest_id=guest_id,
-        endpoint=ENDPOINT,
-        action=AuditAction.CREATE_TOKEN,
-        resource_id=resource(booking_id),
-        success=True,
-        metadata={"token_id": token_id, "path": str(path)},
-        created_at=now,
-    )
+    metadata = {"token_id": token_id, "path": str(path)}
+    return _entry(AuditAction.CREATE_TOKEN, guest_id, resource(booking_id), metadata, now)
 
 
 def token_consumed(
@@ -58,14 +74,12 @@ def token_consumed(
     metadata: dict[str, Any] = {"token_id": token.id}
     if action is not None:
         metadata["action"] = action
-    return NewAuditEntry(
-        guest_id=token.guest_id,
-        endpoint=ENDPOINT,
-        action=AuditAction.CONSUME_TOKEN,
-        resource_id=resource(booking_id),
-        success=True,
-        metadata=metadata,
-        created_at=now,
+    return _entry(
+        AuditAction.CONSUME_TOKEN,
+        token.guest_id,
+        resource(booking_id),
+        metadata,
+        now,
         operation_id=operation_id,
     )
 
@@ -86,14 +100,13 @@ def verify_refused(
     }
     if within_grace:
         metadata["within_grace"] = True
-    return NewAuditEntry(
-        guest_id=token.guest_id,
-        endpoint=ENDPOINT,
-        action=AuditAction.VERIFY_TOKEN,
-        resource_id=resource(token.booking_id),
+    return _entry(
+        AuditAction.VERIFY_TOKEN,
+        token.guest_id,
+        resource(token.booking_id),
+        metadata,
+        now,
         success=False,
-        metadata=metadata,
-        created_at=now,
     )
 
 
@@ -108,14 +121,13 @@ def tokens_invalidated(
     operation_id: str | None = None,
 ) -> NewAuditEntry:
     """`INVALIDATE_TOKEN`: `count` links of one guest died for `reason` (one per guest, R8)."""
-    return NewAuditEntry(
-        guest_id=guest_id,
-        endpoint=ENDPOINT,
-        action=AuditAction.INVALIDATE_TOKEN,
-        resource_id=resource(booking_id),
-        success=True,
-        metadata={**(extra or {}), "reason": str(reason), "count": count},
-        created_at=now,
+    metadata = {**(extra or {}), "reason": str(reason), "count": count}
+    return _entry(
+        AuditAction.INVALIDATE_TOKEN,
+        guest_id,
+        resource(booking_id),
+        metadata,
+        now,
         operation_id=operation_id,
     )
 
@@ -124,16 +136,7 @@ def guest_admin(
     action: AuditAction, guest_id: int, killed: int, now: datetime, *, operation_id: str
 ) -> NewAuditEntry:
     """`BLOCK_GUEST` / `UNBLOCK_GUEST`: an operator's decision, with the links it killed."""
-    return NewAuditEntry(
-        guest_id=guest_id,
-        endpoint=ENDPOINT,
-        action=action,
-        resource_id=None,
-        success=True,
-        metadata={"invalidated": killed},
-        created_at=now,
-        operation_id=operation_id,
-    )
+    return _entry(action, guest_id, None, {"invalidated": killed}, now, operation_id=operation_id)
 
 
 def landed_count(entries: Sequence[AuditEntry]) -> int | None:
