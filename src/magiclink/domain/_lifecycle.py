@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
-import attrs
-
 from magiclink.domain._addresses import normalize_address
+from magiclink.domain._audit import new_operation_id
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import AccessDenied, BookingClosed, BookingNotFound, InvalidInput
 from magiclink.domain._guest_service import GuestService
+from magiclink.domain._link_actions import LinkGrant, revoke_links, run_link_action
 from magiclink.domain._observability import Events, elapsed_ms, log_event
 from magiclink.domain._records import Booking, Requester
+from magiclink.domain._transactions import Operation, run
 from magiclink.ports._clock import Clock
 from magiclink.ports._metrics import MetricNames, Metrics
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
@@ -71,16 +73,6 @@ def load_for_change(tx: Transaction, booking_id: int, requester: Requester | Non
     if booking.is_closed:
         raise BookingClosed()
     return booking
-
-
-def revoke_links(tx: Transaction, booking: Booking) -> Booking:
-    """Kill every link of the booking issued so far, in this event's transaction (§8.4).
-
-    Advances the booking's link generation; `booking` must have been read under this
-    transaction's lock (`for_update`), so the returned booking is exactly what is stored.
-    """
-    tx.bookings.revoke_links(booking.id)
-    return attrs.evolve(booking, link_generation=booking.link_generation + 1)
 
 
 def run_after_step(
@@ -147,6 +139,31 @@ class LifecycleService:
                 booking_id, reason, metadata=metadata
             ),
         )
+
+    def _run_once(
+        self,
+        work: Callable[[Transaction, datetime, str], T],
+        landed: Callable[[Transaction, str], T | None],
+    ) -> T:
+        """Run `work(tx, now, operation_id)` in one transaction under a fresh operation id,
+        by which `landed(tx, operation_id)` finds what it stored after an ambiguous commit."""
+        now = self._clock.now()
+        operation_id = new_operation_id()
+        operation = Operation(
+            lambda tx: work(tx, now, operation_id), landed=lambda tx: landed(tx, operation_id)
+        )
+        return run(self._uow, operation)
+
+    def _act_with_link(
+        self,
+        raw: str,
+        booking_id: int | None,
+        act: Callable[[Transaction, LinkGrant], T],
+        reason: InvalidationReason,
+        action: str,
+    ) -> T:
+        """Run `act` under the authority of the guest's link (§8.1): see `run_link_action`."""
+        return run_link_action(self._guests, raw, booking_id, act, reason=reason, action=action)
 
 
 __all__ = [

@@ -23,7 +23,6 @@ from magiclink.domain import _audit
 from magiclink.domain._enums import InvalidationReason, RefusalReason
 from magiclink.domain._errors import InvalidInput
 from magiclink.domain._guest_service import GuestService
-from magiclink.domain._lifecycle import revoke_links
 from magiclink.domain._observability import Events
 from magiclink.domain._policy import booking_refusal, refusal_reason
 from magiclink.domain._records import Booking, Guest, MagicLinkToken, TokenLookup
@@ -95,6 +94,16 @@ class _Action:
         ]
         tx.audit.add_many(entries)
         return _Outcome(lookup, None, result, invalidated.count)
+
+
+def revoke_links(tx: Transaction, booking: Booking) -> Booking:
+    """Kill every link of the booking issued so far, in this event's transaction (§8.4).
+
+    Advances the booking's link generation; `booking` must have been read under this
+    transaction's lock (`for_update`), so the returned booking is exactly what is stored.
+    """
+    tx.bookings.revoke_links(booking.id)
+    return attrs.evolve(booking, link_generation=booking.link_generation + 1)
 
 
 def run_link_action(
@@ -183,4 +192,4 @@ def _locked_refusal(
     return RefusalReason.BOOKING_CLOSED if booking.is_closed else None
 
 
-__all__ = ["LinkGrant", "run_link_action"]
+__all__ = ["LinkGrant", "revoke_links", "run_link_action"]
