@@ -12,7 +12,7 @@ from magiclink.domain._addresses import normalize_address
 from magiclink.domain._audit import new_operation_id
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import AccessDenied, BookingClosed, BookingNotFound, InvalidInput
-from magiclink.domain._guest_service import GuestService
+from magiclink.domain._guest_service import GuestService, link_context
 from magiclink.domain._link_actions import LinkGrant, revoke_links, run_link_action
 from magiclink.domain._observability import Events, elapsed_ms, log_event
 from magiclink.domain._records import Booking, Requester
@@ -123,6 +123,7 @@ class LifecycleService:
     ) -> None:
         self._uow = uow
         self._guests = guest_service
+        self._links = link_context(guest_service)
         self._clock: Clock = clock if clock is not None else guest_service.clock
         self._metrics: Metrics = metrics if metrics is not None else guest_service.metrics
 
@@ -163,7 +164,7 @@ class LifecycleService:
         action: str,
     ) -> T:
         """Run `act` under the authority of the guest's link (§8.1): see `run_link_action`."""
-        return run_link_action(self._guests, raw, booking_id, act, reason=reason, action=action)
+        return run_link_action(self._links, raw, booking_id, act, reason=reason, action=action)
 
 
 __all__ = [
