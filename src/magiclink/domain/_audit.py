@@ -30,7 +30,7 @@ def resource(booking_id: int | None) -> str | None:
     return None if booking_id is None else str(booking_id)
 
 
-def _entry(
+def new_entry(
     action: str,
     guest_id: int | None,
     resource_id: str | None,
@@ -39,11 +39,12 @@ def _entry(
     *,
     success: bool = True,
     operation_id: str | None = None,
+    endpoint: str = ENDPOINT,
 ) -> NewAuditEntry:
-    """The one place an entry of the `magiclink` endpoint is put together."""
+    """The one place an entry is put together (the services' own are of `ENDPOINT`)."""
     return NewAuditEntry(
         guest_id=guest_id,
-        endpoint=ENDPOINT,
+        endpoint=endpoint,
         action=action,
         resource_id=resource_id,
         success=success,
@@ -58,7 +59,7 @@ def token_created(
 ) -> NewAuditEntry:
     """`CREATE_TOKEN`: a link was issued on `path` (what the hourly cap counts, §9.4)."""
     metadata = {"token_id": token_id, "path": str(path)}
-    return _entry(AuditAction.CREATE_TOKEN, guest_id, resource(booking_id), metadata, now)
+    return new_entry(AuditAction.CREATE_TOKEN, guest_id, resource(booking_id), metadata, now)
 
 
 def token_consumed(
@@ -74,7 +75,7 @@ def token_consumed(
     metadata: dict[str, Any] = {"token_id": token.id}
     if action is not None:
         metadata["action"] = action
-    return _entry(
+    return new_entry(
         AuditAction.CONSUME_TOKEN,
         token.guest_id,
         resource(booking_id),
@@ -100,7 +101,7 @@ def verify_refused(
     }
     if within_grace:
         metadata["within_grace"] = True
-    return _entry(
+    return new_entry(
         AuditAction.VERIFY_TOKEN,
         token.guest_id,
         resource(token.booking_id),
@@ -122,7 +123,7 @@ def tokens_invalidated(
 ) -> NewAuditEntry:
     """`INVALIDATE_TOKEN`: `count` links of one guest died for `reason` (one per guest, R8)."""
     metadata = {**(extra or {}), "reason": str(reason), "count": count}
-    return _entry(
+    return new_entry(
         AuditAction.INVALIDATE_TOKEN,
         guest_id,
         resource(booking_id),
@@ -136,7 +137,9 @@ def guest_admin(
     action: AuditAction, guest_id: int, killed: int, now: datetime, *, operation_id: str
 ) -> NewAuditEntry:
     """`BLOCK_GUEST` / `UNBLOCK_GUEST`: an operator's decision, with the links it killed."""
-    return _entry(action, guest_id, None, {"invalidated": killed}, now, operation_id=operation_id)
+    return new_entry(
+        action, guest_id, None, {"invalidated": killed}, now, operation_id=operation_id
+    )
 
 
 def landed_count(entries: Sequence[AuditEntry]) -> int | None:
@@ -172,6 +175,7 @@ __all__ = [
     "guest_admin",
     "json_object",
     "landed_count",
+    "new_entry",
     "new_operation_id",
     "resource",
     "token_consumed",
