@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from magiclink.domain._addresses import normalize_address
 from magiclink.domain._audit import new_operation_id
@@ -22,6 +22,15 @@ from magiclink.ports._metrics import MetricNames, Metrics
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 T = TypeVar("T")
+
+
+class _HasOperationId(Protocol):
+    @property
+    def operation_id(self) -> str | None: ...
+
+
+Stored = TypeVar("Stored", bound=_HasOperationId)
+"""A record a lifecycle service stores once, keyed by the operation id it carries."""
 
 MAX_FREE_TEXT: Final = 2_000
 
@@ -143,17 +152,22 @@ class LifecycleService:
 
     def _run_once(
         self,
-        work: Callable[[Transaction, datetime, str], T],
-        landed: Callable[[Transaction, str], T | None],
-    ) -> T:
-        """Run `work(tx, now, operation_id)` in one transaction under a fresh operation id,
-        by which `landed(tx, operation_id)` finds what it stored after an ambiguous commit."""
+        work: Callable[[Transaction, datetime, str], Stored],
+        candidates: Callable[[Transaction], Iterable[Stored | None]],
+    ) -> Stored:
+        """Run `work(tx, now, operation_id)` in one transaction under a fresh operation id.
+
+        After an ambiguous commit the landed check is exact: the first of `candidates(tx)`
+        (the records where `work` stores its one) that bears this call's operation id.
+        """
         now = self._clock.now()
         operation_id = new_operation_id()
-        operation = Operation(
-            lambda tx: work(tx, now, operation_id), landed=lambda tx: landed(tx, operation_id)
-        )
-        return run(self._uow, operation)
+
+        def landed(tx: Transaction) -> Stored | None:
+            ours = (r for r in candidates(tx) if r is not None and r.operation_id == operation_id)
+            return next(ours, None)
+
+        return run(self._uow, Operation(lambda tx: work(tx, now, operation_id), landed=landed))
 
     def _act_with_link(
         self,

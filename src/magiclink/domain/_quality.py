@@ -98,16 +98,7 @@ class QualityRepository(LifecycleService):
                 operation_id=operation_id,
             )
 
-        def landed(tx: Transaction, operation_id: str) -> Incident | None:
-            """Exact: the booking uid's incident this call stored (by operation id)."""
-            ours = [
-                incident
-                for incident in tx.incidents.list_by_booking_uid(uid)
-                if incident.operation_id == operation_id
-            ]
-            return ours[0] if ours else None
-
-        return self._run_once(work, landed)
+        return self._run_once(work, lambda tx: tx.incidents.list_by_booking_uid(uid))
 
     def report_with_link(
         self,

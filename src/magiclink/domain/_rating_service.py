@@ -62,13 +62,7 @@ class RatingService(LifecycleService):
                 operation_id=operation_id,
             )
 
-        def landed(tx: Transaction, operation_id: str) -> Rating | None:
-            """Exact: the booking's rating is the one this call stored (by operation id)."""
-            rating_now = tx.ratings.get_by_booking(booking_id)
-            ours = rating_now is not None and rating_now.operation_id == operation_id
-            return rating_now if ours else None
-
-        stored = self._run_once(work, landed)
+        stored = self._run_once(work, lambda tx: [tx.ratings.get_by_booking(booking_id)])
         reason = InvalidationReason.RATING_SUBMITTED
         self._invalidate_after(booking_id, reason, {"event": "rating", "rating_id": stored.id})
         return stored
