@@ -20,8 +20,8 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, TypeVar
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
@@ -35,6 +35,7 @@ except ImportError as error:  # pragma: no cover - exercised by a test that hide
 from magiclink.ports._metrics import COUNTERS, OBSERVATIONS, MetricNames, Metrics
 
 _log: Final = logging.getLogger(__name__)
+_Collector = TypeVar("_Collector", Counter, Histogram)
 
 LABELS: Final[Mapping[str, tuple[str, ...]]] = {
     MetricNames.INVALIDATIONS: ("reason", "outcome"),
@@ -178,24 +179,29 @@ class PrometheusMetrics(Metrics):
     ) -> None:
         """Add `amount` (not negative) to the counter `name`. Never raises."""
         counter = self._counters.get(name)
-        if counter is None:
-            self._report("metrics.dropped", name, "not a magiclink counter")
-            return
-        try:
-            values = self._label_values(name, labels)
-            (counter.labels(*values) if values else counter).inc(amount)
-        except Exception as error:  # the host's request must not fail because of a metric
-            self._report("metrics.dropped", name, f"{type(error).__name__}: {error}")
+        self._record(counter, "counter", name, labels, lambda child: child.inc(amount))
 
     def observe(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
         """Record one observation in the histogram `name`. Never raises."""
         histogram = self._histograms.get(name)
-        if histogram is None:
-            self._report("metrics.dropped", name, "not a magiclink observation")
+        self._record(histogram, "observation", name, labels, lambda child: child.observe(value))
+
+    def _record(
+        self,
+        collector: _Collector | None,
+        kind: str,
+        name: str,
+        labels: Mapping[str, str] | None,
+        apply: Callable[[_Collector], None],
+    ) -> None:
+        """`apply` to the collector's child for `labels` (the collector itself when it has
+        none); what goes wrong is reported, never raised."""
+        if collector is None:
+            self._report("metrics.dropped", name, f"not a magiclink {kind}")
             return
         try:
             values = self._label_values(name, labels)
-            (histogram.labels(*values) if values else histogram).observe(value)
+            apply(collector.labels(*values) if values else collector)
         except Exception as error:  # the host's request must not fail because of a metric
             self._report("metrics.dropped", name, f"{type(error).__name__}: {error}")
 

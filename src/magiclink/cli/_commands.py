@@ -20,6 +20,8 @@ from magiclink.cli._output import (
     emit_json,
     format_when,
     output_console,
+    report,
+    report_guest,
     token_json,
     token_state,
 )
@@ -30,8 +32,7 @@ from magiclink.cli._runtime import (
     DurationType,
     JsonErrorsGroup,
     booking_type,
-    database_option,
-    json_option,
+    database_command,
     raw_token_of,
     require_booking,
     runtime,
@@ -56,8 +57,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@database_option()
-@json_option
+@database_command
 def db_upgrade(database_url: str, as_json: bool) -> None:
     """Create or upgrade the magiclink tables to the newest revision (safe to run from several
     instances at once: a database lock serialises them)."""
@@ -67,15 +67,11 @@ def db_upgrade(database_url: str, as_json: bool) -> None:
             revision = current_revision(rt.engine)
         except MagicLinkError as error:
             raise unusable(error, "cannot upgrade") from error
-        if as_json:
-            emit_json({"revision": revision})
-        else:
-            click.echo(f"Database at revision {revision}.")
+        report(as_json, {"revision": revision}, f"Database at revision {revision}.")
 
 
 @db.command("current")
-@database_option()
-@json_option
+@database_command
 def db_current(database_url: str, as_json: bool) -> None:
     """Print the schema revision of the database (or `none`)."""
     with runtime(database_url) as rt:
@@ -83,10 +79,7 @@ def db_current(database_url: str, as_json: bool) -> None:
             revision = current_revision(rt.engine)
         except MagicLinkError as error:
             raise unusable(error) from error
-        if as_json:
-            emit_json({"revision": revision})
-        else:
-            click.echo(revision or "none")
+        report(as_json, {"revision": revision}, revision or "none")
 
 
 @main.group()
@@ -97,50 +90,38 @@ def link() -> None:
 @link.command("issue")
 @click.argument("email")
 @click.option("--booking", "booking_id", type=booking_type, help="Bind to this booking.")
-@database_option()
-@json_option
+@database_command
 def link_issue(email: str, booking_id: int | None, database_url: str, as_json: bool) -> None:
     """Issue a link for EMAIL as if the guest had asked for it (rate limits apply)."""
     with runtime(database_url) as rt:
         issued = rt.guests.request_inbox_link(email, booking_id)
         url = rt.guests.settings.link_url(issued.raw)
-        if as_json:
-            emit_json(
-                {
-                    "token_id": issued.token_id,
-                    "guest_id": issued.guest_id,
-                    "booking_id": issued.booking_id,
-                    "expires_at": issued.expires_at.isoformat(),
-                    "url": url,
-                }
-            )
-        else:
-            click.echo(
-                f"Issued token {issued.token_id}, expires {format_when(issued.expires_at)} UTC"
-            )
-            click.echo(url)
+        data = {
+            "token_id": issued.token_id,
+            "guest_id": issued.guest_id,
+            "booking_id": issued.booking_id,
+            "expires_at": issued.expires_at.isoformat(),
+            "url": url,
+        }
+        when = format_when(issued.expires_at)
+        report(as_json, data, f"Issued token {issued.token_id}, expires {when} UTC", url)
 
 
 @link.command("verify")
 @click.argument("token")
-@database_option()
-@json_option
+@database_command
 def link_verify(token: str, database_url: str, as_json: bool) -> None:
     """Check TOKEN (the raw token of a link, or the whole pasted link) without using it up."""
     with runtime(database_url) as rt:
         verified = rt.guests.verify_token(raw_token_of(token))
         now = rt.guests.clock.now()
-        if as_json:
-            emit_json(
-                {"valid": True, "guest": verified.guest.normalized_email}
-                | token_json(verified.token, now)
-            )
-        else:
-            click.echo(
-                f"Valid: token {verified.token.id} of {verified.guest.normalized_email}"
-                f" (booking {verified.token.booking_id or '-'}),"
-                f" expires {format_when(verified.token.expires_at)} UTC"
-            )
+        email, token_ = verified.guest.normalized_email, verified.token
+        report(
+            as_json,
+            {"valid": True, "guest": email} | token_json(token_, now),
+            f"Valid: token {token_.id} of {email} (booking {token_.booking_id or '-'}),"
+            f" expires {format_when(token_.expires_at)} UTC",
+        )
 
 
 @link.command("revoke")
@@ -151,8 +132,7 @@ def link_verify(token: str, database_url: str, as_json: bool) -> None:
     default=InvalidationReason.MANUAL_REVOCATION.value,
     show_default=True,
 )
-@database_option()
-@json_option
+@database_command
 def link_revoke(booking_id: int, reason: str, database_url: str, as_json: bool) -> None:
     """Invalidate every link of a booking (audited)."""
     with runtime(database_url) as rt:
@@ -160,16 +140,16 @@ def link_revoke(booking_id: int, reason: str, database_url: str, as_json: bool) 
         count = rt.guests.invalidate_tokens_by_booking_id(
             booking_id, reason, metadata={"event": "cli_revoke"}
         )
-        if as_json:
-            emit_json({"booking_id": booking_id, "reason": reason, "invalidated": count})
-        else:
-            click.echo(f"Invalidated {count} token(s) of booking {booking_id} ({reason}).")
+        report(
+            as_json,
+            {"booking_id": booking_id, "reason": reason, "invalidated": count},
+            f"Invalidated {count} token(s) of booking {booking_id} ({reason}).",
+        )
 
 
 @link.command("list")
 @click.option("--booking", "booking_id", type=booking_type, required=True)
-@database_option()
-@json_option
+@database_command
 def link_list(booking_id: int, database_url: str, as_json: bool) -> None:
     """List the links of a booking, oldest first (never the raw tokens: they are not stored)."""
     with runtime(database_url) as rt:
@@ -202,42 +182,30 @@ def guest() -> None:
 
 @guest.command("block")
 @click.argument("email")
-@database_option()
-@json_option
+@database_command
 def guest_block(email: str, database_url: str, as_json: bool) -> None:
     """Block EMAIL: it can neither get nor use links until unblocked."""
     with runtime(database_url) as rt:
-        blocked = rt.guests.block_guest(email)
-        if as_json:
-            emit_json({"guest_id": blocked.id, "email": blocked.normalized_email, "blocked": True})
-        else:
-            click.echo(f"Blocked {blocked.normalized_email} (guest {blocked.id}).")
+        report_guest(as_json, rt.guests.block_guest(email), blocked=True)
 
 
 @guest.command("unblock")
 @click.argument("email")
-@database_option()
-@json_option
+@database_command
 def guest_unblock(email: str, database_url: str, as_json: bool) -> None:
     """Lift the block on EMAIL."""
     with runtime(database_url) as rt:
         unblocked = rt.guests.unblock_guest(email)
         if unblocked is None:
             raise CliFailure(f"error: no guest with e-mail {email.strip().lower()}")
-        if as_json:
-            emit_json(
-                {"guest_id": unblocked.id, "email": unblocked.normalized_email, "blocked": False}
-            )
-        else:
-            click.echo(f"Unblocked {unblocked.normalized_email} (guest {unblocked.id}).")
+        report_guest(as_json, unblocked, blocked=False)
 
 
 @main.command("audit")
 @click.option("--booking", "booking_id", type=booking_type)
 @click.option("--guest", "guest_email")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
-@database_option()
-@json_option
+@database_command
 def audit(
     booking_id: int | None, guest_email: str | None, limit: int, database_url: str, as_json: bool
 ) -> None:
@@ -270,8 +238,7 @@ def audit(
 )
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1_000, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
-@database_option()
-@json_option
+@database_command
 def purge(
     expired_for: timedelta, batch_size: int, dry_run: bool, database_url: str, as_json: bool
 ) -> None:
@@ -289,17 +256,16 @@ def purge(
                     batch_size=batch_size,
                     on_batch=lambda n: progress.advance(task, n),
                 )
-        if as_json:
-            emit_json({"matched": total, "deleted": deleted, "dry_run": dry_run})
-        elif dry_run:
-            click.echo(f"Would delete {total} token(s) expired for more than {expired_for}.")
-        else:
-            click.echo(f"Deleted {deleted} token(s) expired for more than {expired_for}.")
+        done = f"Would delete {total}" if dry_run else f"Deleted {deleted}"
+        report(
+            as_json,
+            {"matched": total, "deleted": deleted, "dry_run": dry_run},
+            f"{done} token(s) expired for more than {expired_for}.",
+        )
 
 
 @main.command("stats")
-@database_option()
-@json_option
+@database_command
 def stats(database_url: str, as_json: bool) -> None:
     """Live, expired, used and invalidated token counts, and invalidations by reason."""
     with runtime(database_url) as rt:

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from magiclink.domain._records import AuditEntry, MagicLinkToken
+from magiclink.domain._records import AuditEntry, Guest, MagicLinkToken
 
 __all__ = [
     "audit_json",
@@ -19,6 +19,8 @@ __all__ = [
     "emit_json",
     "format_when",
     "output_console",
+    "report",
+    "report_guest",
     "token_json",
     "token_state",
 ]
@@ -27,6 +29,25 @@ __all__ = [
 def emit_json(data: object) -> None:
     """Print `data` as indented JSON with sorted keys (datetimes and the like as text)."""
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def report(as_json: bool, data: object, *lines: str) -> None:
+    """A command's result: `data` as JSON (`--json`), else `lines` for people."""
+    if as_json:
+        emit_json(data)
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+def report_guest(as_json: bool, guest: Guest, *, blocked: bool) -> None:
+    """What `guest block` and `guest unblock` print: the guest and its new state."""
+    verb = "Blocked" if blocked else "Unblocked"
+    report(
+        as_json,
+        {"guest_id": guest.id, "email": guest.normalized_email, "blocked": blocked},
+        f"{verb} {guest.normalized_email} (guest {guest.id}).",
+    )
 
 
 def output_console() -> Console:

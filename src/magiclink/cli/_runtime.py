@@ -46,6 +46,7 @@ __all__ = [
     "DurationType",
     "JsonErrorsGroup",
     "Runtime",
+    "database_command",
     "database_option",
     "json_option",
     "open_engine",
@@ -320,6 +321,11 @@ json_option = click.option(
     help="Print JSON instead of text (errors: one JSON object on stderr).",
 )
 booking_type = click.IntRange(min=1, max=MAX_ID)
+
+
+def database_command(command: Callable[P, R]) -> Callable[P, R]:
+    """The options every database command takes: `--database-url`, then `--json`."""
+    return database_option()(json_option(command))
 
 
 def raw_token_of(text: str) -> str:

@@ -30,19 +30,36 @@ def resource(booking_id: int | None) -> str | None:
     return None if booking_id is None else str(booking_id)
 
 
+def new_entry(
+    action: str,
+    guest_id: int | None,
+    resource_id: str | None,
+    metadata: Mapping[str, Any],
+    now: datetime,
+    *,
+    success: bool = True,
+    operation_id: str | None = None,
+    endpoint: str = ENDPOINT,
+) -> NewAuditEntry:
+    """The one place an entry is put together (the services' own are of `ENDPOINT`)."""
+    return NewAuditEntry(
+        guest_id=guest_id,
+        endpoint=endpoint,
+        action=action,
+        resource_id=resource_id,
+        success=success,
+        metadata=metadata,
+        created_at=now,
+        operation_id=operation_id,
+    )
+
+
 def token_created(
     guest_id: int, booking_id: int | None, token_id: int, path: IssuePath, now: datetime
 ) -> NewAuditEntry:
     """`CREATE_TOKEN`: a link was issued on `path` (what the hourly cap counts, §9.4)."""
-    return NewAuditEntry(
-        guest_id=guest_id,
-        endpoint=ENDPOINT,
-        action=AuditAction.CREATE_TOKEN,
-        resource_id=resource(booking_id),
-        success=True,
-        metadata={"token_id": token_id, "path": str(path)},
-        created_at=now,
-    )
+    metadata = {"token_id": token_id, "path": str(path)}
+    return new_entry(AuditAction.CREATE_TOKEN, guest_id, resource(booking_id), metadata, now)
 
 
 def token_consumed(
@@ -58,14 +75,12 @@ def token_consumed(
     metadata: dict[str, Any] = {"token_id": token.id}
     if action is not None:
         metadata["action"] = action
-    return NewAuditEntry(
-        guest_id=token.guest_id,
-        endpoint=ENDPOINT,
-        action=AuditAction.CONSUME_TOKEN,
-        resource_id=resource(booking_id),
-        success=True,
-        metadata=metadata,
-        created_at=now,
+    return new_entry(
+        AuditAction.CONSUME_TOKEN,
+        token.guest_id,
+        resource(booking_id),
+        metadata,
+        now,
         operation_id=operation_id,
     )
 
@@ -86,14 +101,13 @@ def verify_refused(
     }
     if within_grace:
         metadata["within_grace"] = True
-    return NewAuditEntry(
-        guest_id=token.guest_id,
-        endpoint=ENDPOINT,
-        action=AuditAction.VERIFY_TOKEN,
-        resource_id=resource(token.booking_id),
+    return new_entry(
+        AuditAction.VERIFY_TOKEN,
+        token.guest_id,
+        resource(token.booking_id),
+        metadata,
+        now,
         success=False,
-        metadata=metadata,
-        created_at=now,
     )
 
 
@@ -108,14 +122,13 @@ def tokens_invalidated(
     operation_id: str | None = None,
 ) -> NewAuditEntry:
     """`INVALIDATE_TOKEN`: `count` links of one guest died for `reason` (one per guest, R8)."""
-    return NewAuditEntry(
-        guest_id=guest_id,
-        endpoint=ENDPOINT,
-        action=AuditAction.INVALIDATE_TOKEN,
-        resource_id=resource(booking_id),
-        success=True,
-        metadata={**(extra or {}), "reason": str(reason), "count": count},
-        created_at=now,
+    metadata = {**(extra or {}), "reason": str(reason), "count": count}
+    return new_entry(
+        AuditAction.INVALIDATE_TOKEN,
+        guest_id,
+        resource(booking_id),
+        metadata,
+        now,
         operation_id=operation_id,
     )
 
@@ -124,15 +137,8 @@ def guest_admin(
     action: AuditAction, guest_id: int, killed: int, now: datetime, *, operation_id: str
 ) -> NewAuditEntry:
     """`BLOCK_GUEST` / `UNBLOCK_GUEST`: an operator's decision, with the links it killed."""
-    return NewAuditEntry(
-        guest_id=guest_id,
-        endpoint=ENDPOINT,
-        action=action,
-        resource_id=None,
-        success=True,
-        metadata={"invalidated": killed},
-        created_at=now,
-        operation_id=operation_id,
+    return new_entry(
+        action, guest_id, None, {"invalidated": killed}, now, operation_id=operation_id
     )
 
 
@@ -169,6 +175,7 @@ __all__ = [
     "guest_admin",
     "json_object",
     "landed_count",
+    "new_entry",
     "new_operation_id",
     "resource",
     "token_consumed",

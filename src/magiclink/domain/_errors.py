@@ -28,10 +28,21 @@ from typing import ClassVar
 
 
 class MagicLinkError(Exception):
-    """Base of every error raised by magiclink; `code` is stable, `message` is for people."""
+    """Base of every error raised by magiclink; `code` is stable, `message` is for people.
+
+    A subclass names its two class attributes in its bases' keywords:
+    `class InvalidToken(MagicLinkError, code="UNAUTHORIZED", default="Invalid token")`.
+    """
 
     code: ClassVar[str] = "INTERNAL"
     default_message: ClassVar[str] = "Internal error"
+
+    def __init_subclass__(cls, *, code: str | None = None, default: str | None = None) -> None:
+        super().__init_subclass__()
+        if code is not None:
+            cls.code = code
+        if default is not None:
+            cls.default_message = default
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message if message is not None else self.default_message
@@ -41,67 +52,48 @@ class MagicLinkError(Exception):
         return self.message
 
 
-class InvalidToken(MagicLinkError):
+class InvalidToken(MagicLinkError, code="UNAUTHORIZED", default="Invalid token"):
     """The raw token is malformed or matches no stored token."""
 
-    code = "UNAUTHORIZED"
-    default_message = "Invalid token"
 
-
-class TokenExpiredOrUsed(MagicLinkError):
+class TokenExpiredOrUsed(MagicLinkError, code="UNAUTHORIZED", default="Token expired or used"):
     """The token is known but dead: invalidated, consumed, expired, or its booking moved on."""
 
-    code = "UNAUTHORIZED"
-    default_message = "Token expired or used"
 
-
-class AccessDenied(MagicLinkError):
+class AccessDenied(MagicLinkError, code="FORBIDDEN", default="Access denied"):
     """The guest is blocked, or the requester may not act on this booking."""
 
-    code = "FORBIDDEN"
-    default_message = "Access denied"
 
-
-class RateLimited(MagicLinkError):
+class RateLimited(
+    MagicLinkError,
+    code="TOO_MANY_REQUESTS",
+    default="Too many requests: wait a minute before asking for a new link",
+):
     """The guest asked for a link too soon after the previous one."""
 
-    code = "TOO_MANY_REQUESTS"
-    default_message = "Too many requests: wait a minute before asking for a new link"
 
-
-class BookingNotFound(MagicLinkError):
+class BookingNotFound(MagicLinkError, code="NOT_FOUND", default="Booking not found"):
     """No booking has this id (or uid)."""
 
-    code = "NOT_FOUND"
-    default_message = "Booking not found"
 
-
-class BookingClosed(MagicLinkError):
+class BookingClosed(
+    MagicLinkError, code="CONFLICT", default="Booking is cancelled or marked as a no-show"
+):
     """The booking is cancelled or a no-show and accepts no further change."""
 
-    code = "CONFLICT"
-    default_message = "Booking is cancelled or marked as a no-show"
 
-
-class DuplicateRating(MagicLinkError):
+class DuplicateRating(
+    MagicLinkError, code="CONFLICT", default="This session has already been rated"
+):
     """The booking has already been rated; a booking takes one rating."""
 
-    code = "CONFLICT"
-    default_message = "This session has already been rated"
 
-
-class InvalidInput(MagicLinkError):
+class InvalidInput(MagicLinkError, code="BAD_REQUEST", default="Invalid input"):
     """A value given to a service is malformed, out of range, of the wrong kind, or naive."""
 
-    code = "BAD_REQUEST"
-    default_message = "Invalid input"
 
-
-class StorageError(MagicLinkError):
+class StorageError(MagicLinkError, code="INTERNAL", default="Storage error"):
     """The storage failed. `transient` is true when retrying may succeed."""
-
-    code = "INTERNAL"
-    default_message = "Storage error"
 
     def __init__(self, message: str | None = None, *, transient: bool = False) -> None:
         super().__init__(message)

@@ -17,7 +17,7 @@ from magiclink.domain._policy import (
     require_optional_id,
     require_text,
 )
-from magiclink.domain._records import AuditEntry, Guest, MagicLinkToken, NewAuditEntry
+from magiclink.domain._records import AuditEntry, Guest, MagicLinkToken
 from magiclink.domain._transactions import Operation, read, rerun, run
 from magiclink.ports._repositories import TokenStats
 from magiclink.ports._unit_of_work import Transaction
@@ -111,14 +111,14 @@ class GuestAdmin:
             resource_id = require_text(resource_id, "resource_id", max_length=MAX_AUDIT_TEXT)
         if not isinstance(success, bool):
             raise InvalidInput("success must be a bool")
-        entry = NewAuditEntry(
-            guest_id=guest_id,
-            endpoint=endpoint,
-            action=action,
-            resource_id=resource_id,
+        entry = _audit.new_entry(
+            action,
+            guest_id,
+            resource_id,
+            _audit.json_object(metadata, "metadata"),
+            self._context.clock.now(),
             success=success,
-            metadata=_audit.json_object(metadata, "metadata"),
-            created_at=self._context.clock.now(),
+            endpoint=endpoint,
         )
         run(self._context.uow, Operation(lambda tx: tx.audit.add_many([entry])))
 

@@ -17,6 +17,7 @@ from magiclink.domain._guest_admin import GuestAdmin
 from magiclink.domain._instruments import Instruments
 from magiclink.domain._invalidation import Invalidation
 from magiclink.domain._issuing import HOURLY_CAP_MESSAGE, Issuing
+from magiclink.domain._link_context import LinkActionContext
 from magiclink.domain._records import (
     AuditEntry,
     Booking,
@@ -234,4 +235,16 @@ class GuestService:
         return self._admin.audit_trail(booking_id, guest_id, limit)
 
 
-__all__ = ["HOURLY_CAP_MESSAGE", "GuestService"]
+def link_context(service: GuestService) -> LinkActionContext:
+    """What the link actions of the lifecycle services need of `service` (§8.1): its unit of
+    work, clock, verification and instruments, the same objects it uses itself."""
+    context = service._context
+    return LinkActionContext(
+        uow=context.uow,
+        clock=context.clock,
+        verification=service._verification,
+        instruments=context.instruments,
+    )
+
+
+__all__ = ["HOURLY_CAP_MESSAGE", "GuestService", "link_context"]

@@ -39,8 +39,7 @@ class Issuing:
         """The guest path; see `GuestService.request_inbox_link`."""
         normalized = normalize_email(email)
         booking_id = require_optional_id(booking_id, "booking_id")
-        now = self._context.clock.now()
-        raw = generate_raw_token()
+        now, raw = self._context.clock.now(), generate_raw_token()
 
         def work(tx: Transaction) -> tuple[MagicLinkToken, int]:
             guest = _unblocked(tx.guests.get_by_email(normalized))
@@ -49,10 +48,7 @@ class Issuing:
                 if booking_id is None
                 else open_booking_of(tx, booking_id, normalized, guest_path=True)
             )
-            created = False
-            if guest is None:
-                guest, created = tx.guests.get_or_create(normalized, now=now, last_request_at=now)
-                _unblocked(guest)
+            guest, created = _guest_or_new(tx, guest, normalized, now, last_request_at=now)
             if not created:
                 self._claim_request(tx, guest, now)
             return self._store(tx, guest, booking, raw, now, IssuePath.INBOX)
@@ -65,15 +61,12 @@ class Issuing:
         """A booking's link on a system path: never rate-limited, `last_request_at` untouched."""
         normalized = normalize_email(email)
         booking_id = require_id(booking_id, "booking_id")
-        now = self._context.clock.now()
-        raw = generate_raw_token()
+        now, raw = self._context.clock.now(), generate_raw_token()
 
         def work(tx: Transaction) -> tuple[MagicLinkToken, int]:
             guest = _unblocked(tx.guests.get_by_email(normalized))
             booking = open_booking_of(tx, booking_id, normalized)
-            if guest is None:
-                guest, _ = tx.guests.get_or_create(normalized, now=now, last_request_at=None)
-                _unblocked(guest)
+            guest, _ = _guest_or_new(tx, guest, normalized, now, last_request_at=None)
             stored = self._store(tx, guest, booking, raw, now, path)
             if within is not None:
                 within(tx, stored[0], booking)
@@ -201,6 +194,24 @@ def _unblocked(guest: Guest | None) -> Guest | None:
     if guest is not None and guest.blocked:
         raise AccessDenied()
     return guest
+
+
+def _guest_or_new(
+    tx: Transaction,
+    guest: Guest | None,
+    normalized_email: str,
+    now: datetime,
+    last_request_at: datetime | None,
+) -> tuple[Guest, bool]:
+    """`guest` as found, else the e-mail's row got or created (and whether it was created),
+    which a racing request may have blocked meanwhile (`AccessDenied`)."""
+    if guest is not None:
+        return guest, False
+    guest, created = tx.guests.get_or_create(
+        normalized_email, now=now, last_request_at=last_request_at
+    )
+    _unblocked(guest)
+    return guest, created
 
 
 __all__ = ["HOURLY_CAP_MESSAGE", "Issuing", "Within", "open_booking_of", "token_stored"]

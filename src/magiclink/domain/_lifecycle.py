@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, Final, TypeVar
-
-import attrs
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Final, Protocol, TypeVar
 
 from magiclink.domain._addresses import normalize_address
+from magiclink.domain._audit import new_operation_id
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import AccessDenied, BookingClosed, BookingNotFound, InvalidInput
-from magiclink.domain._guest_service import GuestService
+from magiclink.domain._guest_service import GuestService, link_context
+from magiclink.domain._link_actions import LinkGrant, revoke_links, run_link_action
 from magiclink.domain._observability import Events, elapsed_ms, log_event
 from magiclink.domain._records import Booking, Requester
+from magiclink.domain._transactions import Operation, run
 from magiclink.ports._clock import Clock
 from magiclink.ports._metrics import MetricNames, Metrics
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 T = TypeVar("T")
+
+
+class _HasOperationId(Protocol):
+    @property
+    def operation_id(self) -> str | None: ...
+
+
+Stored = TypeVar("Stored", bound=_HasOperationId)
+"""A record a lifecycle service stores once, keyed by the operation id it carries."""
 
 MAX_FREE_TEXT: Final = 2_000
 
@@ -73,16 +84,6 @@ def load_for_change(tx: Transaction, booking_id: int, requester: Requester | Non
     return booking
 
 
-def revoke_links(tx: Transaction, booking: Booking) -> Booking:
-    """Kill every link of the booking issued so far, in this event's transaction (§8.4).
-
-    Advances the booking's link generation; `booking` must have been read under this
-    transaction's lock (`for_update`), so the returned booking is exactly what is stored.
-    """
-    tx.bookings.revoke_links(booking.id)
-    return attrs.evolve(booking, link_generation=booking.link_generation + 1)
-
-
 def run_after_step(
     metrics: Metrics,
     step: str,
@@ -131,6 +132,7 @@ class LifecycleService:
     ) -> None:
         self._uow = uow
         self._guests = guest_service
+        self._links = link_context(guest_service)
         self._clock: Clock = clock if clock is not None else guest_service.clock
         self._metrics: Metrics = metrics if metrics is not None else guest_service.metrics
 
@@ -147,6 +149,36 @@ class LifecycleService:
                 booking_id, reason, metadata=metadata
             ),
         )
+
+    def _run_once(
+        self,
+        work: Callable[[Transaction, datetime, str], Stored],
+        candidates: Callable[[Transaction], Iterable[Stored | None]],
+    ) -> Stored:
+        """Run `work(tx, now, operation_id)` in one transaction under a fresh operation id.
+
+        After an ambiguous commit the landed check is exact: the first of `candidates(tx)`
+        (the records where `work` stores its one) that bears this call's operation id.
+        """
+        now = self._clock.now()
+        operation_id = new_operation_id()
+
+        def landed(tx: Transaction) -> Stored | None:
+            ours = (r for r in candidates(tx) if r is not None and r.operation_id == operation_id)
+            return next(ours, None)
+
+        return run(self._uow, Operation(lambda tx: work(tx, now, operation_id), landed=landed))
+
+    def _act_with_link(
+        self,
+        raw: str,
+        booking_id: int | None,
+        act: Callable[[Transaction, LinkGrant], T],
+        reason: InvalidationReason,
+        action: str,
+    ) -> T:
+        """Run `act` under the authority of the guest's link (§8.1): see `run_link_action`."""
+        return run_link_action(self._links, raw, booking_id, act, reason=reason, action=action)
 
 
 __all__ = [

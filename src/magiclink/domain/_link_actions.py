@@ -22,8 +22,8 @@ import attrs
 from magiclink.domain import _audit
 from magiclink.domain._enums import InvalidationReason, RefusalReason
 from magiclink.domain._errors import InvalidInput
-from magiclink.domain._guest_service import GuestService
-from magiclink.domain._lifecycle import revoke_links
+from magiclink.domain._guest_service import GuestService, link_context
+from magiclink.domain._link_context import LinkActionContext
 from magiclink.domain._observability import Events
 from magiclink.domain._policy import booking_refusal, refusal_reason
 from magiclink.domain._records import Booking, Guest, MagicLinkToken, TokenLookup
@@ -70,6 +70,8 @@ class _Action:
     extra: Mapping[str, Any]
     now: datetime
     operation_id: str
+    acted: list[_Outcome] = attrs.field(factory=list)
+    """The outcome of each attempt that ran the action (a retried one runs it again)."""
 
     def land(self, tx: Transaction, lookup: TokenLookup, booking: Booking, target: int) -> _Outcome:
         """The consumed link's action, its booking's links killed, and the audit (§8.1)."""
@@ -97,11 +99,29 @@ class _Action:
             for guest_id, count in sorted(invalidated.per_guest.items())
         ]
         tx.audit.add_many(entries)
-        return _Outcome(lookup, None, result, invalidated.count)
+        self.acted.append(_Outcome(lookup, None, result, invalidated.count))
+        return self.acted[-1]
+
+    def landed(self, tx: Transaction) -> _Outcome | None:
+        """After an ambiguous commit, exact: the action landed iff this call's
+        `CONSUME_TOKEN` entry is stored (by its operation id), for it committed with the
+        whole transaction, the action included."""
+        ours = self.acted and tx.audit.by_operation(self.operation_id)
+        return self.acted[-1] if ours else None
+
+
+def revoke_links(tx: Transaction, booking: Booking) -> Booking:
+    """Kill every link of the booking issued so far, in this event's transaction (§8.4).
+
+    Advances the booking's link generation; `booking` must have been read under this
+    transaction's lock (`for_update`), so the returned booking is exactly what is stored.
+    """
+    tx.bookings.revoke_links(booking.id)
+    return attrs.evolve(booking, link_generation=booking.link_generation + 1)
 
 
 def run_link_action(
-    guests: GuestService,
+    links: LinkActionContext | GuestService,
     raw: object,
     booking_id: object,
     act: Callable[[Transaction, LinkGrant], T],
@@ -114,14 +134,15 @@ def run_link_action(
 
     Raises `InvalidToken`, `InvalidInput` (an inbox link without `booking_id`),
     `AccessDenied`, `TokenExpiredOrUsed`, or whatever `act` raises (then nothing is written).
+    A `GuestService` given for `links` stands for `link_context(it)`.
     """
-    verification = guests._verification
-    token_hash = verification.hash_or_refuse(raw, _OPERATION)
+    if isinstance(links, GuestService):
+        links = link_context(links)
+    token_hash = links.verification.hash_or_refuse(raw, _OPERATION)
     scope = require_scope(booking_id)
-    now = guests.clock.now()
+    now = links.clock.now()
     extra = {**(metadata or {}), "event": action}
     plan = _Action(act, reason, action, extra, now, _audit.new_operation_id())
-    acted: list[_Outcome] = []
 
     def work(tx: Transaction) -> _Outcome:
         lookup = tx.tokens.lookup(token_hash)
@@ -139,29 +160,21 @@ def run_link_action(
             refusal = RefusalReason.USED  # a concurrent action consumed it first
         if refusal is not None or booking is None:
             return _Outcome(lookup, refusal or RefusalReason.BOOKING_MISSING)
-        acted.append(plan.land(tx, lookup, booking, target))
-        return acted[-1]
+        return plan.land(tx, lookup, booking, target)
 
-    def landed(tx: Transaction) -> _Outcome | None:
-        """After an ambiguous commit, exact: the action landed iff this call's
-        `CONSUME_TOKEN` entry is stored (by its operation id), for it committed with the
-        whole transaction, the action included."""
-        ours = acted and tx.audit.by_operation(plan.operation_id)
-        return acted[-1] if ours else None
-
-    outcome = run(guests._uow, Operation(work, landed=landed))
-    return cast(T, _answer(guests, outcome, now, reason))
+    outcome = run(links.uow, Operation(work, landed=plan.landed))
+    return cast(T, _answer(links, outcome, now, reason))
 
 
 def _answer(
-    guests: GuestService, outcome: _Outcome, now: datetime, reason: InvalidationReason
+    links: LinkActionContext, outcome: _Outcome, now: datetime, reason: InvalidationReason
 ) -> Any:
     """The action's result; or, for an unknown or refused link, the error raised."""
     if outcome.lookup is None:
-        raise guests._verification.unknown(_OPERATION)
+        raise links.verification.unknown(_OPERATION)
     if outcome.refusal is not None:
-        raise guests._verification.refuse(outcome.lookup, outcome.refusal, now, _OPERATION)
-    guests._context.instruments.accepted(
+        raise links.verification.refuse(outcome.lookup, outcome.refusal, now, _OPERATION)
+    links.instruments.accepted(
         outcome.lookup,
         _OPERATION,
         Events.TOKEN_CONSUMED,
@@ -186,4 +199,4 @@ def _locked_refusal(
     return RefusalReason.BOOKING_CLOSED if booking.is_closed else None
 
 
-__all__ = ["LinkGrant", "run_link_action"]
+__all__ = ["LinkGrant", "revoke_links", "run_link_action"]

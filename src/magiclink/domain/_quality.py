@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Final
 
-from magiclink.domain._audit import new_operation_id
 from magiclink.domain._enums import IncidentType, InvalidationReason
 from magiclink.domain._errors import InvalidInput
 from magiclink.domain._lifecycle import LifecycleService, revoke_links
-from magiclink.domain._link_actions import LinkGrant, run_link_action
+from magiclink.domain._link_actions import LinkGrant
 from magiclink.domain._observability import Events, log_event
 from magiclink.domain._policy import MAX_TEXT_ID_LENGTH, require_optional_id, require_text
 from magiclink.domain._records import Incident
-from magiclink.domain._transactions import Operation, run
 from magiclink.ports._unit_of_work import Transaction
 
 MAX_DESCRIPTION: Final = 5_000
@@ -83,10 +82,8 @@ class QualityRepository(LifecycleService):
         self, uid: str, profile: str, kind: IncidentType, text: str, reporter: int | None
     ) -> Incident:
         """Store the incident and revoke its booking's links, in one transaction (§8.4)."""
-        now = self._clock.now()
-        operation_id = new_operation_id()
 
-        def work(tx: Transaction) -> Incident:
+        def work(tx: Transaction, now: datetime, operation_id: str) -> Incident:
             booking = tx.bookings.get_by_uid(uid)
             if booking is not None:  # the increment is atomic: no lock needed to kill (§8.4)
                 revoke_links(tx, booking)
@@ -101,16 +98,7 @@ class QualityRepository(LifecycleService):
                 operation_id=operation_id,
             )
 
-        def landed(tx: Transaction) -> Incident | None:
-            """Exact: the booking uid's incident this call stored (by operation id)."""
-            ours = [
-                incident
-                for incident in tx.incidents.list_by_booking_uid(uid)
-                if incident.operation_id == operation_id
-            ]
-            return ours[0] if ours else None
-
-        return run(self._uow, Operation(work, landed=landed))
+        return self._run_once(work, lambda tx: tx.incidents.list_by_booking_uid(uid))
 
     def report_with_link(
         self,
@@ -138,14 +126,8 @@ class QualityRepository(LifecycleService):
                 created_at=grant.now,
             )
 
-        return run_link_action(
-            self._guests,
-            raw,
-            booking_id,
-            act,
-            reason=InvalidationReason.INCIDENT_REPORTED,
-            action="incident",
-        )
+        reason = InvalidationReason.INCIDENT_REPORTED
+        return self._act_with_link(raw, booking_id, act, reason, "incident")
 
 
 __all__ = ["MAX_DESCRIPTION", "QualityRepository", "parse_incident_type"]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
 
-from magiclink.domain._audit import new_operation_id
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import DuplicateRating, InvalidInput
 from magiclink.domain._lifecycle import LifecycleService, load_for_change, revoke_links
-from magiclink.domain._link_actions import LinkGrant, run_link_action
+from magiclink.domain._link_actions import LinkGrant
 from magiclink.domain._policy import MAX_TEXT_ID_LENGTH, require_id, require_text
 from magiclink.domain._records import Rating
-from magiclink.domain._transactions import Operation, read, run
+from magiclink.domain._transactions import read, run
 from magiclink.ports._unit_of_work import Transaction
 
 MAX_FEEDBACK: Final = 2_000
@@ -47,10 +47,8 @@ class RatingService(LifecycleService):
         profile = require_text(
             student_profile_id, "student_profile_id", max_length=MAX_TEXT_ID_LENGTH
         )
-        now = self._clock.now()
-        operation_id = new_operation_id()
 
-        def work(tx: Transaction) -> Rating:
+        def work(tx: Transaction, now: datetime, operation_id: str) -> Rating:
             booking = load_for_change(tx, booking_id, None)
             if tx.ratings.get_by_booking(booking_id) is not None:
                 raise DuplicateRating()
@@ -64,13 +62,7 @@ class RatingService(LifecycleService):
                 operation_id=operation_id,
             )
 
-        def landed(tx: Transaction) -> Rating | None:
-            """Exact: the booking's rating is the one this call stored (by operation id)."""
-            rating_now = tx.ratings.get_by_booking(booking_id)
-            ours = rating_now is not None and rating_now.operation_id == operation_id
-            return rating_now if ours else None
-
-        stored = run(self._uow, Operation(work, landed=landed))
+        stored = self._run_once(work, lambda tx: [tx.ratings.get_by_booking(booking_id)])
         reason = InvalidationReason.RATING_SUBMITTED
         self._invalidate_after(booking_id, reason, {"event": "rating", "rating_id": stored.id})
         return stored
@@ -98,13 +90,8 @@ class RatingService(LifecycleService):
                 created_at=grant.now,
             )
 
-        return run_link_action(
-            self._guests,
-            raw,
-            booking_id,
-            act,
-            reason=InvalidationReason.RATING_SUBMITTED,
-            action="rating",
+        return self._act_with_link(
+            raw, booking_id, act, InvalidationReason.RATING_SUBMITTED, "rating"
         )
 
 
