@@ -125,10 +125,20 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         now: datetime,
     ) -> int:
         store = self._tx.store
+        # A booking's own index is what its links are found by: the guest's whole history
+        # is scanned only for inbox links (booking_id None).
+        if booking_id is None:
+            candidates = store.tokens_by_guest.get(guest_id, ())
+        else:
+            candidates = store.tokens_by_booking.get(booking_id, ())
         changed = 0
-        for token_id in store.tokens_by_guest.get(guest_id, ()):
+        for token_id in candidates:
             token = store.tokens[token_id]
-            if token.booking_id == booking_id and _unspent(token, now):
+            if (
+                token.guest_id == guest_id
+                and token.booking_id == booking_id
+                and _unspent(token, now)
+            ):
                 self._kill(token, reason, now)
                 changed += 1
         return changed
