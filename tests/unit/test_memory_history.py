@@ -127,3 +127,29 @@ def test_invalidating_a_booking_pair_reads_only_that_bookings_tokens() -> None:
         tx.commit()
     assert killed == 1
     assert reads == store.tokens_by_booking[booking_id]
+
+
+def test_purge_rebuilds_each_index_once_and_rollback_restores_it() -> None:
+    """A purge of many tokens of one guest rewrites the guest's index once (one undo entry
+    per touched key, not per token); rolled back, every index is as before."""
+    uow, store, guest_id, booking_id = _with_history(30)
+    with uow.transaction() as tx:
+        fresh = tx.tokens.add(
+            token_hash="fresh",
+            guest_id=guest_id,
+            booking_id=booking_id,
+            booking_revision=0,
+            expires_at=NOW + timedelta(days=2),
+            created_at=NOW,
+        )
+        tx.commit()
+    before = (list(store.tokens_by_guest[guest_id]), list(store.tokens_by_booking[booking_id]))
+    with uow.transaction() as tx:
+        purged = tx.tokens.purge_expired(expired_before=NOW + timedelta(days=1), limit=1_000)
+        assert purged == 31
+        # 31 tokens and 31 hashes removed, then one rewrite of each of the two index keys.
+        assert _undo_entries(tx) == 31 * 2 + 2
+        assert store.tokens_by_guest[guest_id] == [fresh.id]
+        assert store.tokens_by_booking[booking_id] == [fresh.id]
+        tx.rollback()
+    assert (store.tokens_by_guest[guest_id], store.tokens_by_booking[booking_id]) == before
