@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from contextvars import ContextVar
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeAlias
 
 from magiclink.ports._repositories import (
     AuditLog,
@@ -15,6 +15,9 @@ from magiclink.ports._repositories import (
     RatingRepository,
     TokenRepository,
 )
+
+ExcInfo: TypeAlias = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+"""What `__exit__` receives: the exception's type, the exception and its traceback (or Nones)."""
 
 
 class Transaction(abc.ABC):
@@ -48,12 +51,7 @@ class Transaction(abc.ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: *ExcInfo) -> None:
         self.close()
 
 
@@ -86,15 +84,10 @@ class UnitOfWork(abc.ABC):
         self._stack.set((*self._stack.get(), tx))
         return tx.__enter__()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: *ExcInfo) -> None:
         *outer, tx = self._stack.get()
         self._stack.set(tuple(outer))
-        tx.__exit__(exc_type, exc, tb)
+        tx.__exit__(*exc_info)
 
 
-__all__ = ["Transaction", "UnitOfWork"]
+__all__ = ["ExcInfo", "Transaction", "UnitOfWork"]

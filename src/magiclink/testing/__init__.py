@@ -17,7 +17,7 @@ never imports this package. The contract classes are re-exported here lazily, so
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from magiclink.testing.contract import (
@@ -33,18 +33,6 @@ if TYPE_CHECKING:
     )
 
 from magiclink.testing.world import EPOCH, MENTOR_ID, Link, World, hash_token, raw_from_url
-
-_CONTRACTS = (
-    "AuditLogContract",
-    "BookingRepositoryContract",
-    "ConcurrencyContract",
-    "GuestRepositoryContract",
-    "IncidentRepositoryContract",
-    "RatingRepositoryContract",
-    "TokenRepositoryContract",
-    "TransactionContract",
-    "UnitOfWorkContract",
-)
 
 __all__ = [
     "EPOCH",
@@ -63,6 +51,10 @@ __all__ = [
     "hash_token",
     "raw_from_url",
 ]
+
+
+# Every name of `__all__` that ends so comes from the contract suite (imported lazily).
+_CONTRACTS: Final = frozenset(name for name in __all__ if name.endswith("Contract"))
 
 
 def __getattr__(name: str) -> object:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import attrs
@@ -13,11 +12,11 @@ from magiclink.domain._errors import InvalidInput
 from magiclink.domain._transactions import run_in_transaction
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import (
-    JOIN_SECONDS,
     LOCK_GRACE_SECONDS,
     MICRO,
     MISSING_ID,
     T0,
+    Background,
     ContractBase,
     new_uid,
 )
@@ -92,36 +91,24 @@ class BookingRepositoryContract(ContractBase):
         the second one reads only after the first ends (R2: each reschedule bumps the
         revision by exactly one)."""
         booking = self.run(uow, self.add_booking)
-        errors: list[BaseException] = []
-        finished = threading.Event()
 
         def bump(tx: Transaction) -> None:
             current = tx.bookings.get(booking.id, for_update=True)
             assert current is not None
             tx.bookings.update(attrs.evolve(current, revision=current.revision + 1))
 
-        def other() -> None:
-            try:
-                # As a service would: a transient error (a lock wait that timed out) is
-                # retried once.
-                run_in_transaction(uow, bump)
-            except BaseException as error:
-                errors.append(error)
-            finally:
-                finished.set()
-
-        thread = threading.Thread(target=other, name="contract-locker")
+        # As a service would: a transient error (a lock wait that timed out) is retried once.
+        other = Background(lambda: run_in_transaction(uow, bump), name="contract-locker")
         with uow.transaction() as tx:
             current = tx.bookings.get(booking.id, for_update=True)
             assert current is not None
-            thread.start()
+            other.start()
             # A correct adapter keeps the other thread waiting on the lock all along.
-            finished.wait(LOCK_GRACE_SECONDS)
+            other.done.wait(LOCK_GRACE_SECONDS)
             tx.bookings.update(attrs.evolve(current, revision=current.revision + 1))
             tx.commit()
-        thread.join(JOIN_SECONDS)
-        assert not thread.is_alive()
-        assert errors == []
+        other.join()
+        assert other.errors == []
         stored = self.read(uow, lambda tx: tx.bookings.get(booking.id))
         assert stored is not None
         assert stored.revision == booking.revision + 2

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import attrs
 
 from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._records import Guest
 from magiclink.ports._unit_of_work import UnitOfWork
 from magiclink.testing.contract_support import MICRO, MISSING_ID, T0, ContractBase, new_email
+
+_A_MINUTE_AGO = T0 - MICRO * 60_000_000
+"""The `not_after` of the request-slot tests: a 60-second interval before `T0`."""
 
 
 class GuestRepositoryContract(ContractBase):
@@ -63,46 +69,41 @@ class GuestRepositoryContract(ContractBase):
             assert tx.guests.get(MISSING_ID) is None
             assert tx.guests.get_by_email(new_email()) is None
 
+    def _claim(
+        self, uow: UnitOfWork, last_request_at: datetime | None, not_after: datetime
+    ) -> tuple[Guest, bool, Guest | None]:
+        """Store a guest last requesting at `last_request_at`, claim its slot at `T0`, then
+        read it back: the guest as stored, whether the claim succeeded, the guest after."""
+        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=last_request_at))
+        claimed = self.run(
+            uow, lambda tx: tx.guests.claim_request_slot(guest.id, now=T0, not_after=not_after)
+        )
+        return guest, claimed, self.read(uow, lambda tx: tx.guests.get(guest.id))
+
     def test_claim_request_slot_when_never_requested(self, uow: UnitOfWork) -> None:
         """A NULL `last_request_at` is claimable: True, and it becomes `now`."""
-        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=None))
-        claimed = self.run(
-            uow, lambda tx: tx.guests.claim_request_slot(guest.id, now=T0, not_after=T0 - MICRO)
-        )
+        _, claimed, stored = self._claim(uow, None, T0 - MICRO)
         assert claimed is True
-        stored = self.read(uow, lambda tx: tx.guests.get(guest.id))
         assert stored is not None
         assert stored.last_request_at == T0
 
     def test_claim_request_slot_at_the_boundary_is_allowed(self, uow: UnitOfWork) -> None:
         """`last_request_at == not_after` claims the slot (`now - last < interval` is refused)."""
-        not_after = T0 - MICRO * 60_000_000
-        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=not_after))
-        claimed = self.run(
-            uow, lambda tx: tx.guests.claim_request_slot(guest.id, now=T0, not_after=not_after)
-        )
+        _, claimed, stored = self._claim(uow, _A_MINUTE_AGO, _A_MINUTE_AGO)
         assert claimed is True
-        stored = self.read(uow, lambda tx: tx.guests.get(guest.id))
         assert stored is not None
         assert stored.last_request_at == T0
 
     def test_claim_request_slot_before_the_boundary_is_allowed(self, uow: UnitOfWork) -> None:
         """A previous request older than `not_after` claims the slot."""
-        not_after = T0 - MICRO * 60_000_000
-        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=not_after - MICRO))
-        assert self.run(
-            uow, lambda tx: tx.guests.claim_request_slot(guest.id, now=T0, not_after=not_after)
-        )
+        _, claimed, _ = self._claim(uow, _A_MINUTE_AGO - MICRO, _A_MINUTE_AGO)
+        assert claimed
 
     def test_claim_request_slot_after_the_boundary_is_refused(self, uow: UnitOfWork) -> None:
         """`last_request_at > not_after` (by one microsecond) refuses and changes nothing."""
-        not_after = T0 - MICRO * 60_000_000
-        guest = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=not_after + MICRO))
-        claimed = self.run(
-            uow, lambda tx: tx.guests.claim_request_slot(guest.id, now=T0, not_after=not_after)
-        )
+        guest, claimed, stored = self._claim(uow, _A_MINUTE_AGO + MICRO, _A_MINUTE_AGO)
         assert claimed is False
-        assert self.read(uow, lambda tx: tx.guests.get(guest.id)) == guest
+        assert stored == guest
 
     def test_claim_request_slot_of_unknown_guest_is_false(self, uow: UnitOfWork) -> None:
         """No guest, no slot: False, and no guest appears."""

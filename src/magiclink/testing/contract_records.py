@@ -21,14 +21,7 @@ class RatingRepositoryContract(ContractBase):
     ) -> Rating:
         """Store a rating of the booking in its own transaction."""
         return self.run(
-            uow,
-            lambda tx: tx.ratings.add(
-                booking_id=booking_id,
-                student_profile_id="p",
-                rating=rating,
-                feedback=feedback,
-                created_at=T0,
-            ),
+            uow, lambda tx: self.add_rating(tx, booking_id, rating=rating, feedback=feedback)
         )
 
     def test_add_and_get_by_booking(self, uow: UnitOfWork) -> None:
@@ -37,8 +30,9 @@ class RatingRepositoryContract(ContractBase):
         created = T0 + timedelta(microseconds=999_999)
         rating = self.run(
             uow,
-            lambda tx: tx.ratings.add(
-                booking_id=booking.id,
+            lambda tx: self.add_rating(
+                tx,
+                booking.id,
                 student_profile_id="profile-7",
                 rating=5,
                 feedback="Très clair — merci !",
@@ -63,14 +57,7 @@ class RatingRepositoryContract(ContractBase):
         for booking, operation in ((tagged, "e" * 32), (untagged, None)):
 
             def rate(tx: Transaction, b: int = booking.id, o: str | None = operation) -> Rating:
-                return tx.ratings.add(
-                    booking_id=b,
-                    student_profile_id="p",
-                    rating=4,
-                    feedback=None,
-                    created_at=T0,
-                    operation_id=o,
-                )
+                return self.add_rating(tx, b, rating=4, operation_id=o)
 
             self.run(uow, rate)
         with uow.transaction() as tx:
@@ -103,19 +90,11 @@ class RatingRepositoryContract(ContractBase):
     def test_second_rating_is_duplicate_rating_r3_4(self, uow: UnitOfWork) -> None:
         """R3.4: one rating per booking; the second raises `DuplicateRating`, the first stays."""
         booking = self.run(uow, self.add_booking)
-        first = self.run(
-            uow,
-            lambda tx: tx.ratings.add(
-                booking_id=booking.id,
-                student_profile_id="p",
-                rating=4,
-                feedback=None,
-                created_at=T0,
-            ),
-        )
+        first = self.run(uow, lambda tx: self.add_rating(tx, booking.id, rating=4))
         with uow.transaction() as tx, pytest.raises(DuplicateRating):
-            tx.ratings.add(
-                booking_id=booking.id,
+            self.add_rating(
+                tx,
+                booking.id,
                 student_profile_id="q",
                 rating=1,
                 feedback="again",
@@ -151,9 +130,10 @@ class IncidentRepositoryContract(ContractBase):
         """Store an incident `after` the suite's `T0`, in its own transaction."""
         return self.run(
             uow,
-            lambda tx: tx.incidents.add(
-                booking_uid=booking_uid,
-                booking_id=booking_id,
+            lambda tx: self.add_incident(
+                tx,
+                booking_uid,
+                booking_id,
                 student_profile_id="mentor-profile-1",
                 type=type,
                 description=description,
@@ -194,15 +174,8 @@ class IncidentRepositoryContract(ContractBase):
         for operation in ("f" * 32, None):
 
             def report(tx: Transaction, o: str | None = operation) -> Incident:
-                return tx.incidents.add(
-                    booking_uid="uid-op",
-                    booking_id=None,
-                    student_profile_id="p",
-                    type=IncidentType.LATE,
-                    description="",
-                    reported_by_user_id=None,
-                    created_at=T0,
-                    operation_id=o,
+                return self.add_incident(
+                    tx, "uid-op", student_profile_id="p", type=IncidentType.LATE, operation_id=o
                 )
 
             self.run(uow, report)

@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import enum
 import secrets
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import pytest
 
-from magiclink.domain._enums import AuditAction, BookingStatus
+from magiclink.domain._enums import AuditAction, BookingStatus, IncidentType
 from magiclink.domain._records import (
     Booking,
     Guest,
+    Incident,
     MagicLinkToken,
     NewAuditEntry,
+    Rating,
 )
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
@@ -62,6 +65,56 @@ class _Revision(enum.Enum):
 
 FROM_BOOKING: Final = _Revision.FROM_BOOKING
 """Default of `ContractBase.add_token(booking_revision=...)`: copy the booking's revision."""
+
+
+_RATING: Final[dict[str, Any]] = {
+    "student_profile_id": "p",
+    "rating": 4,
+    "feedback": None,
+    "created_at": T0,
+}
+"""What `ContractBase.add_rating` stores unless told otherwise."""
+
+_INCIDENT: Final[dict[str, Any]] = {
+    "student_profile_id": "profile",
+    "type": IncidentType.OTHER,
+    "description": "",
+    "reported_by_user_id": None,
+    "created_at": T0,
+}
+"""What `ContractBase.add_incident` stores unless told otherwise."""
+
+
+class Background:
+    """`work` run on a helper thread, remembering what it raised and when it ended.
+
+    Attributes:
+        errors: every exception `work` raised (a test usually asserts it is empty).
+        done: set when `work` has ended, whether it returned or raised.
+    """
+
+    def __init__(self, work: Callable[[], object], *, name: str) -> None:
+        self.errors: list[BaseException] = []
+        self.done = threading.Event()
+        self._work = work
+        self._thread = threading.Thread(target=self._run, name=name)
+
+    def _run(self) -> None:
+        try:
+            self._work()
+        except BaseException as error:
+            self.errors.append(error)
+        finally:
+            self.done.set()
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait (at most `JOIN_SECONDS`) for the thread; fail if it is still running."""
+        self._thread.join(JOIN_SECONDS)
+        assert not self._thread.is_alive()
 
 
 def new_hash() -> str:
@@ -182,6 +235,21 @@ class ContractBase:
         )
 
     @staticmethod
+    def add_rating(tx: Transaction, booking_id: int, **fields: Any) -> Rating:
+        """Store a rating of `booking_id`: the `_RATING` defaults, overridden by `fields`."""
+        return tx.ratings.add(booking_id=booking_id, **{**_RATING, **fields})
+
+    @staticmethod
+    def add_incident(
+        tx: Transaction, booking_uid: str, booking_id: int | None = None, **fields: Any
+    ) -> Incident:
+        """Store an incident of `booking_uid`: the `_INCIDENT` defaults, overridden by
+        `fields`."""
+        return tx.incidents.add(
+            booking_uid=booking_uid, booking_id=booking_id, **{**_INCIDENT, **fields}
+        )
+
+    @staticmethod
     def audit_entry(
         *,
         guest_id: int | None = None,
@@ -213,6 +281,7 @@ __all__ = [
     "MISSING_ID",
     "T0",
     "TTL",
+    "Background",
     "ContractBase",
     "new_email",
     "new_hash",

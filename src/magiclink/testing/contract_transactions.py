@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import attrs
 import pytest
 
-from magiclink.domain._enums import BookingStatus, IncidentType, InvalidationReason
+from magiclink.domain._enums import BookingStatus, InvalidationReason
 from magiclink.domain._errors import InvalidInput
-from magiclink.domain._records import Guest, Incident
+from magiclink.domain._records import Booking, Guest, MagicLinkToken
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import (
     JOIN_SECONDS,
@@ -18,6 +18,7 @@ from magiclink.testing.contract_support import (
     MICRO,
     T0,
     TTL,
+    Background,
     ContractBase,
     new_email,
 )
@@ -92,18 +93,7 @@ class TransactionContract(ContractBase):
         """§5.2: one transaction spans every repository; a rollback undoes all of them."""
         email, uid = new_email(), "contract-rolled-back"
         with pytest.raises(_Boom), uow.transaction() as tx:
-            guest = self.add_guest(tx, email)
-            booking = self.add_booking(tx, uid=uid, guest_email=email)
-            token = self.add_token(tx, guest, booking)
-            tx.ratings.add(
-                booking_id=booking.id,
-                student_profile_id="p",
-                rating=3,
-                feedback=None,
-                created_at=T0,
-            )
-            self._incident(tx, uid, booking.id)
-            tx.audit.add_many([self.audit_entry(guest_id=guest.id, resource_id=str(booking.id))])
+            booking, token = self._write_every_port(tx, email, uid)
             raise _Boom()
         with uow.transaction() as tx:
             assert tx.guests.get_by_email(email) is None
@@ -117,22 +107,7 @@ class TransactionContract(ContractBase):
         """§5.2: what one transaction wrote through every repository lands together."""
         email, uid = new_email(), "contract-committed"
 
-        def work(tx: Transaction) -> int:
-            guest = self.add_guest(tx, email)
-            booking = self.add_booking(tx, uid=uid, guest_email=email)
-            self.add_token(tx, guest, booking)
-            tx.ratings.add(
-                booking_id=booking.id,
-                student_profile_id="p",
-                rating=3,
-                feedback=None,
-                created_at=T0,
-            )
-            self._incident(tx, uid, booking.id)
-            tx.audit.add_many([self.audit_entry(guest_id=guest.id, resource_id=str(booking.id))])
-            return booking.id
-
-        booking_id = self.run(uow, work)
+        booking_id = self.run(uow, lambda tx: self._write_every_port(tx, email, uid)[0].id)
         with uow.transaction() as tx:
             assert tx.guests.get_by_email(email) is not None
             assert tx.bookings.get(booking_id) is not None
@@ -246,27 +221,19 @@ class TransactionContract(ContractBase):
         """A write is visible to other transactions only after commit; rolled back, never."""
         email = new_email()
         seen: list[Guest | None] = []
-        errors: list[BaseException] = []
-        answered = threading.Event()
 
         def reader() -> None:
-            try:
-                with uow.transaction(readonly=True) as tx:
-                    seen.append(tx.guests.get_by_email(email))
-            except BaseException as error:
-                errors.append(error)
-            finally:
-                answered.set()
+            with uow.transaction(readonly=True) as tx:
+                seen.append(tx.guests.get_by_email(email))
 
-        thread = threading.Thread(target=reader, name="contract-reader")
+        background = Background(reader, name="contract-reader")
         with uow.transaction() as tx:
             self.add_guest(tx, email)
-            thread.start()
-            answered.wait(LOCK_GRACE_SECONDS)
+            background.start()
+            background.done.wait(LOCK_GRACE_SECONDS)
             # Left without commit: the reader must not have seen, and must not see, the guest.
-        thread.join(JOIN_SECONDS)
-        assert not thread.is_alive()
-        assert errors == []
+        background.join()
+        assert background.errors == []
         assert seen == [None]
 
     def test_committed_write_is_visible_to_another_thread(self, uow: UnitOfWork) -> None:
@@ -302,14 +269,8 @@ class TransactionContract(ContractBase):
             )
             token = self.add_token(tx, guest, booking, expires_at=t[5], created_at=t[4])
             assert tx.tokens.consume(token.id, now=t[4] + MICRO)
-            tx.ratings.add(
-                booking_id=booking.id,
-                student_profile_id="p",
-                rating=5,
-                feedback=None,
-                created_at=t[6],
-            )
-            self._incident(tx, booking.uid, booking.id, created_at=t[7])
+            self.add_rating(tx, booking.id, rating=5, created_at=t[6])
+            self.add_incident(tx, booking.uid, booking.id, created_at=t[7])
             tx.audit.add_many([self.audit_entry(resource_id="times", created_at=t[8])])
             return guest.id, booking.id, token.id, booking.uid
 
@@ -366,14 +327,8 @@ class TransactionContract(ContractBase):
             guest = self.add_guest(tx)
             booking = self.add_booking(tx, guest_email=guest.normalized_email)
             token = self.add_token(tx, guest, booking, expires_at=T0 + TTL)
-            rating = tx.ratings.add(
-                booking_id=booking.id,
-                student_profile_id="p",
-                rating=2,
-                feedback=None,
-                created_at=T0,
-            )
-            incident = self._incident(tx, booking.uid, booking.id)
+            rating = self.add_rating(tx, booking.id, rating=2)
+            incident = self.add_incident(tx, booking.uid, booking.id)
             tx.audit.add_many([self.audit_entry(guest_id=guest.id)])
             return [guest.id, booking.id, token.id, rating.id, incident.id]
 
@@ -389,20 +344,18 @@ class TransactionContract(ContractBase):
             assert type(value) is int, repr(value)
             assert value > 0
 
-    @staticmethod
-    def _incident(
-        tx: Transaction, uid: str, booking_id: int | None, *, created_at: datetime = T0
-    ) -> Incident:
-        """Store an incident report for `uid`."""
-        return tx.incidents.add(
-            booking_uid=uid,
-            booking_id=booking_id,
-            student_profile_id="profile",
-            type=IncidentType.OTHER,
-            description="",
-            reported_by_user_id=None,
-            created_at=created_at,
-        )
+    def _write_every_port(
+        self, tx: Transaction, email: str, uid: str
+    ) -> tuple[Booking, MagicLinkToken]:
+        """Write through every repository in `tx`: a guest with `email`, a booking `uid`, its
+        token, rating, incident and audit entry. Returns the booking and the token."""
+        guest = self.add_guest(tx, email)
+        booking = self.add_booking(tx, uid=uid, guest_email=email)
+        token = self.add_token(tx, guest, booking)
+        self.add_rating(tx, booking.id, rating=3)
+        self.add_incident(tx, uid, booking.id)
+        tx.audit.add_many([self.audit_entry(guest_id=guest.id, resource_id=str(booking.id))])
+        return booking, token
 
 
 __all__ = ["TransactionContract"]

@@ -28,20 +28,12 @@ from __future__ import annotations
 
 import functools
 import threading
+import typing
 from collections.abc import Callable, Collection
-from types import TracebackType
 from typing import Any, Final, TypeVar, cast
 
 from magiclink.domain._errors import StorageError
-from magiclink.ports._repositories import (
-    AuditLog,
-    BookingRepository,
-    GuestRepository,
-    IncidentRepository,
-    RatingRepository,
-    TokenRepository,
-)
-from magiclink.ports._unit_of_work import Transaction, UnitOfWork
+from magiclink.ports._unit_of_work import ExcInfo, Transaction, UnitOfWork
 
 __all__ = [
     "REPOSITORIES",
@@ -56,14 +48,8 @@ R = TypeVar("R")
 ErrorFactory = Callable[[str], BaseException]
 """Builds the exception to raise from the name of the call that fails."""
 
-REPOSITORIES: Final[dict[str, type[Any]]] = {
-    "guests": GuestRepository,
-    "tokens": TokenRepository,
-    "bookings": BookingRepository,
-    "ratings": RatingRepository,
-    "incidents": IncidentRepository,
-    "audit": AuditLog,
-}
+# Read from the port's annotations, so a repository added to `Transaction` is proxied too.
+REPOSITORIES: Final[dict[str, type[Any]]] = typing.get_type_hints(Transaction)
 """Transaction attribute -> the port ABC its repository implements."""
 
 WRITE_CALLS: Final = frozenset(
@@ -210,12 +196,8 @@ class FaultyTransaction(Transaction):
     def __init__(self, owner: FaultyUnitOfWork, inner: Transaction) -> None:
         self._owner = owner
         self._inner = inner
-        self.guests = _proxy(GuestRepository, "guests", inner.guests, owner)
-        self.tokens = _proxy(TokenRepository, "tokens", inner.tokens, owner)
-        self.bookings = _proxy(BookingRepository, "bookings", inner.bookings, owner)
-        self.ratings = _proxy(RatingRepository, "ratings", inner.ratings, owner)
-        self.incidents = _proxy(IncidentRepository, "incidents", inner.incidents, owner)
-        self.audit = _proxy(AuditLog, "audit", inner.audit, owner)
+        for name, port in REPOSITORIES.items():
+            setattr(self, name, _proxy(port, name, getattr(inner, name), owner))
 
     def commit(self) -> None:
         """Commit the wrapped transaction (a counted call when `count_commits`)."""
@@ -231,13 +213,8 @@ class FaultyTransaction(Transaction):
         """Close the wrapped transaction (never fails on purpose)."""
         self._inner.close()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._inner.__exit__(exc_type, exc, tb)
+    def __exit__(self, *exc_info: *ExcInfo) -> None:
+        self._inner.__exit__(*exc_info)
 
 
 class _RepositoryProxy:

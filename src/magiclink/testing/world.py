@@ -17,7 +17,7 @@ data might hold one. `hash_token` is the SHA-256 hex by which storage knows a ra
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Final, Self
+from typing import Any, ClassVar, Final, Generic, Self, TypeVar, cast, overload
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
@@ -61,6 +61,8 @@ MENTOR_ID: Final = 7
 
 AUDIT_LIMIT: Final = 10_000
 
+_S = TypeVar("_S")
+
 
 def raw_from_url(url: str) -> str:
     """The raw token carried by a mailed link's `token` query parameter."""
@@ -83,6 +85,28 @@ class Link:
     def token_hash(self) -> str:
         """SHA-256 hex of the raw token (what storage holds)."""
         return hash_token(self.raw)
+
+
+class _Service(Generic[_S]):
+    """A read-only `World` attribute: the service of `world.services` of the same name."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self._name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, world: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, world: World, owner: type[Any] | None = None) -> _S: ...
+
+    def __get__(self, world: World | None, owner: type[Any] | None = None) -> _S | Self:
+        if world is None:
+            return self
+        return cast(_S, getattr(world.services, self._name))
 
 
 @attrs.define
@@ -139,25 +163,12 @@ class World:
 
     # ------------------------------------------------------------------------ services
 
-    @property
-    def guests(self) -> GuestService:
-        """The guest service (issuing, verification, invalidation, admin)."""
-        return self.services.guests
-
-    @property
-    def bookings(self) -> BookingService:
-        """The booking lifecycle service."""
-        return self.services.bookings
-
-    @property
-    def ratings(self) -> RatingService:
-        """The rating service."""
-        return self.services.ratings
-
-    @property
-    def quality(self) -> QualityRepository:
-        """The incident (quality) service."""
-        return self.services.quality
+    guests = _Service[GuestService](
+        "The guest service (issuing, verification, invalidation, admin)."
+    )
+    bookings = _Service[BookingService]("The booking lifecycle service.")
+    ratings = _Service[RatingService]("The rating service.")
+    quality = _Service[QualityRepository]("The incident (quality) service.")
 
     # ------------------------------------------------------------------------- issuing
 

@@ -125,10 +125,20 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         now: datetime,
     ) -> int:
         store = self._tx.store
+        # A booking's own index is what its links are found by: the guest's whole history
+        # is scanned only for inbox links (booking_id None).
+        if booking_id is None:
+            candidates = store.tokens_by_guest.get(guest_id, ())
+        else:
+            candidates = store.tokens_by_booking.get(booking_id, ())
         changed = 0
-        for token_id in store.tokens_by_guest.get(guest_id, ()):
+        for token_id in candidates:
             token = store.tokens[token_id]
-            if token.booking_id == booking_id and _unspent(token, now):
+            if (
+                token.guest_id == guest_id
+                and token.booking_id == booking_id
+                and _unspent(token, now)
+            ):
                 self._kill(token, reason, now)
                 changed += 1
         return changed
@@ -156,16 +166,20 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
     def purge_expired(self, *, expired_before: datetime, limit: int) -> int:
         store = self._tx.store
         doomed = list(itertools.islice(self._expired_ids(expired_before), max(limit, 0)))
+        bookings: dict[int, None] = {}
+        guests: dict[int, None] = {}
         for token_id in doomed:
             token = store.tokens[token_id]
             self._tx.remove(store.tokens, token_id)
             self._tx.remove(store.token_by_hash, token.token_hash)
-            for index, key in (
-                (store.tokens_by_booking, token.booking_id),
-                (store.tokens_by_guest, token.guest_id),
-            ):
-                if key is not None:
-                    self._tx.put(index, key, [i for i in index[key] if i != token_id])
+            if token.booking_id is not None:
+                bookings[token.booking_id] = None
+            guests[token.guest_id] = None
+        # Each touched index list is rebuilt once, not once per purged token of its key.
+        gone = frozenset(doomed)
+        for index, keys in ((store.tokens_by_booking, bookings), (store.tokens_by_guest, guests)):
+            for key in keys:
+                self._tx.put(index, key, [i for i in index[key] if i not in gone])
         return len(doomed)
 
     def count_expired(self, *, expired_before: datetime) -> int:

@@ -25,29 +25,12 @@ class _InMemoryTransaction(_UndoLog, Transaction):
 
     # Built on first use: most transactions touch one or two repositories, and building
     # all six per transaction was the largest cost of an in-memory verification.
-    @functools.cached_property
-    def guests(self) -> InMemoryGuestRepository:  # type: ignore[override]
-        return InMemoryGuestRepository(self)
-
-    @functools.cached_property
-    def tokens(self) -> InMemoryTokenRepository:  # type: ignore[override]
-        return InMemoryTokenRepository(self)
-
-    @functools.cached_property
-    def bookings(self) -> InMemoryBookingRepository:  # type: ignore[override]
-        return InMemoryBookingRepository(self)
-
-    @functools.cached_property
-    def ratings(self) -> InMemoryRatingRepository:  # type: ignore[override]
-        return InMemoryRatingRepository(self)
-
-    @functools.cached_property
-    def incidents(self) -> InMemoryIncidentRepository:  # type: ignore[override]
-        return InMemoryIncidentRepository(self)
-
-    @functools.cached_property
-    def audit(self) -> InMemoryAuditLog:  # type: ignore[override]
-        return InMemoryAuditLog(self)
+    guests = functools.cached_property(InMemoryGuestRepository)
+    tokens = functools.cached_property(InMemoryTokenRepository)
+    bookings = functools.cached_property(InMemoryBookingRepository)
+    ratings = functools.cached_property(InMemoryRatingRepository)
+    incidents = functools.cached_property(InMemoryIncidentRepository)
+    audit = functools.cached_property(InMemoryAuditLog)
 
     def commit(self) -> None:
         self.store  # noqa: B018 - raises when closed

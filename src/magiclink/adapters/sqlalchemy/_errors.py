@@ -20,7 +20,6 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar
 
 from sqlalchemy import exc as sa_exc
@@ -32,6 +31,7 @@ from magiclink.domain._errors import (
     MagicLinkError,
     StorageError,
 )
+from magiclink.ports._unit_of_work import ExcInfo
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,12 +68,8 @@ class _TranslateErrors(AbstractContextManager[None]):
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: *ExcInfo) -> None:
+        error = exc_info[1]
         # Returning (None) lets the exception, if any, propagate unchanged.
         if error is None or isinstance(error, MagicLinkError) or not isinstance(error, Exception):
             return
