@@ -36,15 +36,6 @@ PRIVATE_FROM_IMPORT: Final = re.compile(
 ALLOWED: Final[dict[str, str]] = {
     # This file names private modules on purpose: it checks that each one is underscore-named.
     "tests/test_exported_members.py": "checks the private modules themselves",
-    # Owned by another change of issue 12 (helper A: migrations, repositories), edited in
-    # parallel; remove each entry once the file imports only public names. VERSION_TABLE,
-    # hash_token and generate_raw_token are public now (magiclink, magiclink.adapters.sqlalchemy).
-    "tests/integration/test_sqlalchemy_migrations.py": "VERSION_TABLE, hash_token, "
-    "generate_raw_token from their private modules (all public now)",
-    "tests/operations/test_migration_safety.py": "migration internals: SchemaMismatch, "
-    "missing_from_head, revision_shapes (and VERSION_TABLE, public now)",
-    "tests/integration/test_sqlalchemy_repositories.py": "the tables (public as metadata.tables) "
-    "and the verdict refusal_reason (hash_token is public now)",
 }
 """Files allowed a private import, each with the reason; the list should only shrink."""
 

@@ -27,6 +27,7 @@ from magiclink import (
 )
 from magiclink.adapters.memory import InMemoryNotifier, ManualClock
 from magiclink.adapters.sqlalchemy import (
+    VERSION_TABLE,
     SqlAlchemyUnitOfWork,
     alembic_config,
     create_schema,
@@ -35,7 +36,6 @@ from magiclink.adapters.sqlalchemy import (
     upgrade_to,
     upgrade_to_head,
 )
-from magiclink.adapters.sqlalchemy._migrate import VERSION_TABLE
 from magiclink.testing import hash_token
 from tests.databases import isolated_mariadb_engine, isolated_postgres_engine, sqlite_file_engine
 from tests.integration.seed import NOW, TTL

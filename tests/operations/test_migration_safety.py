@@ -11,12 +11,14 @@ import pytest
 import sqlalchemy as sa
 
 from magiclink import MagicLinkError
-from magiclink.adapters.sqlalchemy import current_revision, upgrade_to, upgrade_to_head
-from magiclink.adapters.sqlalchemy._migrate import (
+from magiclink.adapters.sqlalchemy import (
     VERSION_TABLE,
     SchemaMismatch,
+    current_revision,
     missing_from_head,
     revision_shapes,
+    upgrade_to,
+    upgrade_to_head,
 )
 from tests.databases import isolated_mariadb_engine, isolated_postgres_engine, sqlite_file_engine
 

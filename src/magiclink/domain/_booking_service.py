@@ -258,7 +258,7 @@ class BookingService(LifecycleService):
             return closed
 
         return run_link_action(
-            self._guests,
+            self._links,
             raw,
             booking_id,
             act,
@@ -279,7 +279,7 @@ class BookingService(LifecycleService):
             return self._move(tx, grant.booking, start)
 
         moved = run_link_action(
-            self._guests,
+            self._links,
             raw,
             booking_id,
             act,

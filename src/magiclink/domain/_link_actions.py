@@ -22,7 +22,6 @@ import attrs
 from magiclink.domain import _audit
 from magiclink.domain._enums import InvalidationReason, RefusalReason
 from magiclink.domain._errors import InvalidInput
-from magiclink.domain._guest_service import GuestService, link_context
 from magiclink.domain._link_context import LinkActionContext
 from magiclink.domain._observability import Events
 from magiclink.domain._policy import booking_refusal, refusal_reason
@@ -121,7 +120,7 @@ def revoke_links(tx: Transaction, booking: Booking) -> Booking:
 
 
 def run_link_action(
-    links: LinkActionContext | GuestService,
+    links: LinkActionContext,
     raw: object,
     booking_id: object,
     act: Callable[[Transaction, LinkGrant], T],
@@ -134,10 +133,7 @@ def run_link_action(
 
     Raises `InvalidToken`, `InvalidInput` (an inbox link without `booking_id`),
     `AccessDenied`, `TokenExpiredOrUsed`, or whatever `act` raises (then nothing is written).
-    A `GuestService` given for `links` stands for `link_context(it)`.
     """
-    if isinstance(links, GuestService):
-        links = link_context(links)
     token_hash = links.verification.hash_or_refuse(raw, _OPERATION)
     scope = require_scope(booking_id)
     now = links.clock.now()
