@@ -29,14 +29,22 @@ pool), and returns it on `close()`.
 **Read-only transactions** (issue 15: one round trip where one statement suffices) open no
 database transaction of their own on PostgreSQL and SQLite: on PostgreSQL the checkout runs
 in AUTOCOMMIT (psycopg sends no BEGIN and no COMMIT; SQLAlchemy reverts the setting on
-return to the pool, without a round trip), on SQLite no BEGIN is sent (pysqlite begins
-nothing before a SELECT). Each statement then reads committed data as of its own start,
+return to the pool, without a round trip — with psycopg 3 and no execution options on the
+engine, the unit of work flips the DBAPI connection's `autocommit` itself and flips it back
+in `close()`, which the profile showed cheaper than the isolation-level bookkeeping), on
+SQLite no BEGIN is sent (pysqlite begins nothing before a SELECT). Each statement then reads committed data as of its own start,
 which is what READ COMMITTED gave each statement before: a read-only operation of several
 statements was never one snapshot on PostgreSQL. On MariaDB a read-only transaction is the
 write one's (its driver would spend a round trip to switch autocommit on and one to switch
 it off).
 
 Other dialects run at the engine's own settings.
+
+**The token hot path** (`_fastpath`): with pysqlite and psycopg 3 the token repository's
+lookup, consume, insert and batch invalidation, the audit log's one-entry append and SQLite's
+`BEGIN IMMEDIATE` run pre-compiled on this transaction's DBAPI connection, inside the same
+database transaction; an engine with a cursor-level event listener gets Core for every
+statement instead.
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
 from magiclink.adapters.sqlalchemy._errors import translate, translate_errors
+from magiclink.adapters.sqlalchemy._fast_audit import FastAuditLog
+from magiclink.adapters.sqlalchemy._fastpath import FastPath, fast_path_for
 from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyAuditLog,
     SqlAlchemyBookingRepository,
@@ -93,8 +103,20 @@ class SqlAlchemyTransaction(Transaction):
     the connection to the pool; it never raises.
     """
 
-    def __init__(self, connection: Connection, flavour: _Flavour, *, readonly: bool) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        flavour: _Flavour,
+        *,
+        readonly: bool,
+        fast: FastPath | None = None,
+        restore_autocommit: bool = False,
+    ) -> None:
         self._connection: Connection | None = connection
+        # The unit of work switched this checkout's DBAPI connection to autocommit itself
+        # (a read-only transaction on psycopg): `close()` switches it back.
+        self._restore_autocommit = restore_autocommit
+        self._fast = fast
         self._flavour = flavour
         self._readonly = readonly
         self._begun = False
@@ -102,11 +124,11 @@ class SqlAlchemyTransaction(Transaction):
         # a failed statement; SQLite and MariaDB roll back just that statement.
         self._guard_inserts = flavour in (_Flavour.POSTGRESQL, _Flavour.OTHER)
         self.guests = SqlAlchemyGuestRepository(self)
-        self.tokens = SqlAlchemyTokenRepository(self)
+        self.tokens = SqlAlchemyTokenRepository(self, fast=fast)
         self.bookings = SqlAlchemyBookingRepository(self)
         self.ratings = SqlAlchemyRatingRepository(self)
         self.incidents = SqlAlchemyIncidentRepository(self)
-        self.audit = SqlAlchemyAuditLog(self)
+        self.audit = SqlAlchemyAuditLog(self) if fast is None else FastAuditLog(self, fast)
 
     @property
     def guard_inserts(self) -> bool:
@@ -142,7 +164,11 @@ class SqlAlchemyTransaction(Transaction):
             # have opened a (deferred) transaction: then it is the one we use. A read-only
             # transaction opens none of its own (module docstring).
             if not self._readonly and not _sqlite_in_transaction(connection):
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                fast = self._fast
+                if fast is not None and fast.usable():
+                    fast.execute_driver_sql(connection, "BEGIN IMMEDIATE")
+                else:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif self._flavour is _Flavour.MYSQL:
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
@@ -195,6 +221,8 @@ class SqlAlchemyTransaction(Transaction):
         if connection is None:
             return
         self._connection = None
+        if self._restore_autocommit:
+            _leave_autocommit(connection)
         try:
             # Whenever a connection was checked out, not only after a completed BEGIN: an
             # asyncio task cancelled while BEGIN IMMEDIATE was in flight leaves the SQLite
@@ -230,6 +258,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         super().__init__()
         self._engine = engine
         self._flavour = _Flavour.of(engine)
+        # The token hot path's statements, compiled once for this engine (`_fastpath`).
+        self._fast = fast_path_for(engine)
 
     @property
     def engine(self) -> Engine:
@@ -247,7 +277,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             with translate_errors():
                 connection = self._engine.connect()
                 try:
-                    self._prepare(connection, readonly=readonly)
+                    restore = self._prepare(connection, readonly=readonly)
                 except BaseException:
                     connection.close()
                     raise
@@ -257,20 +287,47 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
                 # outage; the first checkout is where it always shows.
                 raise error.__cause__ from None
             raise
-        return SqlAlchemyTransaction(connection, self._flavour, readonly=readonly)
+        return SqlAlchemyTransaction(
+            connection,
+            self._flavour,
+            readonly=readonly,
+            fast=self._fast,
+            restore_autocommit=restore,
+        )
 
-    def _prepare(self, connection: Connection, *, readonly: bool) -> None:
+    def _prepare(self, connection: Connection, *, readonly: bool) -> bool:
+        """Set up a fresh checkout; True when `close()` must leave autocommit mode again."""
         if self._flavour is _Flavour.SQLITE:
             _configure_sqlite_once(connection)
         elif self._flavour is _Flavour.POSTGRESQL:
-            if readonly:
-                connection.execution_options(isolation_level=_AUTOCOMMIT)
-            else:
+            if not readonly:
                 _ensure_read_committed(connection)
+            elif self._fast is not None and not connection.get_execution_options():
+                # psycopg: the same autocommit switch SQLAlchemy's AUTOCOMMIT level makes,
+                # without its per-checkout characteristic bookkeeping (issue 15's profile).
+                dbapi_connection = _dbapi_connection(connection)
+                if not dbapi_connection.autocommit:
+                    dbapi_connection.autocommit = True
+                    return True
+            else:
+                connection.execution_options(isolation_level=_AUTOCOMMIT)
+        return False
 
 
 def _dbapi_connection(connection: Connection) -> Any:
     return connection.connection.dbapi_connection
+
+
+def _leave_autocommit(connection: Connection) -> None:
+    """Switch a psycopg connection back out of autocommit before it returns to the pool; a
+    connection that refuses is broken, and is invalidated (the pool then discards it)."""
+    try:
+        dbapi_connection = _dbapi_connection(connection)
+        if dbapi_connection is not None:
+            dbapi_connection.autocommit = False
+    except Exception as error:
+        with contextlib.suppress(Exception):
+            connection.invalidate(error)
 
 
 def _sqlite_in_transaction(connection: Connection) -> bool:
