@@ -8,10 +8,10 @@ every read take `SqlAlchemyAuditLog`'s Core path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from magiclink.adapters.sqlalchemy._errors import translating
-from magiclink.adapters.sqlalchemy._fastpath import FastPath
+from magiclink.adapters.sqlalchemy._fastpath import FastPath, Source
 from magiclink.adapters.sqlalchemy._repositories import SqlAlchemyAuditLog
 from magiclink.adapters.sqlalchemy._repository_base import ConnectionSource
 from magiclink.adapters.sqlalchemy._rows import audit_values
@@ -24,13 +24,16 @@ class FastAuditLog(SqlAlchemyAuditLog):
     def __init__(self, source: ConnectionSource, fast: FastPath) -> None:
         super().__init__(source)
         self._fast = fast
+        self._fast_connection: Callable[[], Source] = getattr(
+            source, "fast_connection", source.connection
+        )
 
     @translating
     def add_many(self, entries: Sequence[NewAuditEntry]) -> None:
         """Append the entries: one INSERT (a batched one for several); nothing when empty."""
         fast = self._fast
         if len(entries) == 1 and fast.usable():
-            fast.rowcount(self._source.connection(), "insert_audit", audit_values(entries[0]))
+            fast.rowcount(self._fast_connection(), "insert_audit", audit_values(entries[0]))
             return
         super().add_many(entries)
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Connection, Engine, RowMapping, insert
+from sqlalchemy import Connection, Engine, PoolProxiedConnection, RowMapping, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.expression import Select, UpdateBase
@@ -48,6 +48,28 @@ FAST_DRIVERS: Final = frozenset({"pysqlite", "psycopg"})
 _SAMPLE_NOW: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 Processor = Callable[[Any], Any]
+Source = Connection | PoolProxiedConnection
+"""What a statement runs on: a transaction's `Connection`, or its bare pooled connection."""
+
+# Every connection-level event: with none listened to, a read-only transaction may run on
+# the bare pooled connection (no `Connection` object), since no hook would miss anything.
+_CONNECTION_EVENTS: Final = (
+    "engine_connect",
+    "begin",
+    "commit",
+    "rollback",
+    "before_execute",
+    "after_execute",
+    "before_cursor_execute",
+    "after_cursor_execute",
+    "set_connection_execution_options",
+)
+
+
+def _dbapi(connection: Source) -> Any:
+    if isinstance(connection, Connection):
+        return connection.connection.dbapi_connection
+    return connection.dbapi_connection
 
 
 class PreparedStatement:
@@ -223,9 +245,14 @@ class FastPath:
             or self._dialect_events.handle_error
         )
 
-    def first(
-        self, connection: Connection, key: str, values: Mapping[str, Any]
-    ) -> RowMapping | None:
+    def bare(self) -> bool:
+        """True while no connection-level listener is on the engine at all (see `usable`)."""
+        events = self._events
+        return not self._dialect_events.handle_error and not any(
+            getattr(events, name) for name in _CONNECTION_EVENTS
+        )
+
+    def first(self, connection: Source, key: str, values: Mapping[str, Any]) -> RowMapping | None:
         """Run statement `key`; its first row by label, or None."""
         statement = self._statement(key)
         cursor = self._execute(connection, statement, values)
@@ -235,7 +262,7 @@ class FastPath:
         finally:
             cursor.close()
 
-    def all(self, connection: Connection, key: str, values: Mapping[str, Any]) -> list[RowMapping]:
+    def all(self, connection: Source, key: str, values: Mapping[str, Any]) -> list[RowMapping]:
         """Run statement `key`; every row, by label."""
         statement = self._statement(key)
         cursor = self._execute(connection, statement, values)
@@ -248,7 +275,7 @@ class FastPath:
         finally:
             cursor.close()
 
-    def rowcount(self, connection: Connection, key: str, values: Mapping[str, Any]) -> int:
+    def rowcount(self, connection: Source, key: str, values: Mapping[str, Any]) -> int:
         """Run write `key`; the number of rows it matched."""
         cursor = self._execute(connection, self._statement(key), values)
         try:
@@ -256,7 +283,7 @@ class FastPath:
         finally:
             cursor.close()
 
-    def insert(self, connection: Connection, key: str, values: Mapping[str, Any]) -> int | None:
+    def insert(self, connection: Source, key: str, values: Mapping[str, Any]) -> int | None:
         """Run INSERT `key` of one row; the row's new id (None if the driver gave none)."""
         cursor = self._execute(connection, self._statement(key), values)
         try:
@@ -267,9 +294,9 @@ class FastPath:
         finally:
             cursor.close()
 
-    def execute_driver_sql(self, connection: Connection, statement: str) -> None:
+    def execute_driver_sql(self, connection: Source, statement: str) -> None:
         """Run a parameterless statement (SQLite's `BEGIN IMMEDIATE`) on the DBAPI cursor."""
-        dbapi_connection = connection.connection.dbapi_connection
+        dbapi_connection = _dbapi(connection)
         if dbapi_connection is None:
             raise sa_exc.ResourceClosedError("The connection was invalidated")
         cursor = dbapi_connection.cursor()
@@ -293,9 +320,9 @@ class FastPath:
         return prepared
 
     def _execute(
-        self, connection: Connection, statement: PreparedStatement, values: Mapping[str, Any]
+        self, connection: Source, statement: PreparedStatement, values: Mapping[str, Any]
     ) -> Any:
-        dbapi_connection = connection.connection.dbapi_connection
+        dbapi_connection = _dbapi(connection)
         if dbapi_connection is None:  # invalidated: let Core raise what it raises
             raise sa_exc.ResourceClosedError("The connection was invalidated")
         cursor = dbapi_connection.cursor()
@@ -311,7 +338,7 @@ class FastPath:
         return cursor
 
     def _wrapped(
-        self, error: Exception, connection: Connection, dbapi_connection: Any, cursor: Any
+        self, error: Exception, connection: Source, dbapi_connection: Any, cursor: Any
     ) -> sa_exc.StatementError | None:
         """The exception Core would raise for a driver's `error` (after invalidating a dead
         connection); None for any other exception, which propagates as it is."""

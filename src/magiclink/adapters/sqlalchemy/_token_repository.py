@@ -8,6 +8,7 @@ statements, whatever the number of tokens involved (R10.5).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import Connection
 
 from magiclink.adapters.sqlalchemy import _statements as sql
 from magiclink.adapters.sqlalchemy._errors import translating
-from magiclink.adapters.sqlalchemy._fastpath import FastPath
+from magiclink.adapters.sqlalchemy._fastpath import FastPath, Source
 from magiclink.adapters.sqlalchemy._repository_base import (
     ConnectionSource,
     SqlAlchemyRepository,
@@ -48,6 +49,10 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     def __init__(self, source: ConnectionSource, *, fast: FastPath | None = None) -> None:
         super().__init__(source)
         self._fast = fast
+        # A read-only SqlAlchemyTransaction may hand out its bare pooled connection.
+        self._fast_connection: Callable[[], Source] = getattr(
+            source, "fast_connection", source.connection
+        )
 
     @translating
     def add(
@@ -77,7 +82,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         )
         fast = self._fast
         if fast is not None and fast.usable():
-            new = fast.insert(self._source.connection(), "insert_token", token_values(token))
+            new = fast.insert(self._fast_connection(), "insert_token", token_values(token))
             if new is None:
                 raise StorageError("Storage error: the database returned no id for a new row")
             return attrs.evolve(token, id=int(new))
@@ -89,7 +94,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         """Token, guest and booking state in one SELECT (token JOIN guest LEFT JOIN booking)."""
         fast = self._fast
         if fast is not None and fast.usable():
-            found = fast.first(self._source.connection(), "lookup", {"p_hash": token_hash})
+            found = fast.first(self._fast_connection(), "lookup", {"p_hash": token_hash})
             return None if found is None else lookup_from_row(found)
         row = self._source.connection().execute(sql.LOOKUP_TOKEN, {"p_hash": token_hash}).first()
         return None if row is None else lookup_from_row(row._mapping)
@@ -106,7 +111,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         fast = self._fast
         if fast is not None and fast.usable():
             params = {"p_id": token_id, "p_now": now}
-            return fast.rowcount(self._source.connection(), "consume", params) == 1
+            return fast.rowcount(self._fast_connection(), "consume", params) == 1
         result = self._source.connection().execute(
             sql.CONSUME_TOKEN, {"p_id": token_id, "p_now": now}
         )

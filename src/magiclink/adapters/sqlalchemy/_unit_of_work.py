@@ -53,7 +53,7 @@ import contextlib
 import enum
 from typing import Any, ClassVar, Final
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, PoolProxiedConnection
 from sqlalchemy import exc as sa_exc
 
 from magiclink.adapters.sqlalchemy._errors import translate, translate_errors
@@ -105,14 +105,25 @@ class SqlAlchemyTransaction(Transaction):
 
     def __init__(
         self,
-        connection: Connection,
+        connection: Connection | PoolProxiedConnection,
         flavour: _Flavour,
         *,
         readonly: bool,
         fast: FastPath | None = None,
         restore_autocommit: bool = False,
+        engine: Engine | None = None,
     ) -> None:
-        self._connection: Connection | None = connection
+        # A read-only transaction on the fast path starts on the bare pooled connection
+        # (`pooled`) and wraps it in a `Connection` only if a Core statement needs one.
+        self._connection: Connection | None = None
+        self._pooled: PoolProxiedConnection | None = None
+        if isinstance(connection, Connection):
+            self._connection = connection
+        else:
+            if engine is None:
+                raise ValueError("a bare pooled connection needs its engine")
+            self._pooled = connection
+        self._engine = engine
         # The unit of work switched this checkout's DBAPI connection to autocommit itself
         # (a read-only transaction on psycopg): `close()` switches it back.
         self._restore_autocommit = restore_autocommit
@@ -144,7 +155,7 @@ class SqlAlchemyTransaction(Transaction):
         """
         connection = self._connection
         if connection is None:
-            raise StorageError("Transaction is closed")
+            connection = self._wrap_pooled()
         if not self._begun:
             with translate_errors():
                 try:
@@ -155,6 +166,32 @@ class SqlAlchemyTransaction(Transaction):
                         connection.rollback()
                     raise
             self._begun = True
+        return connection
+
+    def fast_connection(self) -> Connection | PoolProxiedConnection:
+        """What the fast path's statements run on, with the database transaction begun: the
+        `Connection` once there is one, else the bare pooled connection of a read-only
+        transaction (which sends no BEGIN of its own).
+
+        Raises:
+            StorageError: the transaction is closed, or BEGIN failed.
+        """
+        pooled = self._pooled
+        if pooled is None:
+            return self.connection()
+        self._begun = True
+        return pooled
+
+    def _wrap_pooled(self) -> Connection:
+        """The `Connection` over the bare pooled connection, made on first need."""
+        pooled, engine = self._pooled, self._engine
+        if pooled is None or engine is None:
+            raise StorageError("Transaction is closed")
+        with translate_errors():
+            connection = Connection(engine, connection=pooled)
+        self._connection, self._pooled = connection, None
+        # Whatever pysqlite or psycopg began on the bare connection is this one's now.
+        self._begun = False
         return connection
 
     def _begin(self, connection: Connection) -> None:
@@ -180,7 +217,14 @@ class SqlAlchemyTransaction(Transaction):
         """
         connection = self._connection
         if connection is None:
-            raise StorageError("Transaction is closed")
+            pooled = self._pooled
+            if pooled is None:
+                raise StorageError("Transaction is closed")
+            if self._begun:
+                self._begun = False
+                with translate_errors():
+                    pooled.commit()
+            return
         if not self._begun:
             return
         with translate_errors():
@@ -195,7 +239,14 @@ class SqlAlchemyTransaction(Transaction):
         """
         connection = self._connection
         if connection is None:
-            raise StorageError("Transaction is closed")
+            pooled = self._pooled
+            if pooled is None:
+                raise StorageError("Transaction is closed")
+            if self._begun:
+                self._begun = False
+                with translate_errors():
+                    pooled.rollback()
+            return
         if not self._begun:
             return
         self._begun = False
@@ -219,6 +270,7 @@ class SqlAlchemyTransaction(Transaction):
         """
         connection = self._connection
         if connection is None:
+            self._close_pooled()
             return
         self._connection = None
         if self._restore_autocommit:
@@ -236,6 +288,30 @@ class SqlAlchemyTransaction(Transaction):
         finally:
             try:
                 connection.close()
+            except Exception as error:
+                if translate(error) is None:
+                    raise
+
+    def _close_pooled(self) -> None:
+        """`close()` of a transaction still on its bare pooled connection."""
+        pooled = self._pooled
+        if pooled is None:
+            return
+        self._pooled = None
+        self._begun = False
+        if self._restore_autocommit:
+            _leave_autocommit(pooled)
+        try:
+            # Read-only: psycopg ran in autocommit, and pysqlite began nothing unless a
+            # write slipped in (then it is discarded here, as the pool's reset would).
+            if getattr(pooled.dbapi_connection, "in_transaction", False):
+                pooled.rollback()
+        except Exception as error:
+            if translate(error) is None:
+                raise
+        finally:
+            try:
+                pooled.close()  # back to the pool, which resets it
             except Exception as error:
                 if translate(error) is None:
                     raise
@@ -273,6 +349,14 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             StorageError: no connection could be obtained (transient when the server is
                 unreachable or the pool timed out).
         """
+        fast = self._fast
+        if (
+            readonly
+            and fast is not None
+            and fast.bare()
+            and not self._engine.get_execution_options()
+        ):
+            return self._bare_transaction(fast)
         try:
             with translate_errors():
                 connection = self._engine.connect()
@@ -295,20 +379,60 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             restore_autocommit=restore,
         )
 
+    def _bare_transaction(self, fast: FastPath) -> SqlAlchemyTransaction:
+        """A read-only transaction on the bare pooled connection (no `Connection` object
+        until a Core statement needs one): the fast path's verification, issue 15."""
+        engine = self._engine
+        dialect = engine.dialect
+        try:
+            with translate_errors():
+                try:
+                    pooled = engine.raw_connection()
+                except dialect.loaded_dbapi.Error as error:
+                    # Wrapped as `engine.connect()` wraps it (a lost server stays transient).
+                    lost = bool(dialect.is_disconnect(error, None, None))
+                    raise sa_exc.DBAPIError.instance(
+                        None,
+                        None,
+                        error,
+                        dialect.loaded_dbapi.Error,
+                        hide_parameters=True,
+                        connection_invalidated=lost,
+                        dialect=dialect,
+                    ) from error
+                restore = False
+                try:
+                    if self._flavour is _Flavour.SQLITE:
+                        _configure_sqlite_once(pooled)
+                    elif self._flavour is _Flavour.POSTGRESQL:
+                        restore = _enter_autocommit(pooled)
+                except BaseException:
+                    pooled.close()
+                    raise
+        except StorageError as error:
+            if isinstance(error.__cause__, self.programming_errors):
+                raise error.__cause__ from None
+            raise
+        return SqlAlchemyTransaction(
+            pooled,
+            self._flavour,
+            readonly=True,
+            fast=fast,
+            restore_autocommit=restore,
+            engine=engine,
+        )
+
     def _prepare(self, connection: Connection, *, readonly: bool) -> bool:
         """Set up a fresh checkout; True when `close()` must leave autocommit mode again."""
         if self._flavour is _Flavour.SQLITE:
-            _configure_sqlite_once(connection)
+            _configure_sqlite_once(connection.connection)
         elif self._flavour is _Flavour.POSTGRESQL:
             if not readonly:
                 _ensure_read_committed(connection)
             elif self._fast is not None and not connection.get_execution_options():
                 # psycopg: the same autocommit switch SQLAlchemy's AUTOCOMMIT level makes,
                 # without its per-checkout characteristic bookkeeping (issue 15's profile).
-                dbapi_connection = _dbapi_connection(connection)
-                if not dbapi_connection.autocommit:
-                    dbapi_connection.autocommit = True
-                    return True
+                return _enter_autocommit(connection.connection)
             else:
                 connection.execution_options(isolation_level=_AUTOCOMMIT)
         return False
@@ -318,11 +442,22 @@ def _dbapi_connection(connection: Connection) -> Any:
     return connection.connection.dbapi_connection
 
 
-def _leave_autocommit(connection: Connection) -> None:
+def _enter_autocommit(pooled: PoolProxiedConnection) -> bool:
+    """Switch a psycopg connection to autocommit; True if it was not (then `close()` must
+    switch it back)."""
+    dbapi_connection: Any = pooled.dbapi_connection
+    if dbapi_connection.autocommit:
+        return False
+    dbapi_connection.autocommit = True
+    return True
+
+
+def _leave_autocommit(connection: Connection | PoolProxiedConnection) -> None:
     """Switch a psycopg connection back out of autocommit before it returns to the pool; a
     connection that refuses is broken, and is invalidated (the pool then discards it)."""
     try:
-        dbapi_connection = _dbapi_connection(connection)
+        pooled = connection.connection if isinstance(connection, Connection) else connection
+        dbapi_connection: Any = pooled.dbapi_connection
         if dbapi_connection is not None:
             dbapi_connection.autocommit = False
     except Exception as error:
@@ -362,7 +497,7 @@ def _ensure_read_committed(connection: Connection) -> None:
         connection.execution_options(isolation_level=_READ_COMMITTED)
 
 
-def _configure_sqlite_once(connection: Connection) -> None:
+def _configure_sqlite_once(pooled: PoolProxiedConnection) -> None:
     """Enable foreign keys, and a busy timeout if the connection has none, once per DBAPI
     connection (pysqlite already sets the `timeout` connect argument, 5 s by default, as the
     busy timeout: a host's explicit choice is kept).
@@ -370,10 +505,11 @@ def _configure_sqlite_once(connection: Connection) -> None:
     Done on the raw DBAPI cursor, outside any transaction (`PRAGMA foreign_keys` is ignored
     inside one); the pool's per-connection `info` remembers it was done.
     """
-    info = connection.connection.info
+    info = pooled.info
     if info.get(_SQLITE_CONFIGURED):
         return
-    cursor = _dbapi_connection(connection).cursor()
+    dbapi_connection: Any = pooled.dbapi_connection
+    cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA busy_timeout")
