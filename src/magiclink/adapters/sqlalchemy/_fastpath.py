@@ -226,9 +226,18 @@ class FastPath:
     the dialect has read the server's version, as it has when Core compiles.
     """
 
-    __slots__ = ("_dialect", "_dialect_events", "_events", "_names", "_prepared", "_returns_id")
+    __slots__ = (
+        "_dialect",
+        "_dialect_events",
+        "_engine",
+        "_events",
+        "_names",
+        "_prepared",
+        "_returns_id",
+    )
 
     def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._dialect = engine.dialect
         self._events = engine.dispatch
         self._dialect_events = engine.dialect.dispatch
@@ -236,8 +245,19 @@ class FastPath:
         self._prepared: dict[str, PreparedStatement] = {}
         self._returns_id = _returns_id(self._dialect)
 
+    def _never_listened(self) -> bool:
+        # SQLAlchemy's own flags, set by the first listener ever attached to the engine (or
+        # to the Engine class) and to its dialect: the cheap answer for most engines, where
+        # the exact check below costs a few µs per call.
+        return not (
+            getattr(self._engine, "_has_events", True)
+            or getattr(self._dialect, "_has_events", True)
+        )
+
     def usable(self) -> bool:
         """False while a cursor-level listener is on the engine (it must see every statement)."""
+        if self._never_listened():
+            return True
         events = self._events
         return not (
             events.before_cursor_execute
@@ -247,6 +267,8 @@ class FastPath:
 
     def bare(self) -> bool:
         """True while no connection-level listener is on the engine at all (see `usable`)."""
+        if self._never_listened():
+            return True
         events = self._events
         return not self._dialect_events.handle_error and not any(
             getattr(events, name) for name in _CONNECTION_EVENTS
