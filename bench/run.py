@@ -61,7 +61,10 @@ ratio = ours median / floor median.
 
 Statements. Counted on our engine with SQLAlchemy's `before_cursor_execute` over a few extra
 untimed calls: "data" statements leave out transaction control (SQLite's BEGIN IMMEDIATE,
-SAVEPOINT...); the COMMIT the driver sends itself is not seen on either side.
+SAVEPOINT...); the COMMIT the driver sends itself is not seen on either side. While that
+listener is attached, the adapter's token fast path (pre-compiled SQL on the DBAPI cursor,
+pysqlite and psycopg) steps aside so the listener sees every statement: the counts are of
+the same statements the timed calls sent, and the timings are taken without the listener.
 
 Memory. tracemalloc, in-memory adapter: bytes per live token after adding 100,000 tokens
 through the token port, and per link issued by `request_inbox_link` (token + audit entry).

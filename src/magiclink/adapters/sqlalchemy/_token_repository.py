@@ -8,14 +8,21 @@ statements, whatever the number of tokens involved (R10.5).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import attrs
+from sqlalchemy import Connection
 
 from magiclink.adapters.sqlalchemy import _statements as sql
 from magiclink.adapters.sqlalchemy._errors import translating
-from magiclink.adapters.sqlalchemy._repository_base import SqlAlchemyRepository, new_id
+from magiclink.adapters.sqlalchemy._fastpath import FastPath, Source
+from magiclink.adapters.sqlalchemy._repository_base import (
+    ConnectionSource,
+    SqlAlchemyRepository,
+    new_id,
+)
 from magiclink.adapters.sqlalchemy._rows import (
     UNSAVED_ID,
     invalidation_from_rows,
@@ -25,12 +32,27 @@ from magiclink.adapters.sqlalchemy._rows import (
     token_values,
 )
 from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._errors import StorageError
 from magiclink.domain._records import InvalidationResult, MagicLinkToken, TokenLookup
 from magiclink.ports._repositories import TokenRepository, TokenStats
 
 
 class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
-    """Tokens (hashes only) in `magiclink_tokens`."""
+    """Tokens (hashes only) in `magiclink_tokens`.
+
+    With a `FastPath` (given by `SqlAlchemyUnitOfWork` for the drivers it suits), `add`,
+    `lookup`, `consume` and `invalidate_by_booking` run their pre-compiled statements on the
+    transaction's DBAPI cursor whenever no cursor-level listener is on the engine (the same
+    statements, on the same connection and transaction); everything else goes through Core.
+    """
+
+    def __init__(self, source: ConnectionSource, *, fast: FastPath | None = None) -> None:
+        super().__init__(source)
+        self._fast = fast
+        # A read-only SqlAlchemyTransaction may hand out its bare pooled connection.
+        self._fast_connection: Callable[[], Source] = getattr(
+            source, "fast_connection", source.connection
+        )
 
     @translating
     def add(
@@ -58,12 +80,22 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
             created_at=created_at,
             link_generation=link_generation,
         )
+        fast = self._fast
+        if fast is not None and fast.usable():
+            new = fast.insert(self._fast_connection(), "insert_token", token_values(token))
+            if new is None:
+                raise StorageError("Storage error: the database returned no id for a new row")
+            return attrs.evolve(token, id=int(new))
         result = self._source.connection().execute(sql.INSERT_TOKEN, token_values(token))
         return attrs.evolve(token, id=new_id(result))
 
     @translating
     def lookup(self, token_hash: str) -> TokenLookup | None:
         """Token, guest and booking state in one SELECT (token JOIN guest LEFT JOIN booking)."""
+        fast = self._fast
+        if fast is not None and fast.usable():
+            found = fast.first(self._fast_connection(), "lookup", {"p_hash": token_hash})
+            return None if found is None else lookup_from_row(found)
         row = self._source.connection().execute(sql.LOOKUP_TOKEN, {"p_hash": token_hash}).first()
         return None if row is None else lookup_from_row(row._mapping)
 
@@ -76,6 +108,10 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     @translating
     def consume(self, token_id: int, *, now: datetime) -> bool:
         """Mark the token used if it is live at `now` (one conditional UPDATE)."""
+        fast = self._fast
+        if fast is not None and fast.usable():
+            params = {"p_id": token_id, "p_now": now}
+            return fast.rowcount(self._fast_connection(), "consume", params) == 1
         result = self._source.connection().execute(
             sql.CONSUME_TOKEN, {"p_id": token_id, "p_now": now}
         )
@@ -114,6 +150,9 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         """
         conn = self._source.connection()
         params: dict[str, Any] = {"p_booking": booking_id, "p_reason": str(reason), "p_now": now}
+        fast = self._fast
+        if fast is not None and fast.usable():
+            return _invalidate_by_booking_fast(fast, conn, params)
         if conn.dialect.update_returning and conn.dialect.name != "sqlite":
             guest_ids = conn.execute(sql.INVALIDATE_BY_BOOKING_RETURNING, params).scalars()
             return InvalidationResult(per_guest=dict(Counter(guest_ids)))
@@ -184,6 +223,21 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         conn = self._source.connection()
         totals = conn.execute(sql.TOKEN_STATS, {"p_now": now}).mappings().one()
         return stats_from_rows(totals, conn.execute(sql.INVALIDATIONS_BY_REASON).mappings())
+
+
+def _invalidate_by_booking_fast(
+    fast: FastPath, conn: Connection, params: dict[str, Any]
+) -> InvalidationResult:
+    """`invalidate_by_booking`'s statements (the same ones, chosen alike) on the fast path."""
+    if conn.dialect.update_returning and conn.dialect.name != "sqlite":
+        rows = fast.all(conn, "invalidate_by_booking_returning", params)
+        return InvalidationResult(per_guest=dict(Counter(row["guest_id"] for row in rows)))
+    counts = fast.all(conn, "lock_and_count_by_booking", params)
+    if not counts:
+        return InvalidationResult(per_guest={})
+    params["p_max_id"] = max(row["max_id"] for row in counts)
+    fast.rowcount(conn, "invalidate_by_booking_up_to", params)
+    return invalidation_from_rows(counts)
 
 
 __all__ = ["SqlAlchemyTokenRepository"]

@@ -29,14 +29,22 @@ pool), and returns it on `close()`.
 **Read-only transactions** (issue 15: one round trip where one statement suffices) open no
 database transaction of their own on PostgreSQL and SQLite: on PostgreSQL the checkout runs
 in AUTOCOMMIT (psycopg sends no BEGIN and no COMMIT; SQLAlchemy reverts the setting on
-return to the pool, without a round trip), on SQLite no BEGIN is sent (pysqlite begins
-nothing before a SELECT). Each statement then reads committed data as of its own start,
+return to the pool, without a round trip — with psycopg 3 and no execution options on the
+engine, the unit of work flips the DBAPI connection's `autocommit` itself and flips it back
+in `close()`, which the profile showed cheaper than the isolation-level bookkeeping), on
+SQLite no BEGIN is sent (pysqlite begins nothing before a SELECT). Each statement then reads committed data as of its own start,
 which is what READ COMMITTED gave each statement before: a read-only operation of several
 statements was never one snapshot on PostgreSQL. On MariaDB a read-only transaction is the
 write one's (its driver would spend a round trip to switch autocommit on and one to switch
 it off).
 
 Other dialects run at the engine's own settings.
+
+**The token hot path** (`_fastpath`): with pysqlite and psycopg 3 the token repository's
+lookup, consume, insert and batch invalidation, the audit log's one-entry append and SQLite's
+`BEGIN IMMEDIATE` run pre-compiled on this transaction's DBAPI connection, inside the same
+database transaction; an engine with a cursor-level event listener gets Core for every
+statement instead.
 """
 
 from __future__ import annotations
@@ -45,10 +53,12 @@ import contextlib
 import enum
 from typing import Any, ClassVar, Final
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, PoolProxiedConnection
 from sqlalchemy import exc as sa_exc
 
 from magiclink.adapters.sqlalchemy._errors import translate, translate_errors
+from magiclink.adapters.sqlalchemy._fast_audit import FastAuditLog
+from magiclink.adapters.sqlalchemy._fastpath import FastPath, fast_path_for
 from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyAuditLog,
     SqlAlchemyBookingRepository,
@@ -93,8 +103,31 @@ class SqlAlchemyTransaction(Transaction):
     the connection to the pool; it never raises.
     """
 
-    def __init__(self, connection: Connection, flavour: _Flavour, *, readonly: bool) -> None:
-        self._connection: Connection | None = connection
+    def __init__(
+        self,
+        connection: Connection | PoolProxiedConnection,
+        flavour: _Flavour,
+        *,
+        readonly: bool,
+        fast: FastPath | None = None,
+        restore_autocommit: bool = False,
+        engine: Engine | None = None,
+    ) -> None:
+        # A read-only transaction on the fast path starts on the bare pooled connection
+        # (`pooled`) and wraps it in a `Connection` only if a Core statement needs one.
+        self._connection: Connection | None = None
+        self._pooled: PoolProxiedConnection | None = None
+        if isinstance(connection, Connection):
+            self._connection = connection
+        else:
+            if engine is None:
+                raise ValueError("a bare pooled connection needs its engine")
+            self._pooled = connection
+        self._engine = engine
+        # The unit of work switched this checkout's DBAPI connection to autocommit itself
+        # (a read-only transaction on psycopg): `close()` switches it back.
+        self._restore_autocommit = restore_autocommit
+        self._fast = fast
         self._flavour = flavour
         self._readonly = readonly
         self._begun = False
@@ -102,11 +135,11 @@ class SqlAlchemyTransaction(Transaction):
         # a failed statement; SQLite and MariaDB roll back just that statement.
         self._guard_inserts = flavour in (_Flavour.POSTGRESQL, _Flavour.OTHER)
         self.guests = SqlAlchemyGuestRepository(self)
-        self.tokens = SqlAlchemyTokenRepository(self)
+        self.tokens = SqlAlchemyTokenRepository(self, fast=fast)
         self.bookings = SqlAlchemyBookingRepository(self)
         self.ratings = SqlAlchemyRatingRepository(self)
         self.incidents = SqlAlchemyIncidentRepository(self)
-        self.audit = SqlAlchemyAuditLog(self)
+        self.audit = SqlAlchemyAuditLog(self) if fast is None else FastAuditLog(self, fast)
 
     @property
     def guard_inserts(self) -> bool:
@@ -122,7 +155,7 @@ class SqlAlchemyTransaction(Transaction):
         """
         connection = self._connection
         if connection is None:
-            raise StorageError("Transaction is closed")
+            connection = self._wrap_pooled()
         if not self._begun:
             with translate_errors():
                 try:
@@ -135,6 +168,32 @@ class SqlAlchemyTransaction(Transaction):
             self._begun = True
         return connection
 
+    def fast_connection(self) -> Connection | PoolProxiedConnection:
+        """What the fast path's statements run on, with the database transaction begun: the
+        `Connection` once there is one, else the bare pooled connection of a read-only
+        transaction (which sends no BEGIN of its own).
+
+        Raises:
+            StorageError: the transaction is closed, or BEGIN failed.
+        """
+        pooled = self._pooled
+        if pooled is None:
+            return self.connection()
+        self._begun = True
+        return pooled
+
+    def _wrap_pooled(self) -> Connection:
+        """The `Connection` over the bare pooled connection, made on first need."""
+        pooled, engine = self._pooled, self._engine
+        if pooled is None or engine is None:
+            raise StorageError("Transaction is closed")
+        with translate_errors():
+            connection = Connection(engine, connection=pooled)
+        self._connection, self._pooled = connection, None
+        # Whatever pysqlite or psycopg began on the bare connection is this one's now.
+        self._begun = False
+        return connection
+
     def _begin(self, connection: Connection) -> None:
         connection.begin()
         if self._flavour is _Flavour.SQLITE:
@@ -142,7 +201,11 @@ class SqlAlchemyTransaction(Transaction):
             # have opened a (deferred) transaction: then it is the one we use. A read-only
             # transaction opens none of its own (module docstring).
             if not self._readonly and not _sqlite_in_transaction(connection):
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                fast = self._fast
+                if fast is not None and fast.usable():
+                    fast.execute_driver_sql(connection, "BEGIN IMMEDIATE")
+                else:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif self._flavour is _Flavour.MYSQL:
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
@@ -154,7 +217,14 @@ class SqlAlchemyTransaction(Transaction):
         """
         connection = self._connection
         if connection is None:
-            raise StorageError("Transaction is closed")
+            pooled = self._pooled
+            if pooled is None:
+                raise StorageError("Transaction is closed")
+            if self._begun:
+                self._begun = False
+                with translate_errors():
+                    pooled.commit()
+            return
         if not self._begun:
             return
         with translate_errors():
@@ -169,7 +239,14 @@ class SqlAlchemyTransaction(Transaction):
         """
         connection = self._connection
         if connection is None:
-            raise StorageError("Transaction is closed")
+            pooled = self._pooled
+            if pooled is None:
+                raise StorageError("Transaction is closed")
+            if self._begun:
+                self._begun = False
+                with translate_errors():
+                    pooled.rollback()
+            return
         if not self._begun:
             return
         self._begun = False
@@ -193,8 +270,11 @@ class SqlAlchemyTransaction(Transaction):
         """
         connection = self._connection
         if connection is None:
+            self._close_pooled()
             return
         self._connection = None
+        if self._restore_autocommit:
+            _leave_autocommit(connection)
         try:
             # Whenever a connection was checked out, not only after a completed BEGIN: an
             # asyncio task cancelled while BEGIN IMMEDIATE was in flight leaves the SQLite
@@ -208,6 +288,30 @@ class SqlAlchemyTransaction(Transaction):
         finally:
             try:
                 connection.close()
+            except Exception as error:
+                if translate(error) is None:
+                    raise
+
+    def _close_pooled(self) -> None:
+        """`close()` of a transaction still on its bare pooled connection."""
+        pooled = self._pooled
+        if pooled is None:
+            return
+        self._pooled = None
+        self._begun = False
+        if self._restore_autocommit:
+            _leave_autocommit(pooled)
+        try:
+            # Read-only: psycopg ran in autocommit, and pysqlite began nothing unless a
+            # write slipped in (then it is discarded here, as the pool's reset would).
+            if getattr(pooled.dbapi_connection, "in_transaction", False):
+                pooled.rollback()
+        except Exception as error:
+            if translate(error) is None:
+                raise
+        finally:
+            try:
+                pooled.close()  # back to the pool, which resets it
             except Exception as error:
                 if translate(error) is None:
                     raise
@@ -230,6 +334,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         super().__init__()
         self._engine = engine
         self._flavour = _Flavour.of(engine)
+        # The token hot path's statements, compiled once for this engine (`_fastpath`).
+        self._fast = fast_path_for(engine)
 
     @property
     def engine(self) -> Engine:
@@ -243,11 +349,19 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             StorageError: no connection could be obtained (transient when the server is
                 unreachable or the pool timed out).
         """
+        fast = self._fast
+        if (
+            readonly
+            and fast is not None
+            and fast.bare()
+            and not self._engine.get_execution_options()
+        ):
+            return self._bare_transaction(fast)
         try:
             with translate_errors():
                 connection = self._engine.connect()
                 try:
-                    self._prepare(connection, readonly=readonly)
+                    restore = self._prepare(connection, readonly=readonly)
                 except BaseException:
                     connection.close()
                     raise
@@ -257,20 +371,98 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
                 # outage; the first checkout is where it always shows.
                 raise error.__cause__ from None
             raise
-        return SqlAlchemyTransaction(connection, self._flavour, readonly=readonly)
+        return SqlAlchemyTransaction(
+            connection,
+            self._flavour,
+            readonly=readonly,
+            fast=self._fast,
+            restore_autocommit=restore,
+        )
 
-    def _prepare(self, connection: Connection, *, readonly: bool) -> None:
+    def _bare_transaction(self, fast: FastPath) -> SqlAlchemyTransaction:
+        """A read-only transaction on the bare pooled connection (no `Connection` object
+        until a Core statement needs one): the fast path's verification, issue 15."""
+        engine = self._engine
+        dialect = engine.dialect
+        try:
+            with translate_errors():
+                try:
+                    pooled = engine.raw_connection()
+                except dialect.loaded_dbapi.Error as error:
+                    # Wrapped as `engine.connect()` wraps it (a lost server stays transient).
+                    lost = bool(dialect.is_disconnect(error, None, None))
+                    raise sa_exc.DBAPIError.instance(
+                        None,
+                        None,
+                        error,
+                        dialect.loaded_dbapi.Error,
+                        hide_parameters=True,
+                        connection_invalidated=lost,
+                        dialect=dialect,
+                    ) from error
+                restore = False
+                try:
+                    if self._flavour is _Flavour.SQLITE:
+                        _configure_sqlite_once(pooled)
+                    elif self._flavour is _Flavour.POSTGRESQL:
+                        restore = _enter_autocommit(pooled)
+                except BaseException:
+                    pooled.close()
+                    raise
+        except StorageError as error:
+            if isinstance(error.__cause__, self.programming_errors):
+                raise error.__cause__ from None
+            raise
+        return SqlAlchemyTransaction(
+            pooled,
+            self._flavour,
+            readonly=True,
+            fast=fast,
+            restore_autocommit=restore,
+            engine=engine,
+        )
+
+    def _prepare(self, connection: Connection, *, readonly: bool) -> bool:
+        """Set up a fresh checkout; True when `close()` must leave autocommit mode again."""
         if self._flavour is _Flavour.SQLITE:
-            _configure_sqlite_once(connection)
+            _configure_sqlite_once(connection.connection)
         elif self._flavour is _Flavour.POSTGRESQL:
-            if readonly:
-                connection.execution_options(isolation_level=_AUTOCOMMIT)
-            else:
+            if not readonly:
                 _ensure_read_committed(connection)
+            elif self._fast is not None and not connection.get_execution_options():
+                # psycopg: the same autocommit switch SQLAlchemy's AUTOCOMMIT level makes,
+                # without its per-checkout characteristic bookkeeping (issue 15's profile).
+                return _enter_autocommit(connection.connection)
+            else:
+                connection.execution_options(isolation_level=_AUTOCOMMIT)
+        return False
 
 
 def _dbapi_connection(connection: Connection) -> Any:
     return connection.connection.dbapi_connection
+
+
+def _enter_autocommit(pooled: PoolProxiedConnection) -> bool:
+    """Switch a psycopg connection to autocommit; True if it was not (then `close()` must
+    switch it back)."""
+    dbapi_connection: Any = pooled.dbapi_connection
+    if dbapi_connection.autocommit:
+        return False
+    dbapi_connection.autocommit = True
+    return True
+
+
+def _leave_autocommit(connection: Connection | PoolProxiedConnection) -> None:
+    """Switch a psycopg connection back out of autocommit before it returns to the pool; a
+    connection that refuses is broken, and is invalidated (the pool then discards it)."""
+    try:
+        pooled = connection.connection if isinstance(connection, Connection) else connection
+        dbapi_connection: Any = pooled.dbapi_connection
+        if dbapi_connection is not None:
+            dbapi_connection.autocommit = False
+    except Exception as error:
+        with contextlib.suppress(Exception):
+            connection.invalidate(error)
 
 
 def _sqlite_in_transaction(connection: Connection) -> bool:
@@ -305,7 +497,7 @@ def _ensure_read_committed(connection: Connection) -> None:
         connection.execution_options(isolation_level=_READ_COMMITTED)
 
 
-def _configure_sqlite_once(connection: Connection) -> None:
+def _configure_sqlite_once(pooled: PoolProxiedConnection) -> None:
     """Enable foreign keys, and a busy timeout if the connection has none, once per DBAPI
     connection (pysqlite already sets the `timeout` connect argument, 5 s by default, as the
     busy timeout: a host's explicit choice is kept).
@@ -313,10 +505,11 @@ def _configure_sqlite_once(connection: Connection) -> None:
     Done on the raw DBAPI cursor, outside any transaction (`PRAGMA foreign_keys` is ignored
     inside one); the pool's per-connection `info` remembers it was done.
     """
-    info = connection.connection.info
+    info = pooled.info
     if info.get(_SQLITE_CONFIGURED):
         return
-    cursor = _dbapi_connection(connection).cursor()
+    dbapi_connection: Any = pooled.dbapi_connection
+    cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA busy_timeout")

@@ -1,0 +1,396 @@
+"""The token hot path on the pooled DBAPI cursor, with SQL compiled once per engine (issue 15).
+
+A verify is one indexed SELECT and a consume one conditional UPDATE; on SQLite the Core
+`Connection.execute` around each (compiled-cache lookup, execution context, result
+metadata, row objects) cost several times the driver's own call. So, for the drivers where
+the profile showed it (pysqlite and psycopg 3, both synchronous), `SqlAlchemyUnitOfWork`
+compiles `LOOKUP_TOKEN` and `CONSUME_TOKEN` once, with the engine's own dialect, into the
+SQL string, parameter order and type processors SQLAlchemy itself would send, and the token
+repository runs them with `cursor.execute(sql, params)` on the DBAPI connection of its
+transaction: the same connection, inside the same database transaction (or, read-only, the
+same absence of one), so atomicity, isolation and the unit of work's commit are unchanged.
+
+Rows are read by column name, never by position: the names of the result's columns (psycopg:
+the result's field names, which cost less than building `cursor.description`; other
+drivers: `cursor.description`) are matched to the statement's labels, each value through the
+result processor of its labelled column, into the mapping `_rows` reads records from.
+
+Nothing is given up silently:
+* an engine with a `before_cursor_execute`, `after_cursor_execute` or `handle_error`
+  listener (tracing, statement counting, a host's error hook) takes the Core path for as long
+  as the listener is there: every statement stays visible to it;
+* an engine with a `schema_translate_map`, another driver, or an async driver takes the Core
+  path always;
+* a driver exception is wrapped as SQLAlchemy wraps it (`DBAPIError.instance`, parameters
+  hidden), and a disconnect invalidates the connection first, so `_errors.translate` sees
+  the same exception and classifies it alike (a lost connection stays transient, retried
+  once, R9.4) and the pool discards the dead connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import Connection, Engine, PoolProxiedConnection, RowMapping, insert
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.sql.expression import Select, UpdateBase
+
+from magiclink.adapters.sqlalchemy import _statements as sql
+from magiclink.adapters.sqlalchemy._tables import audit_log, tokens
+
+FAST_DRIVERS: Final = frozenset({"pysqlite", "psycopg"})
+"""Drivers whose token statements run on the DBAPI cursor (by profile: see the module doc)."""
+
+_SAMPLE_NOW: Final = datetime(2000, 1, 1, tzinfo=UTC)
+
+Processor = Callable[[Any], Any]
+Source = Connection | PoolProxiedConnection
+"""What a statement runs on: a transaction's `Connection`, or its bare pooled connection."""
+
+# Every connection-level event: with none listened to, a read-only transaction may run on
+# the bare pooled connection (no `Connection` object), since no hook would miss anything.
+_CONNECTION_EVENTS: Final = (
+    "engine_connect",
+    "begin",
+    "commit",
+    "rollback",
+    "before_execute",
+    "after_execute",
+    "before_cursor_execute",
+    "after_cursor_execute",
+    "set_connection_execution_options",
+)
+
+
+def _dbapi(connection: Source) -> Any:
+    if isinstance(connection, Connection):
+        return connection.connection.dbapi_connection
+    return connection.dbapi_connection
+
+
+class PreparedStatement:
+    """One statement compiled for one dialect: its SQL, and how to bind and read it."""
+
+    __slots__ = ("_binders", "_constants", "_layouts", "_order", "_readers", "sql")
+
+    def __init__(
+        self,
+        statement: Select[Any] | UpdateBase,
+        dialect: Dialect,
+        sample: Mapping[str, Any],
+        *,
+        column_keys: list[str] | None = None,
+    ) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        # The final SQL, with the IN lists of constants expanded, as SQLAlchemy sends it.
+        state = compiled.construct_expanded_state(dict(sample))
+        self.sql: str = state.statement
+        self._order: tuple[str, ...] | None = (
+            tuple(state.positiontup) if dialect.positional and state.positiontup else None
+        )
+
+        def binder(name: str) -> Processor | None:
+            found = state.processors.get(name)
+            if found is not None:
+                return found
+            bind = compiled.binds.get(name)
+            return None if bind is None else bind.type.dialect_impl(dialect).bind_processor(dialect)
+
+        self._binders: dict[str, Processor | None] = {name: binder(name) for name in sample}
+        constants: dict[str, Any] = {}
+        for name, value in state.parameters.items():
+            if name in sample:
+                continue
+            process = binder(name)
+            constants[name] = value if process is None else process(value)
+        self._constants = constants
+        columns = statement.exported_columns  # the SELECT's columns, or what it RETURNs
+        self._readers: dict[str, Processor | None] = {
+            str(column.key): column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in columns
+        }
+        # Result column names (as the driver reports them) -> (label, processor) per column.
+        self._layouts: dict[tuple[Any, ...], tuple[tuple[str, Processor | None], ...]] = {}
+
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        """The DBAPI parameters for `values` (a tuple or a dict, per the paramstyle)."""
+        bound = dict(self._constants)
+        for name, process in self._binders.items():
+            value = values[name]
+            bound[name] = value if process is None else process(value)
+        order = self._order
+        return bound if order is None else tuple([bound[name] for name in order])
+
+    def mapping(self, names: tuple[Any, ...], row: Any) -> RowMapping:
+        """A fetched row as a mapping by column label, each value through its processor.
+
+        `names` are the result's column names as the driver reports them (str, or bytes
+        from psycopg's result), in the row's order.
+        """
+        layout = self._layouts.get(names)
+        if layout is None:
+            layout = self._layouts[names] = self._layout(names)
+        out: dict[str, Any] = {}
+        for (label, read), value in zip(layout, row, strict=True):
+            out[label] = value if read is None or value is None else read(value)
+        # `_rows` reads only `row[label]`, which a dict answers as a RowMapping does.
+        return cast(RowMapping, out)
+
+    def _layout(self, names: tuple[Any, ...]) -> tuple[tuple[str, Processor | None], ...]:
+        labels = [name.decode() if isinstance(name, bytes) else str(name) for name in names]
+        unknown = [label for label in labels if label not in self._readers]
+        if unknown:
+            raise sa_exc.InvalidRequestError(f"Unexpected result columns {unknown}")
+        return tuple((label, self._readers[label]) for label in labels)
+
+
+def _description_names(cursor: Any) -> tuple[Any, ...]:
+    return tuple([column[0] for column in cursor.description])
+
+
+def _psycopg_names(cursor: Any) -> tuple[Any, ...]:
+    result = cursor.pgresult
+    return tuple(map(result.fname, range(result.nfields)))
+
+
+_Builder = Callable[[Dialect], tuple[Select[Any] | UpdateBase, Mapping[str, Any], list[str] | None]]
+
+_TOKEN_COLUMNS: Final = [
+    "token_hash",
+    "guest_id",
+    "booking_id",
+    "booking_revision",
+    "expires_at",
+    "used_at",
+    "invalidated",
+    "invalidation_reason",
+    "created_at",
+    "link_generation",
+]
+_AUDIT_COLUMNS: Final = [
+    "guest_id",
+    "endpoint",
+    "action",
+    "resource_id",
+    "success",
+    "metadata",
+    "created_at",
+    "operation_id",
+]
+_INVALIDATION: Final = {"p_booking": 0, "p_reason": "", "p_now": _SAMPLE_NOW}
+
+
+def _returns_id(dialect: Dialect) -> bool:
+    """True when a new row's id comes back by RETURNING (else `cursor.lastrowid`)."""
+    return bool(dialect.insert_returning) and dialect.name != "sqlite"
+
+
+def _insert_token(dialect: Dialect) -> UpdateBase:
+    statement = insert(tokens)
+    return statement.returning(tokens.c.id) if _returns_id(dialect) else statement.inline()
+
+
+# Each statement of the fast path, its per-call parameters (sample values) and, for an
+# INSERT, the columns it sets. Built and compiled on first use.
+STATEMENTS: Final[dict[str, _Builder]] = {
+    "lookup": lambda d: (sql.LOOKUP_TOKEN, {"p_hash": ""}, None),
+    "consume": lambda d: (sql.CONSUME_TOKEN, {"p_id": 0, "p_now": _SAMPLE_NOW}, None),
+    "insert_token": lambda d: (_insert_token(d), dict.fromkeys(_TOKEN_COLUMNS), _TOKEN_COLUMNS),
+    "insert_audit": lambda d: (
+        insert(audit_log).inline(),
+        dict.fromkeys(_AUDIT_COLUMNS),
+        _AUDIT_COLUMNS,
+    ),
+    "invalidate_by_booking_returning": lambda d: (
+        sql.INVALIDATE_BY_BOOKING_RETURNING,
+        _INVALIDATION,
+        None,
+    ),
+    "lock_and_count_by_booking": lambda d: (sql.LOCK_AND_COUNT_BY_BOOKING, {"p_booking": 0}, None),
+    "invalidate_by_booking_up_to": lambda d: (
+        sql.INVALIDATE_BY_BOOKING_UP_TO,
+        {**_INVALIDATION, "p_max_id": 0},
+        None,
+    ),
+}
+
+
+class FastPath:
+    """The pre-compiled token statements of one engine, run on its DBAPI cursors.
+
+    Each statement is compiled on first use, when a connection has been checked out: by then
+    the dialect has read the server's version, as it has when Core compiles.
+    """
+
+    __slots__ = (
+        "_dialect",
+        "_dialect_events",
+        "_engine",
+        "_events",
+        "_names",
+        "_prepared",
+        "_returns_id",
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect
+        self._events = engine.dispatch
+        self._dialect_events = engine.dialect.dispatch
+        self._names = _psycopg_names if self._dialect.driver == "psycopg" else _description_names
+        self._prepared: dict[str, PreparedStatement] = {}
+        self._returns_id = _returns_id(self._dialect)
+
+    def _never_listened(self) -> bool:
+        # SQLAlchemy's own flags, set by the first listener ever attached to the engine (or
+        # to the Engine class) and to its dialect: the cheap answer for most engines, where
+        # the exact check below costs a few µs per call.
+        return not (
+            getattr(self._engine, "_has_events", True)
+            or getattr(self._dialect, "_has_events", True)
+        )
+
+    def usable(self) -> bool:
+        """False while a cursor-level listener is on the engine (it must see every statement)."""
+        if self._never_listened():
+            return True
+        events = self._events
+        return not (
+            events.before_cursor_execute
+            or events.after_cursor_execute
+            or self._dialect_events.handle_error
+        )
+
+    def bare(self) -> bool:
+        """True while no connection-level listener is on the engine at all (see `usable`)."""
+        if self._never_listened():
+            return True
+        events = self._events
+        return not self._dialect_events.handle_error and not any(
+            getattr(events, name) for name in _CONNECTION_EVENTS
+        )
+
+    def first(self, connection: Source, key: str, values: Mapping[str, Any]) -> RowMapping | None:
+        """Run statement `key`; its first row by label, or None."""
+        statement = self._statement(key)
+        cursor = self._execute(connection, statement, values)
+        try:
+            row = cursor.fetchone()
+            return None if row is None else statement.mapping(self._names(cursor), row)
+        finally:
+            cursor.close()
+
+    def all(self, connection: Source, key: str, values: Mapping[str, Any]) -> list[RowMapping]:
+        """Run statement `key`; every row, by label."""
+        statement = self._statement(key)
+        cursor = self._execute(connection, statement, values)
+        try:
+            rows = cursor.fetchall()
+            if not rows:
+                return []
+            names = self._names(cursor)
+            return [statement.mapping(names, row) for row in rows]
+        finally:
+            cursor.close()
+
+    def rowcount(self, connection: Source, key: str, values: Mapping[str, Any]) -> int:
+        """Run write `key`; the number of rows it matched."""
+        cursor = self._execute(connection, self._statement(key), values)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def insert(self, connection: Source, key: str, values: Mapping[str, Any]) -> int | None:
+        """Run INSERT `key` of one row; the row's new id (None if the driver gave none)."""
+        cursor = self._execute(connection, self._statement(key), values)
+        try:
+            if not self._returns_id:
+                return cast(int | None, cursor.lastrowid)
+            row = cursor.fetchone()
+            return None if row is None else cast(int | None, row[0])  # RETURNING id only
+        finally:
+            cursor.close()
+
+    def execute_driver_sql(self, connection: Source, statement: str) -> None:
+        """Run a parameterless statement (SQLite's `BEGIN IMMEDIATE`) on the DBAPI cursor."""
+        dbapi_connection = _dbapi(connection)
+        if dbapi_connection is None:
+            raise sa_exc.ResourceClosedError("The connection was invalidated")
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+        except Exception as error:
+            wrapped = self._wrapped(error, connection, dbapi_connection, cursor)
+            if wrapped is None:
+                raise
+            raise wrapped from error
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+
+    def _statement(self, key: str) -> PreparedStatement:
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            statement, sample, column_keys = STATEMENTS[key](self._dialect)
+            prepared = PreparedStatement(statement, self._dialect, sample, column_keys=column_keys)
+            self._prepared[key] = prepared
+        return prepared
+
+    def _execute(
+        self, connection: Source, statement: PreparedStatement, values: Mapping[str, Any]
+    ) -> Any:
+        dbapi_connection = _dbapi(connection)
+        if dbapi_connection is None:  # invalidated: let Core raise what it raises
+            raise sa_exc.ResourceClosedError("The connection was invalidated")
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement.sql, statement.parameters(values))
+        except Exception as error:
+            with contextlib.suppress(Exception):
+                cursor.close()
+            wrapped = self._wrapped(error, connection, dbapi_connection, cursor)
+            if wrapped is None:
+                raise
+            raise wrapped from error
+        return cursor
+
+    def _wrapped(
+        self, error: Exception, connection: Source, dbapi_connection: Any, cursor: Any
+    ) -> sa_exc.StatementError | None:
+        """The exception Core would raise for a driver's `error` (after invalidating a dead
+        connection); None for any other exception, which propagates as it is."""
+        dialect = self._dialect
+        base = dialect.loaded_dbapi.Error
+        if not isinstance(error, base):
+            return None
+        disconnect = bool(dialect.is_disconnect(error, dbapi_connection, cursor))
+        if disconnect:
+            with contextlib.suppress(Exception):
+                connection.invalidate(error)
+        return sa_exc.DBAPIError.instance(
+            None,
+            None,
+            error,
+            base,
+            hide_parameters=True,
+            connection_invalidated=disconnect,
+            dialect=dialect,
+        )
+
+
+def fast_path_for(engine: Engine) -> FastPath | None:
+    """The engine's fast path, or None when its statements must go through Core."""
+    dialect = engine.dialect
+    if dialect.driver not in FAST_DRIVERS or dialect.is_async:
+        return None
+    if engine.get_execution_options().get("schema_translate_map"):
+        return None
+    return FastPath(engine)
+
+
+__all__ = ["FAST_DRIVERS", "STATEMENTS", "FastPath", "PreparedStatement", "fast_path_for"]

@@ -1,0 +1,160 @@
+"""Issue 15: the token hot path on the DBAPI cursor gives exactly what Core gives.
+
+The same operations run twice on fresh rows of one database: once on the fast path (no
+cursor-level listener on the engine), once through Core (a no-op `before_cursor_execute`
+listener is attached, which is what sends every statement through Core). The records must
+be equal; a lost connection on the fast path must stay a transient error and leave the pool
+healthy; a read-only checkout must go back to the pool out of autocommit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import attrs
+import pytest
+from sqlalchemy import Engine, event
+
+from magiclink import AuditAction, InvalidationReason, StorageError
+from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
+from magiclink.adapters.sqlalchemy._fastpath import fast_path_for
+from magiclink.ports import NewAuditEntry
+from magiclink.testing import hash_token
+from tests.integration.seed import NOW, TTL, seed_booking
+
+
+@contextmanager
+def through_core(engine: Engine) -> Iterator[None]:
+    """Send every statement of the block through Core (a listener must see each one)."""
+
+    def listener(*_args: object) -> None:
+        return None
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+def _exercise(uow: SqlAlchemyUnitOfWork) -> dict[str, object]:
+    """Every fast-path operation on fresh rows; what each returned, ids left out."""
+    seeded = seed_booking(uow, tokens=3, guests=2)
+    out: dict[str, object] = {}
+    with uow.transaction(readonly=True) as tx:
+        found = tx.tokens.lookup(hash_token(seeded.raws[0]))
+        assert found is not None
+        out["lookup"] = attrs.evolve(
+            found,
+            token=attrs.evolve(found.token, id=0, token_hash="", guest_id=0, booking_id=0),
+            guest=attrs.evolve(found.guest, id=0, normalized_email=""),
+        )
+        out["unknown"] = tx.tokens.lookup(hash_token(seeded.raws[0] + "-unknown"))
+    with uow.transaction() as tx:
+        out["consume"] = tx.tokens.consume(seeded.tokens[0].id, now=NOW)
+        out["consume again"] = tx.tokens.consume(seeded.tokens[0].id, now=NOW)
+        added = tx.tokens.add(
+            token_hash=hash_token(seeded.raws[0] + "-inbox"),
+            guest_id=seeded.guests[0].id,
+            booking_id=None,
+            booking_revision=None,
+            expires_at=NOW + TTL,
+            created_at=NOW,
+        )
+        assert tx.tokens.get(added.id) == added
+        tx.audit.add_many(
+            [
+                NewAuditEntry(
+                    guest_id=seeded.guests[0].id,
+                    endpoint="fastpath",
+                    action=AuditAction.CONSUME_TOKEN,
+                    resource_id=str(seeded.booking.id),
+                    success=True,
+                    metadata={"token_id": added.id, "text": "é ✓"},
+                    created_at=NOW,
+                    operation_id=f"op-{added.id}",
+                )
+            ]
+        )
+        tx.commit()
+    with uow.transaction() as tx:
+        result = tx.tokens.invalidate_by_booking(
+            seeded.booking.id, reason=InvalidationReason.BOOKING_CANCELLED, now=NOW
+        )
+        out["invalidated"] = sorted(result.per_guest.values())
+        tx.commit()
+    with uow.transaction(readonly=True) as tx:
+        used = tx.tokens.get(seeded.tokens[0].id)
+        assert used is not None
+        out["used_at"] = used.used_at
+        entries = tx.audit.by_operation(f"op-{added.id}")
+        out["audit"] = [
+            attrs.evolve(
+                entry,
+                id=0,
+                guest_id=0,
+                resource_id="",
+                operation_id="",
+                metadata={**entry.metadata, "token_id": 0},
+            )
+            for entry in entries
+        ]
+        out["after"] = [
+            (t.invalidated, t.invalidation_reason, t.used_at)
+            for t in tx.tokens.list_by_booking(seeded.booking.id)
+        ]
+    with uow.transaction() as tx:
+        later = NOW + timedelta(days=1)
+        out["consume dead"] = tx.tokens.consume(seeded.tokens[1].id, now=later)
+    return out
+
+
+def test_fast_path_matches_core(any_engine: Engine) -> None:
+    """Same records, counts and stored rows whichever path runs the statements."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    fast = _exercise(uow)
+    with through_core(any_engine):
+        core = _exercise(uow)
+    assert fast == core
+    assert fast["consume"] is True and fast["consume again"] is False
+    assert fast["invalidated"] == [1, 2] and fast["used_at"] == NOW
+
+
+def test_fast_path_drivers(any_engine: Engine) -> None:
+    """pysqlite and psycopg take the fast path; other drivers (pymysql) stay on Core."""
+    expected = any_engine.dialect.driver in ("pysqlite", "psycopg")
+    assert (fast_path_for(any_engine) is not None) is expected
+
+
+@pytest.mark.postgres
+def test_lost_connection_on_the_fast_path_is_transient(postgres_engine: Engine) -> None:
+    """R9.4: a killed backend under a fast-path lookup is transient; the pool recovers."""
+    uow = SqlAlchemyUnitOfWork(postgres_engine)
+    seeded = seed_booking(uow)
+    token_hash = hash_token(seeded.raws[0])
+    with uow.transaction() as tx:
+        pid = tx.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with postgres_engine.connect() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        with pytest.raises(StorageError) as lost:
+            tx.tokens.lookup(token_hash)
+        assert lost.value.transient
+    with uow.transaction(readonly=True) as tx:
+        assert tx.tokens.lookup(token_hash) is not None
+
+
+@pytest.mark.postgres
+def test_read_only_checkout_returns_out_of_autocommit(postgres_engine: Engine) -> None:
+    """The read-only transaction's autocommit switch does not outlive its checkout."""
+    uow = SqlAlchemyUnitOfWork(postgres_engine)
+    seeded = seed_booking(uow)
+    with uow.transaction(readonly=True) as tx:
+        assert tx.tokens.lookup(hash_token(seeded.raws[0])) is not None
+        raw = tx.connection().connection.dbapi_connection
+        assert raw is not None and raw.autocommit
+    with postgres_engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None and not raw.autocommit
+        assert connection.get_isolation_level() == "READ COMMITTED"
