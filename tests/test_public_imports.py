@@ -39,6 +39,8 @@ ALLOWED: Final[dict[str, str]] = {
     # A white-box test of the in-memory store's undo log (issue 15.2): it counts undo entries
     # and index copies, which no public name shows.
     "tests/unit/test_memory_history.py": "the in-memory store's undo log and index lists",
+    # White-box test of which drivers take the SQL adapter's DBAPI fast path (issue 15.1).
+    "tests/integration/test_sqlalchemy_fastpath.py": "fast_path_for: which drivers take it",
 }
 """Files allowed a private import, each with the reason; the list should only shrink."""
 
