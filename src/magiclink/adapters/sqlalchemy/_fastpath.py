@@ -13,7 +13,9 @@ same absence of one), so atomicity, isolation and the unit of work's commit are 
 Rows are read by column name, never by position: the names of the result's columns (psycopg:
 the result's field names, which cost less than building `cursor.description`; other
 drivers: `cursor.description`) are matched to the statement's labels, each value through the
-result processor of its labelled column, into the mapping `_rows` reads records from.
+result processor of its labelled column, into the mapping `_rows` reads records from. The
+statement's SQL is fixed, so its result columns are too: they are matched once, on its first
+result, and every later row of the same width reuses that layout.
 
 Nothing is given up silently:
 * an engine with a `before_cursor_execute`, `after_cursor_execute` or `handle_error`
@@ -32,15 +34,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, PoolProxiedConnection, RowMapping, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.expression import Select, UpdateBase
+from sqlalchemy.types import TypeEngine
 
 from magiclink.adapters.sqlalchemy import _statements as sql
-from magiclink.adapters.sqlalchemy._tables import audit_log, tokens
+from magiclink.adapters.sqlalchemy._tables import UTCDateTime, audit_log, tokens
 
 FAST_DRIVERS: Final = frozenset({"pysqlite", "psycopg"})
 """Drivers whose token statements run on the DBAPI cursor (by profile: see the module doc)."""
@@ -48,6 +51,9 @@ FAST_DRIVERS: Final = frozenset({"pysqlite", "psycopg"})
 _SAMPLE_NOW: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 Processor = Callable[[Any], Any]
+R = TypeVar("R")
+Factory = Callable[[Mapping[str, tuple[int, Processor | None]]], Callable[[Any], R]]
+"""Compiles a record reader from where each label sits in a row, and its processor."""
 Source = Connection | PoolProxiedConnection
 """What a statement runs on: a transaction's `Connection`, or its bare pooled connection."""
 
@@ -75,7 +81,7 @@ def _dbapi(connection: Source) -> Any:
 class PreparedStatement:
     """One statement compiled for one dialect: its SQL, and how to bind and read it."""
 
-    __slots__ = ("_binders", "_constants", "_layouts", "_order", "_readers", "sql")
+    __slots__ = ("_binders", "_compiled", "_constants", "_layout", "_order", "_readers", "sql")
 
     def __init__(
         self,
@@ -110,11 +116,12 @@ class PreparedStatement:
         self._constants = constants
         columns = statement.exported_columns  # the SELECT's columns, or what it RETURNs
         self._readers: dict[str, Processor | None] = {
-            str(column.key): column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in columns
+            str(column.key): _result_processor(column.type, dialect) for column in columns
         }
-        # Result column names (as the driver reports them) -> (label, processor) per column.
-        self._layouts: dict[tuple[Any, ...], tuple[tuple[str, Processor | None], ...]] = {}
+        # (label, processor) per result column, matched by name on the first result.
+        self._layout: tuple[tuple[str, Processor | None], ...] | None = None
+        # The record readers `_rows` compiled for that layout, by the factory that made them.
+        self._compiled: dict[object, Callable[[Any], Any]] = {}
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The DBAPI parameters for `values` (a tuple or a dict, per the paramstyle)."""
@@ -125,27 +132,53 @@ class PreparedStatement:
         order = self._order
         return bound if order is None else tuple([bound[name] for name in order])
 
-    def mapping(self, names: tuple[Any, ...], row: Any) -> RowMapping:
+    def mapping(self, names: Callable[[], tuple[Any, ...]], row: Any) -> RowMapping:
         """A fetched row as a mapping by column label, each value through its processor.
 
-        `names` are the result's column names as the driver reports them (str, or bytes
-        from psycopg's result), in the row's order.
+        `names()` gives the result's column names as the driver reports them (str, or bytes
+        from psycopg's result), in the row's order: asked for on the first result only.
         """
-        layout = self._layouts.get(names)
-        if layout is None:
-            layout = self._layouts[names] = self._layout(names)
+        layout = self._layout_for(names, row)
         out: dict[str, Any] = {}
         for (label, read), value in zip(layout, row, strict=True):
             out[label] = value if read is None or value is None else read(value)
         # `_rows` reads only `row[label]`, which a dict answers as a RowMapping does.
         return cast(RowMapping, out)
 
-    def _layout(self, names: tuple[Any, ...]) -> tuple[tuple[str, Processor | None], ...]:
+    def record(self, names: Callable[[], tuple[Any, ...]], row: Any, factory: Factory[R]) -> R:
+        """The record `factory`'s reader makes of a fetched row: one pass over the row, each
+        value through its column's processor and the record's conversion (`_rows`). The
+        reader is compiled once per statement, from where each label sits in the row."""
+        layout = self._layout_for(names, row)
+        reader = self._compiled.get(factory)
+        if reader is None:
+            columns = {label: (index, read) for index, (label, read) in enumerate(layout)}
+            reader = self._compiled[factory] = factory(columns)
+        return cast(R, reader(row))
+
+    def _layout_for(
+        self, names: Callable[[], tuple[Any, ...]], row: Any
+    ) -> tuple[tuple[str, Processor | None], ...]:
+        layout = self._layout
+        if layout is None or len(layout) != len(row):
+            layout = self._layout = self._matched(names())
+            self._compiled.clear()
+        return layout
+
+    def _matched(self, names: tuple[Any, ...]) -> tuple[tuple[str, Processor | None], ...]:
         labels = [name.decode() if isinstance(name, bytes) else str(name) for name in names]
         unknown = [label for label in labels if label not in self._readers]
         if unknown:
             raise sa_exc.InvalidRequestError(f"Unexpected result columns {unknown}")
         return tuple((label, self._readers[label]) for label in labels)
+
+
+def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """The column's result processor, for values that are not None (the readers pass None
+    through): a timestamp's in one call (`UTCDateTime.non_null_reader`), others as Core's."""
+    if isinstance(type_, UTCDateTime):
+        return type_.non_null_reader(dialect)
+    return type_.dialect_impl(dialect).result_processor(dialect, None)
 
 
 def _description_names(cursor: Any) -> tuple[Any, ...]:
@@ -280,7 +313,21 @@ class FastPath:
         cursor = self._execute(connection, statement, values)
         try:
             row = cursor.fetchone()
-            return None if row is None else statement.mapping(self._names(cursor), row)
+            return None if row is None else statement.mapping(lambda: self._names(cursor), row)
+        finally:
+            cursor.close()
+
+    def record(
+        self, connection: Source, key: str, values: Mapping[str, Any], factory: Factory[R]
+    ) -> R | None:
+        """Run statement `key`; the record `factory`'s reader makes of its first row, or None."""
+        statement = self._statement(key)
+        cursor = self._execute(connection, statement, values)
+        try:
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return statement.record(lambda: self._names(cursor), row, factory)
         finally:
             cursor.close()
 
@@ -292,7 +339,10 @@ class FastPath:
             rows = cursor.fetchall()
             if not rows:
                 return []
-            names = self._names(cursor)
+
+            def names() -> tuple[Any, ...]:
+                return self._names(cursor)
+
             return [statement.mapping(names, row) for row in rows]
         finally:
             cursor.close()

@@ -19,7 +19,7 @@ that the names match is checked once, at import.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -52,6 +52,9 @@ UNSAVED_ID: Final = 0
 
 R = TypeVar("R")
 Convert = Callable[[Any], Any]
+Step = tuple[int, Convert | None]
+Columns = Mapping[str, Step]
+"""Where each labelled column sits in a fetched row, and the processor of its driver value."""
 
 
 def _labelled(prefix: str, *columns: Column[Any]) -> tuple[Label[Any], ...]:
@@ -83,15 +86,54 @@ def _reader(
 ) -> Callable[[RowMapping], R]:
     """The record in a row holding the table's columns labelled `<prefix>_<column>`; each
     value read by its label and passed through `convert[<column>]` where one is given."""
-    plan = [
-        (name, f"{prefix}_{name}", convert.get(name, _unchanged)) for name in _fields(record, table)
+    plain = [(name, f"{prefix}_{name}") for name in _fields(record, table) if name not in convert]
+    converted = [
+        (name, f"{prefix}_{name}", to_field)
+        for name in _fields(record, table)
+        if (to_field := convert.get(name)) is not None
     ]
 
     def read(row: RowMapping) -> R:
-        return record(**{name: to_field(row[label]) for name, label, to_field in plan})
+        values = {name: row[label] for name, label in plain}
+        for name, label, to_field in converted:
+            values[name] = to_field(row[label])
+        return record(**values)
 
     read.__doc__ = f"The `{record.__name__}` in a row of `{table.name}` labelled `{prefix}_*`."
     return read
+
+
+def _step(column: Step, convert: Convert | None) -> Step:
+    """How to read one value: its column's processor (None passed through), then `convert`."""
+    index, process = column
+    if process is None:
+        return index, convert
+    if convert is None:
+        return index, lambda value: None if value is None else process(value)
+    return index, lambda value: convert(None if value is None else process(value))
+
+
+def _value(step: Step, row: Sequence[Any]) -> Any:
+    index, read = step
+    return row[index] if read is None else read(row[index])
+
+
+def _positional(
+    record: type[R], table: Table, prefix: str, **convert: Convert
+) -> Callable[[Columns], Callable[[Sequence[Any]], R]]:
+    """`_reader`'s record, read from a plain row in one pass: compiled once per statement
+    from `Columns` (where each label sits in the row, and its driver processor)."""
+    names = _fields(record, table)
+
+    def compiled(columns: Columns) -> Callable[[Sequence[Any]], R]:
+        steps = [_step(columns[f"{prefix}_{name}"], convert.get(name)) for name in names]
+
+        def read(row: Sequence[Any]) -> R:
+            return record(*[row[i] if f is None else f(row[i]) for i, f in steps])
+
+        return read
+
+    return compiled
 
 
 def _writer(record: type[R], table: Table, **convert: Convert) -> Callable[[R], dict[str, Any]]:
@@ -151,6 +193,36 @@ def lookup_from_row(row: RowMapping) -> TokenLookup:
     )
 
 
+_token_at: Final = _positional(
+    MagicLinkToken,
+    tokens,
+    "token",
+    invalidated=bool,
+    invalidation_reason=_optional(InvalidationReason),
+)
+_guest_at: Final = _positional(Guest, guests, "guest", blocked=bool)
+
+
+def lookup_reader(columns: Columns) -> Callable[[Sequence[Any]], TokenLookup]:
+    """`lookup_from_row` for plain rows of `LOOKUP_COLUMNS` (the fast path), compiled from
+    where each label sits in the row."""
+    token, guest = _token_at(columns), _guest_at(columns)
+    status = _step(columns["booking_status"], _optional(BookingStatus))
+    revision = _step(columns["booking_revision"], None)
+    generation = _step(columns["booking_link_generation"], None)
+
+    def read(row: Sequence[Any]) -> TokenLookup:
+        return TokenLookup(
+            token(row),
+            guest(row),
+            _value(status, row),
+            _value(revision, row),
+            _value(generation, row),
+        )
+
+    return read
+
+
 def invalidation_from_rows(rows: Iterable[RowMapping]) -> InvalidationResult:
     """Newly invalidated tokens per guest, from rows of `guest_id` and their count `n`."""
     return InvalidationResult(per_guest={row["guest_id"]: int(row["n"]) for row in rows})
@@ -188,6 +260,7 @@ __all__ = [
     "RATING_COLUMNS",
     "TOKEN_COLUMNS",
     "UNSAVED_ID",
+    "Columns",
     "audit_from_row",
     "audit_values",
     "booking_from_row",
@@ -198,6 +271,7 @@ __all__ = [
     "incident_values",
     "invalidation_from_rows",
     "lookup_from_row",
+    "lookup_reader",
     "rating_from_row",
     "rating_values",
     "stats_from_rows",

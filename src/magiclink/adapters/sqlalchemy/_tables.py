@@ -11,8 +11,9 @@ timezone-aware UTC datetimes, with microseconds, on SQLite, PostgreSQL and Maria
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from sqlalchemy import (
     JSON,
@@ -107,6 +108,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def non_null_reader(self, dialect: Dialect) -> Callable[[Any], datetime]:
+        """What `result_processor` does to a value that is not None, as one call: the
+        driver value parsed by the dialect's own processor (SQLite's text), then made aware
+        UTC. For the fast path (`_fastpath`), which passes None through itself."""
+        parse = self.load_dialect_impl(dialect).result_processor(dialect, None)
+
+        def aware(value: datetime) -> datetime:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+        if parse is None:
+            return aware
+
+        def parsed(value: Any) -> datetime:
+            moment = cast(datetime, parse(value))
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+        return parsed
 
 
 # JSONB on PostgreSQL (indexable, compact); the generic JSON type elsewhere.

@@ -27,6 +27,7 @@ from magiclink.adapters.sqlalchemy._rows import (
     UNSAVED_ID,
     invalidation_from_rows,
     lookup_from_row,
+    lookup_reader,
     stats_from_rows,
     token_from_row,
     token_values,
@@ -94,8 +95,9 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         """Token, guest and booking state in one SELECT (token JOIN guest LEFT JOIN booking)."""
         fast = self._fast
         if fast is not None and fast.usable():
-            found = fast.first(self._fast_connection(), "lookup", {"p_hash": token_hash})
-            return None if found is None else lookup_from_row(found)
+            return fast.record(
+                self._fast_connection(), "lookup", {"p_hash": token_hash}, lookup_reader
+            )
         row = self._source.connection().execute(sql.LOOKUP_TOKEN, {"p_hash": token_hash}).first()
         return None if row is None else lookup_from_row(row._mapping)
 

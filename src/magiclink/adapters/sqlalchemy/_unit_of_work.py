@@ -33,8 +33,9 @@ statement instead.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import ClassVar
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import ClassVar, Generic, Self, TypeVar, overload
 
 from sqlalchemy import Connection, Engine, PoolProxiedConnection
 from sqlalchemy import exc as sa_exc
@@ -58,8 +59,35 @@ from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyRatingRepository,
     SqlAlchemyTokenRepository,
 )
-from magiclink.domain._errors import StorageError
-from magiclink.ports._unit_of_work import Transaction, UnitOfWork
+from magiclink.domain._errors import MagicLinkError, StorageError
+from magiclink.ports._unit_of_work import ExcInfo, Transaction, UnitOfWork
+
+R = TypeVar("R")
+
+
+class _OnFirstUse(Generic[R]):
+    """A transaction's repository, made on first access and from then on a plain instance
+    attribute (still assignable, as a test's proxy does). `functools.cached_property`
+    without its per-access lock (Python 3.11)."""
+
+    __slots__ = ("_make", "_name")
+
+    def __init__(self, make: Callable[[SqlAlchemyTransaction], R]) -> None:
+        self._make = make
+        self._name = ""
+
+    def __set_name__(self, owner: type[object], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, tx: None, owner: type[object]) -> Self: ...
+    @overload
+    def __get__(self, tx: SqlAlchemyTransaction, owner: type[object]) -> R: ...
+    def __get__(self, tx: SqlAlchemyTransaction | None, owner: type[object]) -> R | Self:
+        if tx is None:
+            return self
+        made = tx.__dict__[self._name] = self._make(tx)
+        return made
 
 
 class SqlAlchemyTransaction(Transaction):
@@ -102,12 +130,16 @@ class SqlAlchemyTransaction(Transaction):
         # Only PostgreSQL (and, to be safe, unknown dialects) aborts the whole transaction on
         # a failed statement; SQLite and MariaDB roll back just that statement.
         self._guard_inserts = flavour in (Flavour.POSTGRESQL, Flavour.OTHER)
-        self.guests = SqlAlchemyGuestRepository(self)
-        self.tokens = SqlAlchemyTokenRepository(self, fast=fast)
-        self.bookings = SqlAlchemyBookingRepository(self)
-        self.ratings = SqlAlchemyRatingRepository(self)
-        self.incidents = SqlAlchemyIncidentRepository(self)
-        self.audit = SqlAlchemyAuditLog(self) if fast is None else FastAuditLog(self, fast)
+
+    # The repositories, each made on first use: most operations touch one or two of them.
+    guests = _OnFirstUse(SqlAlchemyGuestRepository)
+    tokens = _OnFirstUse(lambda tx: SqlAlchemyTokenRepository(tx, fast=tx._fast))
+    bookings = _OnFirstUse(SqlAlchemyBookingRepository)
+    ratings = _OnFirstUse(SqlAlchemyRatingRepository)
+    incidents = _OnFirstUse(SqlAlchemyIncidentRepository)
+    audit = _OnFirstUse(
+        lambda tx: SqlAlchemyAuditLog(tx) if tx._fast is None else FastAuditLog(tx, tx._fast)
+    )
 
     @property
     def guard_inserts(self) -> bool:
@@ -279,6 +311,28 @@ class SqlAlchemyTransaction(Transaction):
                     raise
 
 
+class _Checkout(AbstractContextManager[None]):
+    """Driver errors of a checkout as `StorageError`; a programming error of the storage
+    passes through unwrapped (an async engine used outside the greenlet bridge: the caller's
+    bug, not an outage; the first checkout is where it always shows). Stateless per unit of
+    work, so one instance serves every checkout (no generator per call)."""
+
+    __slots__ = ("_programming_errors",)
+
+    def __init__(self, programming_errors: tuple[type[BaseException], ...]) -> None:
+        self._programming_errors = programming_errors
+
+    def __exit__(self, *exc_info: *ExcInfo) -> None:
+        error = exc_info[1]
+        if error is None or isinstance(error, self._programming_errors):
+            return  # propagates unchanged (or nothing to do)
+        if isinstance(error, MagicLinkError) or not isinstance(error, Exception):
+            return
+        translated = translate(error)
+        if translated is not None:
+            raise translated from error
+
+
 class SqlAlchemyUnitOfWork(UnitOfWork):
     """The unit of work over any SQLAlchemy `Engine` (SQLite, PostgreSQL, MariaDB/MySQL).
 
@@ -298,6 +352,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self._flavour = Flavour.of(engine)
         # The token hot path's statements, compiled once for this engine (`_fastpath`).
         self._fast = fast_path_for(engine)
+        self._checkout_errors = _Checkout(self.programming_errors)
 
     @property
     def engine(self) -> Engine:
@@ -374,18 +429,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             engine=engine,
         )
 
-    @contextlib.contextmanager
-    def _checkout(self) -> Iterator[None]:
-        """Driver errors of a checkout as `StorageError`; a programming error of the storage
-        passes through unwrapped (an async engine used outside the greenlet bridge: the
-        caller's bug, not an outage; the first checkout is where it always shows)."""
-        try:
-            with translate_errors():
-                yield
-        except StorageError as error:
-            if isinstance(error.__cause__, self.programming_errors):
-                raise error.__cause__ from None
-            raise
+    def _checkout(self) -> _Checkout:
+        return self._checkout_errors
 
 
 __all__ = ["SqlAlchemyTransaction", "SqlAlchemyUnitOfWork"]
