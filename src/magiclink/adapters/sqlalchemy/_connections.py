@@ -112,6 +112,16 @@ def ensure_read_committed(connection: Connection) -> None:
         connection.execution_options(isolation_level=_READ_COMMITTED)
 
 
+def rests_read_committed(pooled: PoolProxiedConnection) -> bool:
+    """True when a PostgreSQL connection is known to rest at READ COMMITTED, outside
+    autocommit: its write transaction then needs no setup (see `ensure_read_committed`,
+    which records the resting level on a connection's first Core checkout)."""
+    dbapi_connection: Any = pooled.dbapi_connection
+    return pooled.info.get(_PG_RESTING_LEVEL) == _READ_COMMITTED and not getattr(
+        dbapi_connection, "autocommit", False
+    )
+
+
 def configure_sqlite_once(pooled: PoolProxiedConnection) -> None:
     """Enable foreign keys, and a busy timeout if the connection has none, once per DBAPI
     connection (pysqlite already sets the `timeout` connect argument, 5 s by default, as the
@@ -166,5 +176,6 @@ __all__ = [
     "enter_autocommit",
     "leave_autocommit",
     "prepare_checkout",
+    "rests_read_committed",
     "sqlite_in_transaction",
 ]

@@ -383,6 +383,23 @@ class FastPath:
             with contextlib.suppress(Exception):
                 cursor.close()
 
+    def end(self, connection: Source, *, commit: bool) -> None:
+        """Commit or roll back the DBAPI transaction of a bare pooled connection, a driver
+        error wrapped (and a dead connection invalidated) as Core would."""
+        dbapi_connection = _dbapi(connection)
+        if dbapi_connection is None:
+            raise sa_exc.ResourceClosedError("The connection was invalidated")
+        try:
+            if commit:
+                dbapi_connection.commit()
+            else:
+                dbapi_connection.rollback()
+        except Exception as error:
+            wrapped = self._wrapped(error, connection, dbapi_connection, None)
+            if wrapped is None:
+                raise
+            raise wrapped from error
+
     def _statement(self, key: str) -> PreparedStatement:
         prepared = self._prepared.get(key)
         if prepared is None:

@@ -46,6 +46,7 @@ from magiclink.adapters.sqlalchemy._connections import (
     enter_autocommit,
     leave_autocommit,
     prepare_checkout,
+    rests_read_committed,
     sqlite_in_transaction,
 )
 from magiclink.adapters.sqlalchemy._errors import translate, translate_errors
@@ -170,16 +171,28 @@ class SqlAlchemyTransaction(Transaction):
 
     def fast_connection(self) -> Connection | PoolProxiedConnection:
         """What the fast path's statements run on, with the database transaction begun: the
-        `Connection` once there is one, else the bare pooled connection of a read-only
-        transaction (which sends no BEGIN of its own).
+        `Connection` once there is one, else the bare pooled connection (a read-only
+        transaction sends no BEGIN of its own; a write one on SQLite sends `BEGIN
+        IMMEDIATE` on the cursor, and psycopg begins by itself with the first statement).
 
         Raises:
-            StorageError: the transaction is closed, or BEGIN failed.
+            StorageError: the transaction is closed, or BEGIN failed (transient when the
+                database is locked or unreachable).
         """
         pooled = self._pooled
         if pooled is None:
             return self.connection()
-        self._begun = True
+        if not self._begun:
+            fast = self._fast
+            if (
+                fast is not None
+                and not self._readonly
+                and self._flavour is Flavour.SQLITE
+                and not getattr(pooled.dbapi_connection, "in_transaction", False)
+            ):
+                with translate_errors():
+                    fast.execute_driver_sql(pooled, "BEGIN IMMEDIATE")
+            self._begun = True
         return pooled
 
     def _wrap_pooled(self) -> Connection:
@@ -242,10 +255,8 @@ class SqlAlchemyTransaction(Transaction):
         with translate_errors():
             if connection is not None:
                 self._rollback(connection)
-            elif commit and pooled is not None:
-                pooled.commit()
-            elif pooled is not None:
-                pooled.rollback()
+            elif pooled is not None and self._fast is not None:
+                self._fast.end(pooled, commit=commit)
 
     def _rollback(self, connection: Connection) -> None:
         if self._flavour is Flavour.SQLITE and sqlite_in_transaction(connection):
@@ -297,8 +308,10 @@ class SqlAlchemyTransaction(Transaction):
             leave_autocommit(pooled)
         try:
             # Read-only: psycopg ran in autocommit, and pysqlite began nothing unless a
-            # write slipped in (then it is discarded here, as the pool's reset would).
-            if getattr(pooled.dbapi_connection, "in_transaction", False):
+            # write slipped in (then it is discarded here, as the pool's reset would). A
+            # write transaction is rolled back whatever the pool's reset-on-return says (a
+            # rollback with nothing begun costs no round trip on either driver).
+            if not self._readonly or getattr(pooled.dbapi_connection, "in_transaction", False):
                 pooled.rollback()
         except Exception as error:
             if translate(error) is None:
@@ -367,13 +380,10 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
                 unreachable or the pool timed out).
         """
         fast = self._fast
-        if (
-            readonly
-            and fast is not None
-            and fast.bare()
-            and not self._engine.get_execution_options()
-        ):
-            return self._bare_transaction(fast)
+        if fast is not None and fast.bare() and not self._engine.get_execution_options():
+            bare = self._bare_transaction(fast, readonly=readonly)
+            if bare is not None:
+                return bare
         with self._checkout():
             connection = self._engine.connect()
             try:
@@ -391,9 +401,11 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             restore_autocommit=restore,
         )
 
-    def _bare_transaction(self, fast: FastPath) -> SqlAlchemyTransaction:
-        """A read-only transaction on the bare pooled connection (no `Connection` object
-        until a Core statement needs one): the fast path's verification, issue 15."""
+    def _bare_transaction(self, fast: FastPath, *, readonly: bool) -> SqlAlchemyTransaction | None:
+        """A transaction on the bare pooled connection (no `Connection` object until a Core
+        statement needs one), issue 15; None when this checkout needs Core's setup (a
+        PostgreSQL connection whose resting isolation level is not yet known to be READ
+        COMMITTED: the Core checkout finds out, once per connection)."""
         engine = self._engine
         dialect = engine.dialect
         with self._checkout():
@@ -415,15 +427,18 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             try:
                 if self._flavour is Flavour.SQLITE:
                     configure_sqlite_once(pooled)
-                elif self._flavour is Flavour.POSTGRESQL:
+                elif self._flavour is Flavour.POSTGRESQL and readonly:
                     restore = enter_autocommit(pooled)
+                elif self._flavour is Flavour.POSTGRESQL and not rests_read_committed(pooled):
+                    pooled.close()
+                    return None
             except BaseException:
                 pooled.close()
                 raise
         return SqlAlchemyTransaction(
             pooled,
             self._flavour,
-            readonly=True,
+            readonly=readonly,
             fast=fast,
             restore_autocommit=restore,
             engine=engine,
