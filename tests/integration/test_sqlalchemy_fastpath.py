@@ -9,20 +9,23 @@ healthy; a read-only checkout must go back to the pool out of autocommit.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import attrs
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, create_engine, event, literal, select
 
 from magiclink import AuditAction, InvalidationReason, StorageError
-from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
-from magiclink.adapters.sqlalchemy._fastpath import fast_path_for
+from magiclink.adapters.sqlalchemy import SqlAlchemyTransaction, SqlAlchemyUnitOfWork, metadata
+from magiclink.adapters.sqlalchemy._fastpath import FAST_DRIVERS, fast_path_for
+from magiclink.adapters.sqlalchemy._statements import GET_GUEST_BY_EMAIL
 from magiclink.ports import NewAuditEntry
 from magiclink.testing import hash_token
-from tests.integration.seed import NOW, TTL, seed_booking
+from tests.integration.seed import NOW, TTL, Seeded, seed_booking
 
 
 @contextmanager
@@ -108,6 +111,31 @@ def _exercise(uow: SqlAlchemyUnitOfWork) -> dict[str, object]:
     with uow.transaction() as tx:
         later = NOW + timedelta(days=1)
         out["consume dead"] = tx.tokens.consume(seeded.tokens[1].id, now=later)
+    out.update(_exercise_constants(uow, seeded))
+    return out
+
+
+def _exercise_constants(uow: SqlAlchemyUnitOfWork, seeded: Seeded) -> dict[str, object]:
+    """The other repositories' constant statements (`FastPath.prepares`), ids left out."""
+    guest = seeded.guests[0]
+    out: dict[str, object] = {}
+    with uow.transaction() as tx:
+        found = tx.guests.get_by_email(guest.normalized_email)
+        assert found is not None and tx.guests.get(guest.id) == found
+        out["guest"] = attrs.evolve(found, id=0, normalized_email="")
+        out["claim"] = tx.guests.claim_request_slot(guest.id, now=NOW, not_after=NOW)
+        out["claim again"] = tx.guests.claim_request_slot(
+            guest.id, now=NOW, not_after=NOW - timedelta(seconds=1)
+        )
+        blocked = tx.guests.set_blocked(guest.id, True)
+        out["blocked"] = None if blocked is None else blocked.blocked
+        booking = tx.bookings.get(seeded.booking.id, for_update=True)
+        assert booking is not None and tx.bookings.get_by_uid(booking.uid) == booking
+        out["booking"] = attrs.evolve(booking, id=0, uid="", guest_email="")
+        out["audit kinds"] = sorted(
+            str(entry.action) for entry in tx.audit.list(guest_id=guest.id, limit=10)
+        )
+        tx.commit()
     return out
 
 
@@ -120,6 +148,17 @@ def test_fast_path_matches_core(any_engine: Engine) -> None:
     assert fast == core
     assert fast["consume"] is True and fast["consume again"] is False
     assert fast["invalidated"] == [1, 2] and fast["used_at"] == NOW
+
+
+def test_fast_path_runs_only_constant_statements(any_engine: Engine) -> None:
+    """A statement built at run time is not compiled into the fast path (it would fill the
+    cache); the constants of the statements module are."""
+    fast = fast_path_for(any_engine)
+    if fast is None:  # pymysql: Core runs every statement
+        assert any_engine.dialect.driver not in FAST_DRIVERS
+        return
+    assert fast.prepares(GET_GUEST_BY_EMAIL)
+    assert not fast.prepares(select(literal(1)))
 
 
 def test_fast_path_drivers(any_engine: Engine) -> None:
@@ -158,3 +197,73 @@ def test_read_only_checkout_returns_out_of_autocommit(postgres_engine: Engine) -
         raw = connection.connection.dbapi_connection
         assert raw is not None and not raw.autocommit
         assert connection.get_isolation_level() == "READ COMMITTED"
+
+
+class _FlakyCommit(sqlite3.Connection):
+    """A pysqlite connection whose commit fails while `failing` is set."""
+
+    failing = False
+
+    def commit(self) -> None:
+        if _FlakyCommit.failing:
+            raise sqlite3.OperationalError("disk I/O error")
+        super().commit()
+
+
+def test_bare_write_transaction_rolls_back_a_failed_commit(tmp_path: Path) -> None:
+    """A write transaction on the bare pooled connection (no Core `Connection`): a failed
+    commit is a `StorageError`, and nothing of the transaction is stored."""
+    engine = create_engine(
+        f"sqlite:///{tmp_path / 'flaky.db'}", connect_args={"factory": _FlakyCommit}
+    )
+    metadata.create_all(engine)
+    uow = SqlAlchemyUnitOfWork(engine)
+    seeded = seed_booking(uow)
+    token_id = seeded.tokens[0].id
+    try:
+        with uow.transaction() as tx:
+            assert tx.tokens.consume(token_id, now=NOW)
+            assert isinstance(tx, SqlAlchemyTransaction) and tx._connection is None  # bare
+            _FlakyCommit.failing = True
+            with pytest.raises(StorageError, match="disk I/O error"):
+                tx.commit()
+    finally:
+        _FlakyCommit.failing = False
+    with uow.transaction(readonly=True) as tx:
+        stored = tx.tokens.get(token_id)
+        assert stored is not None and stored.used_at is None
+    engine.dispose()
+
+
+def test_write_transaction_rolls_back_without_pool_reset(any_engine: Engine) -> None:
+    """An uncommitted write is rolled back by `close()` itself, even on a pool that resets
+    nothing on return (`pool_reset_on_return=None`), bare or not."""
+    engine = create_engine(
+        any_engine.url.render_as_string(hide_password=False), pool_reset_on_return=None
+    )
+    uow = SqlAlchemyUnitOfWork(engine)
+    try:
+        seeded = seed_booking(uow)
+        with uow.transaction() as tx:
+            assert tx.tokens.consume(seeded.tokens[0].id, now=NOW)
+        with uow.transaction(readonly=True) as tx:
+            stored = tx.tokens.get(seeded.tokens[0].id)
+            assert stored is not None and stored.used_at is None
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_write_transaction_goes_bare_once_read_committed_is_known(
+    postgres_engine: Engine,
+) -> None:
+    """A connection's first write checkout goes through Core (which reads the level the
+    connection rests at); later ones run bare, still at READ COMMITTED."""
+    postgres_engine.dispose()  # fresh connections: no resting level known yet
+    uow = SqlAlchemyUnitOfWork(postgres_engine)
+    with uow.transaction() as tx:
+        assert isinstance(tx, SqlAlchemyTransaction) and tx._connection is not None
+    with uow.transaction() as tx:
+        assert isinstance(tx, SqlAlchemyTransaction) and tx._connection is None
+        level = tx.connection().exec_driver_sql("SHOW transaction_isolation").scalar()
+        assert level == "read committed"

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, PoolProxiedConnection, RowMapping, insert
+from sqlalchemy import Connection, Engine, Executable, PoolProxiedConnection, RowMapping, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.expression import Select, UpdateBase
@@ -142,6 +142,17 @@ STATEMENTS: Final[dict[str, _Builder]] = {
 }
 
 
+Key = str | Executable
+"""A fast-path statement: a name in `STATEMENTS`, or a constant of `_statements`."""
+
+# The constants of `_statements` (module-level, so their ids are stable for the process).
+_CONSTANTS: Final = frozenset(
+    id(value)
+    for value in (getattr(sql, name) for name in sql.__all__)
+    if isinstance(value, Select | UpdateBase)
+)
+
+
 class FastPath:
     """The pre-compiled token statements of one engine, run on its DBAPI cursors.
 
@@ -165,7 +176,7 @@ class FastPath:
         self._events = engine.dispatch
         self._dialect_events = engine.dialect.dispatch
         self._names = psycopg_names if self._dialect.driver == "psycopg" else description_names
-        self._prepared: dict[str, PreparedStatement] = {}
+        self._prepared: dict[str | int, PreparedStatement] = {}
         self._returns_id = _returns_id(self._dialect)
 
     def _never_listened(self) -> bool:
@@ -197,9 +208,9 @@ class FastPath:
             getattr(events, name) for name in _CONNECTION_EVENTS
         )
 
-    def first(self, connection: Source, key: str, values: Mapping[str, Any]) -> RowMapping | None:
+    def first(self, connection: Source, key: Key, values: Mapping[str, Any]) -> RowMapping | None:
         """Run statement `key`; its first row by label, or None."""
-        statement = self._statement(key)
+        statement = self._statement(key, values)
         cursor = self._execute(connection, statement, values)
         try:
             row = cursor.fetchone()
@@ -208,10 +219,10 @@ class FastPath:
             cursor.close()
 
     def record(
-        self, connection: Source, key: str, values: Mapping[str, Any], factory: Factory[R]
+        self, connection: Source, key: Key, values: Mapping[str, Any], factory: Factory[R]
     ) -> R | None:
         """Run statement `key`; the record `factory`'s reader makes of its first row, or None."""
-        statement = self._statement(key)
+        statement = self._statement(key, values)
         cursor = self._execute(connection, statement, values)
         try:
             row = cursor.fetchone()
@@ -221,9 +232,9 @@ class FastPath:
         finally:
             cursor.close()
 
-    def all(self, connection: Source, key: str, values: Mapping[str, Any]) -> list[RowMapping]:
+    def all(self, connection: Source, key: Key, values: Mapping[str, Any]) -> list[RowMapping]:
         """Run statement `key`; every row, by label."""
-        statement = self._statement(key)
+        statement = self._statement(key, values)
         cursor = self._execute(connection, statement, values)
         try:
             rows = cursor.fetchall()
@@ -237,9 +248,9 @@ class FastPath:
         finally:
             cursor.close()
 
-    def rowcount(self, connection: Source, key: str, values: Mapping[str, Any]) -> int:
+    def rowcount(self, connection: Source, key: Key, values: Mapping[str, Any]) -> int:
         """Run write `key`; the number of rows it matched."""
-        cursor = self._execute(connection, self._statement(key), values)
+        cursor = self._execute(connection, self._statement(key, values), values)
         try:
             return int(cursor.rowcount)
         finally:
@@ -247,7 +258,7 @@ class FastPath:
 
     def insert(self, connection: Source, key: str, values: Mapping[str, Any]) -> int | None:
         """Run INSERT `key` of one row; the row's new id (None if the driver gave none)."""
-        cursor = self._execute(connection, self._statement(key), values)
+        cursor = self._execute(connection, self._statement(key, values), values)
         try:
             if not self._returns_id:
                 return cast(int | None, cursor.lastrowid)
@@ -290,12 +301,31 @@ class FastPath:
                 raise
             raise wrapped from error
 
-    def _statement(self, key: str) -> PreparedStatement:
+    def prepares(self, statement: Executable) -> bool:
+        """True when `statement` is one of `_statements`' constants, which the fast path runs
+        too (compiled on first use, like the `STATEMENTS` it names)."""
+        return id(statement) in _CONSTANTS
+
+    def _statement(self, key: Key, values: Mapping[str, Any]) -> PreparedStatement:
+        if not isinstance(key, str):
+            return self._constant(key, values)
         prepared = self._prepared.get(key)
         if prepared is None:
             statement, sample, column_keys = STATEMENTS[key](self._dialect)
             prepared = PreparedStatement(statement, self._dialect, sample, column_keys=column_keys)
             self._prepared[key] = prepared
+        return prepared
+
+    def _constant(self, statement: Executable, values: Mapping[str, Any]) -> PreparedStatement:
+        prepared = self._prepared.get(id(statement))
+        if prepared is None:
+            if id(statement) not in _CONSTANTS:
+                raise ValueError("the fast path runs only the constants of _statements")
+            sample = dict.fromkeys(values)
+            constant = cast(Select[Any] | UpdateBase, statement)
+            prepared = self._prepared[id(statement)] = PreparedStatement(
+                constant, self._dialect, sample
+            )
         return prepared
 
     def _execute(

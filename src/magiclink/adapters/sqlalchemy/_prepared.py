@@ -40,6 +40,9 @@ class PreparedStatement:
         column_keys: list[str] | None = None,
     ) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        if any(bind.expanding for name, bind in compiled.binds.items() if name in sample):
+            # Its SQL would depend on each call's list length: Core's job, not a constant's.
+            raise ValueError("a prepared statement takes no expanding (IN list) parameter")
         # The final SQL, with the IN lists of constants expanded, as SQLAlchemy sends it.
         state = compiled.construct_expanded_state(dict(sample))
         self.sql: str = state.statement

@@ -97,10 +97,8 @@ class SqlAlchemyGuestRepository(SqlAlchemyRepository, GuestRepository):
     @translating
     def claim_request_slot(self, guest_id: int, *, now: datetime, not_after: datetime) -> bool:
         """Set `last_request_at = now` if NULL or `<= not_after` (one conditional UPDATE)."""
-        result = self._source.connection().execute(
-            sql.CLAIM_REQUEST_SLOT, {"p_id": guest_id, "p_now": now, "p_not_after": not_after}
-        )
-        return result.rowcount == 1
+        params = {"p_id": guest_id, "p_now": now, "p_not_after": not_after}
+        return self._rowcount(sql.CLAIM_REQUEST_SLOT, params) == 1
 
     @translating
     def set_blocked(self, guest_id: int, blocked: bool) -> Guest | None:
@@ -253,8 +251,14 @@ class SqlAlchemyAuditLog(SqlAlchemyRepository, AuditLog):
 
     @translating
     def add_many(self, entries: Sequence[NewAuditEntry]) -> None:
-        """Append the entries in one batched INSERT (executemany); nothing when empty."""
+        """Append the entries in one INSERT (a batched one, executemany, for several);
+        nothing when empty. One entry (consume, issue, a one-guest invalidation) goes on the
+        fast path when there is one, without RETURNING: the log never needs the new id."""
         if not entries:
+            return
+        fast = self._fast
+        if len(entries) == 1 and fast is not None and fast.usable():
+            fast.rowcount(self._fast_connection(), "insert_audit", audit_values(entries[0]))
             return
         self._source.connection().execute(
             sql.INSERT_AUDIT, [audit_values(entry) for entry in entries]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Executable, RowMapping
 
+from magiclink.adapters.sqlalchemy._fastpath import FastPath, Source
 from magiclink.domain._errors import StorageError
 
 R = TypeVar("R")
@@ -27,25 +28,57 @@ class ConnectionSource(Protocol):
 
 
 class SqlAlchemyRepository:
-    """A repository bound to one transaction."""
+    """A repository bound to one transaction.
 
-    def __init__(self, source: ConnectionSource) -> None:
+    With a `FastPath` (given by `SqlAlchemyUnitOfWork` for the drivers it suits), the
+    constant statements of `_statements` run pre-compiled on the transaction's DBAPI cursor
+    whenever no cursor-level listener is on the engine: the same statements, on the same
+    connection and transaction. Anything else goes through Core.
+    """
+
+    def __init__(self, source: ConnectionSource, *, fast: FastPath | None = None) -> None:
         self._source = source
+        self._fast = fast
+        # A SqlAlchemyTransaction may hand out its bare pooled connection.
+        self._fast_connection: Callable[[], Source] = getattr(
+            source, "fast_connection", source.connection
+        )
+
+    def _fast_for(self, statement: Executable) -> FastPath | None:
+        """The fast path, if it runs this statement now; else None (Core)."""
+        fast = self._fast
+        if fast is None:
+            return None
+        return fast if fast.prepares(statement) and fast.usable() else None
 
     def _first(
         self, statement: Executable, params: Mapping[str, Any], read: Callable[[RowMapping], R]
     ) -> R | None:
         """The record `read` makes of the statement's first row, or None when it has none."""
-        row = self._source.connection().execute(statement, params).mappings().first()
-        return None if row is None else read(row)
+        fast = self._fast_for(statement)
+        if fast is not None:
+            found = fast.first(self._fast_connection(), statement, params)
+        else:
+            found = self._source.connection().execute(statement, params).mappings().first()
+        return None if found is None else read(found)
 
     def _all(
         self, statement: Executable, params: Mapping[str, Any], read: Callable[[RowMapping], R]
     ) -> list[R]:
         """The records `read` makes of every row of the statement, in its order."""
-        return [
-            read(row) for row in self._source.connection().execute(statement, params).mappings()
-        ]
+        fast = self._fast_for(statement)
+        if fast is not None:
+            rows: Iterable[RowMapping] = fast.all(self._fast_connection(), statement, params)
+        else:
+            rows = self._source.connection().execute(statement, params).mappings()
+        return [read(row) for row in rows]
+
+    def _rowcount(self, statement: Executable, params: Mapping[str, Any]) -> int:
+        """Run a write; the number of rows it matched."""
+        fast = self._fast_for(statement)
+        if fast is not None:
+            return fast.rowcount(self._fast_connection(), statement, params)
+        return int(self._source.connection().execute(statement, params).rowcount)
 
     def _insert_guarded(self, statement: Executable, params: Mapping[str, Any]) -> int:
         """Insert one row and return its id, keeping the transaction usable if it fails.

@@ -8,7 +8,6 @@ statements, whatever the number of tokens involved (R10.5).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +16,8 @@ from sqlalchemy import Connection
 
 from magiclink.adapters.sqlalchemy import _statements as sql
 from magiclink.adapters.sqlalchemy._errors import translating
-from magiclink.adapters.sqlalchemy._fastpath import FastPath, Source
+from magiclink.adapters.sqlalchemy._fastpath import FastPath
 from magiclink.adapters.sqlalchemy._repository_base import (
-    ConnectionSource,
     SqlAlchemyRepository,
     new_id,
 )
@@ -46,14 +44,6 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     transaction's DBAPI cursor whenever no cursor-level listener is on the engine (the same
     statements, on the same connection and transaction); everything else goes through Core.
     """
-
-    def __init__(self, source: ConnectionSource, *, fast: FastPath | None = None) -> None:
-        super().__init__(source)
-        self._fast = fast
-        # A read-only SqlAlchemyTransaction may hand out its bare pooled connection.
-        self._fast_connection: Callable[[], Source] = getattr(
-            source, "fast_connection", source.connection
-        )
 
     @translating
     def add(

@@ -15,7 +15,6 @@ from magiclink.adapters.sqlalchemy._connections import (
     sqlite_in_transaction,
 )
 from magiclink.adapters.sqlalchemy._errors import translate, translate_errors
-from magiclink.adapters.sqlalchemy._fast_audit import FastAuditLog
 from magiclink.adapters.sqlalchemy._fastpath import FastPath
 from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyAuditLog,
@@ -98,14 +97,12 @@ class SqlAlchemyTransaction(Transaction):
         self._guard_inserts = flavour in (Flavour.POSTGRESQL, Flavour.OTHER)
 
     # The repositories, each made on first use: most operations touch one or two of them.
-    guests = _OnFirstUse(SqlAlchemyGuestRepository)
+    guests = _OnFirstUse(lambda tx: SqlAlchemyGuestRepository(tx, fast=tx._fast))
     tokens = _OnFirstUse(lambda tx: SqlAlchemyTokenRepository(tx, fast=tx._fast))
-    bookings = _OnFirstUse(SqlAlchemyBookingRepository)
-    ratings = _OnFirstUse(SqlAlchemyRatingRepository)
-    incidents = _OnFirstUse(SqlAlchemyIncidentRepository)
-    audit = _OnFirstUse(
-        lambda tx: SqlAlchemyAuditLog(tx) if tx._fast is None else FastAuditLog(tx, tx._fast)
-    )
+    bookings = _OnFirstUse(lambda tx: SqlAlchemyBookingRepository(tx, fast=tx._fast))
+    ratings = _OnFirstUse(lambda tx: SqlAlchemyRatingRepository(tx, fast=tx._fast))
+    incidents = _OnFirstUse(lambda tx: SqlAlchemyIncidentRepository(tx, fast=tx._fast))
+    audit = _OnFirstUse(lambda tx: SqlAlchemyAuditLog(tx, fast=tx._fast))
 
     @property
     def guard_inserts(self) -> bool:
