@@ -1,14 +1,16 @@
-"""The token hot path on the pooled DBAPI cursor, with SQL compiled once per engine (issue 15).
+"""The SQL hot path on the pooled DBAPI cursor, with SQL compiled once per engine (issue 15).
 
 A verify is one indexed SELECT and a consume one conditional UPDATE; on SQLite the Core
 `Connection.execute` around each (compiled-cache lookup, execution context, result
 metadata, row objects) cost several times the driver's own call. So, for the drivers where
-the profile showed it (pysqlite and psycopg 3, both synchronous), `SqlAlchemyUnitOfWork`
-compiles `LOOKUP_TOKEN` and `CONSUME_TOKEN` once, with the engine's own dialect, into the
-SQL string, parameter order and type processors SQLAlchemy itself would send, and the token
-repository runs them with `cursor.execute(sql, params)` on the DBAPI connection of its
-transaction: the same connection, inside the same database transaction (or, read-only, the
-same absence of one), so atomicity, isolation and the unit of work's commit are unchanged.
+the profile showed it (pysqlite and psycopg 3, both synchronous), every constant statement
+of `_statements` that a repository runs (and the one-row token and audit INSERTs of
+`STATEMENTS`) is compiled once, on first use, with the engine's own dialect, into the SQL
+string, parameter order and type processors SQLAlchemy itself would send (`_prepared`), and
+runs with `cursor.execute(sql, params)` on the DBAPI connection of its transaction: the same
+connection, inside the same database transaction (or, read-only, the same absence of one),
+so atomicity, isolation and the unit of work's commit are unchanged. A statement built at
+run time is never cached here: it goes through Core.
 
 Rows are read by column name, never by position: the names of the result's columns (psycopg:
 the result's field names, which cost less than building `cursor.description`; other
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Executable, PoolProxiedConnection, RowMapping, insert
@@ -53,7 +54,6 @@ from magiclink.adapters.sqlalchemy._tables import audit_log, tokens
 FAST_DRIVERS: Final = frozenset({"pysqlite", "psycopg"})
 """Drivers whose token statements run on the DBAPI cursor (by profile: see the module doc)."""
 
-_SAMPLE_NOW: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 R = TypeVar("R")
 Source = Connection | PoolProxiedConnection
@@ -104,7 +104,6 @@ _AUDIT_COLUMNS: Final = [
     "created_at",
     "operation_id",
 ]
-_INVALIDATION: Final = {"p_booking": 0, "p_reason": "", "p_now": _SAMPLE_NOW}
 
 
 def _returns_id(dialect: Dialect) -> bool:
@@ -117,27 +116,15 @@ def _insert_token(dialect: Dialect) -> UpdateBase:
     return statement.returning(tokens.c.id) if _returns_id(dialect) else statement.inline()
 
 
-# Each statement of the fast path, its per-call parameters (sample values) and, for an
-# INSERT, the columns it sets. Built and compiled on first use.
+# The fast path's own statements, which are not constants of `_statements` (an INSERT of
+# one row whose form depends on the dialect), with their per-call parameters (sample values)
+# and the columns they set. Built and compiled on first use.
 STATEMENTS: Final[dict[str, _Builder]] = {
-    "lookup": lambda d: (sql.LOOKUP_TOKEN, {"p_hash": ""}, None),
-    "consume": lambda d: (sql.CONSUME_TOKEN, {"p_id": 0, "p_now": _SAMPLE_NOW}, None),
     "insert_token": lambda d: (_insert_token(d), dict.fromkeys(_TOKEN_COLUMNS), _TOKEN_COLUMNS),
     "insert_audit": lambda d: (
         insert(audit_log).inline(),
         dict.fromkeys(_AUDIT_COLUMNS),
         _AUDIT_COLUMNS,
-    ),
-    "invalidate_by_booking_returning": lambda d: (
-        sql.INVALIDATE_BY_BOOKING_RETURNING,
-        _INVALIDATION,
-        None,
-    ),
-    "lock_and_count_by_booking": lambda d: (sql.LOCK_AND_COUNT_BY_BOOKING, {"p_booking": 0}, None),
-    "invalidate_by_booking_up_to": lambda d: (
-        sql.INVALIDATE_BY_BOOKING_UP_TO,
-        {**_INVALIDATION, "p_max_id": 0},
-        None,
     ),
 }
 

@@ -22,6 +22,12 @@ class ConnectionSource(Protocol):
         that may hit a meaningful unique constraint then run inside a SAVEPOINT."""
         ...
 
+    @property
+    def returns_updated_rows(self) -> bool:
+        """True when an UPDATE can hand back the rows it changed (UPDATE ... RETURNING) and
+        that is the cheaper way: not on SQLite (see `invalidate_by_booking`)."""
+        ...
+
     def connection(self) -> Connection:
         """The transaction's connection, with its database transaction begun."""
         ...

@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from sqlalchemy import Connection
+from sqlalchemy import RowMapping
 
 from magiclink.adapters.sqlalchemy import _statements as sql
 from magiclink.adapters.sqlalchemy._errors import translating
-from magiclink.adapters.sqlalchemy._fastpath import FastPath
 from magiclink.adapters.sqlalchemy._repository_base import (
     SqlAlchemyRepository,
     new_id,
@@ -86,7 +85,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         fast = self._fast
         if fast is not None and fast.usable():
             return fast.record(
-                self._fast_connection(), "lookup", {"p_hash": token_hash}, lookup_reader
+                self._fast_connection(), sql.LOOKUP_TOKEN, {"p_hash": token_hash}, lookup_reader
             )
         row = self._source.connection().execute(sql.LOOKUP_TOKEN, {"p_hash": token_hash}).first()
         return None if row is None else lookup_from_row(row._mapping)
@@ -94,37 +93,23 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     @translating
     def get(self, token_id: int) -> MagicLinkToken | None:
         """The token with this id, or None (one SELECT)."""
-        row = self._source.connection().execute(sql.GET_TOKEN, {"p_id": token_id}).first()
-        return None if row is None else token_from_row(row._mapping)
+        return self._first(sql.GET_TOKEN, {"p_id": token_id}, token_from_row)
 
     @translating
     def consume(self, token_id: int, *, now: datetime) -> bool:
         """Mark the token used if it is live at `now` (one conditional UPDATE)."""
-        fast = self._fast
-        if fast is not None and fast.usable():
-            params = {"p_id": token_id, "p_now": now}
-            return fast.rowcount(self._fast_connection(), "consume", params) == 1
-        result = self._source.connection().execute(
-            sql.CONSUME_TOKEN, {"p_id": token_id, "p_now": now}
-        )
-        return result.rowcount == 1
+        return self._rowcount(sql.CONSUME_TOKEN, {"p_id": token_id, "p_now": now}) == 1
 
     @translating
     def invalidate(
         self, token_id: int, *, reason: InvalidationReason, now: datetime
     ) -> MagicLinkToken | None:
         """Invalidate one token; the token as it was, or None (SELECT FOR UPDATE + UPDATE)."""
-        conn = self._source.connection()
-        row = conn.execute(sql.GET_TOKEN_FOR_UPDATE, {"p_id": token_id}).first()
-        if row is None:
+        before = self._first(sql.GET_TOKEN_FOR_UPDATE, {"p_id": token_id}, token_from_row)
+        if before is None or before.invalidated:
             return None
-        before = token_from_row(row._mapping)
-        if before.invalidated:
-            return None
-        result = conn.execute(
-            sql.INVALIDATE_TOKEN, {"p_id": token_id, "p_reason": str(reason), "p_now": now}
-        )
-        return before if result.rowcount == 1 else None
+        params = {"p_id": token_id, "p_reason": str(reason), "p_now": now}
+        return before if self._rowcount(sql.INVALIDATE_TOKEN, params) == 1 else None
 
     @translating
     def invalidate_by_booking(
@@ -140,19 +125,15 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         hands them back one step each: for a booking of 1,000 tokens that costs more, at the
         driver level, than reading the grouped count first.
         """
-        conn = self._source.connection()
         params: dict[str, Any] = {"p_booking": booking_id, "p_reason": str(reason), "p_now": now}
-        fast = self._fast
-        if fast is not None and fast.usable():
-            return _invalidate_by_booking_fast(fast, conn, params)
-        if conn.dialect.update_returning and conn.dialect.name != "sqlite":
-            guest_ids = conn.execute(sql.INVALIDATE_BY_BOOKING_RETURNING, params).scalars()
-            return InvalidationResult(per_guest=dict(Counter(guest_ids)))
-        counts = conn.execute(sql.LOCK_AND_COUNT_BY_BOOKING, params).mappings().all()
+        if self._source.returns_updated_rows:
+            rows = self._all(sql.INVALIDATE_BY_BOOKING_RETURNING, params, _guest_id)
+            return InvalidationResult(per_guest=dict(Counter(rows)))
+        counts = self._all(sql.LOCK_AND_COUNT_BY_BOOKING, params, _as_read)
         if not counts:
             return InvalidationResult(per_guest={})
         params["p_max_id"] = max(row["max_id"] for row in counts)
-        conn.execute(sql.INVALIDATE_BY_BOOKING_UP_TO, params)
+        self._rowcount(sql.INVALIDATE_BY_BOOKING_UP_TO, params)
         return invalidation_from_rows(counts)
 
     @translating
@@ -171,7 +152,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         else:
             statement = sql.INVALIDATE_LIVE_FOR_BOOKING
             params["p_booking"] = booking_id
-        return int(self._source.connection().execute(statement, params).rowcount)
+        return self._rowcount(statement, params)
 
     @translating
     def invalidate_all_live(
@@ -179,25 +160,19 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     ) -> int:
         """Invalidate the guest's live tokens, of any booking or none (one UPDATE)."""
         params = {"p_guest": guest_id, "p_reason": str(reason), "p_now": now}
-        result = self._source.connection().execute(sql.INVALIDATE_ALL_LIVE_OF_GUEST, params)
-        return int(result.rowcount)
+        return self._rowcount(sql.INVALIDATE_ALL_LIVE_OF_GUEST, params)
 
     @translating
     def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:
         """Every token of the booking, oldest first (one SELECT)."""
-        params = {"p_booking": booking_id}
-        rows = self._source.connection().execute(sql.LIST_TOKENS_BY_BOOKING, params).mappings()
-        return [token_from_row(row) for row in rows]
+        return self._all(sql.LIST_TOKENS_BY_BOOKING, {"p_booking": booking_id}, token_from_row)
 
     @translating
     def purge_expired(self, *, expired_before: datetime, limit: int) -> int:
         """Delete at most `limit` tokens expired before `expired_before` (one DELETE)."""
         if limit <= 0:
             return 0
-        result = self._source.connection().execute(
-            sql.PURGE_EXPIRED, {"p_before": expired_before, "p_limit": limit}
-        )
-        return int(result.rowcount)
+        return self._rowcount(sql.PURGE_EXPIRED, {"p_before": expired_before, "p_limit": limit})
 
     @translating
     def count_expired(self, *, expired_before: datetime) -> int:
@@ -217,19 +192,12 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         return stats_from_rows(totals, conn.execute(sql.INVALIDATIONS_BY_REASON).mappings())
 
 
-def _invalidate_by_booking_fast(
-    fast: FastPath, conn: Connection, params: dict[str, Any]
-) -> InvalidationResult:
-    """`invalidate_by_booking`'s statements (the same ones, chosen alike) on the fast path."""
-    if conn.dialect.update_returning and conn.dialect.name != "sqlite":
-        rows = fast.all(conn, "invalidate_by_booking_returning", params)
-        return InvalidationResult(per_guest=dict(Counter(row["guest_id"] for row in rows)))
-    counts = fast.all(conn, "lock_and_count_by_booking", params)
-    if not counts:
-        return InvalidationResult(per_guest={})
-    params["p_max_id"] = max(row["max_id"] for row in counts)
-    fast.rowcount(conn, "invalidate_by_booking_up_to", params)
-    return invalidation_from_rows(counts)
+def _guest_id(row: RowMapping) -> int:
+    return int(row["guest_id"])
+
+
+def _as_read(row: RowMapping) -> RowMapping:
+    return row
 
 
 __all__ = ["SqlAlchemyTokenRepository"]

@@ -95,6 +95,8 @@ class SqlAlchemyTransaction(Transaction):
         # Only PostgreSQL (and, to be safe, unknown dialects) aborts the whole transaction on
         # a failed statement; SQLite and MariaDB roll back just that statement.
         self._guard_inserts = flavour in (Flavour.POSTGRESQL, Flavour.OTHER)
+        dialect = engine.dialect if engine is not None else connection.dialect
+        self._returns_updated_rows = bool(dialect.update_returning) and dialect.name != "sqlite"
 
     # The repositories, each made on first use: most operations touch one or two of them.
     guests = _OnFirstUse(lambda tx: SqlAlchemyGuestRepository(tx, fast=tx._fast))
@@ -108,6 +110,11 @@ class SqlAlchemyTransaction(Transaction):
     def guard_inserts(self) -> bool:
         """True when conflict-prone inserts must run in a SAVEPOINT (see `ConnectionSource`)."""
         return self._guard_inserts
+
+    @property
+    def returns_updated_rows(self) -> bool:
+        """See `ConnectionSource.returns_updated_rows`."""
+        return self._returns_updated_rows
 
     def connection(self) -> Connection:
         """The open connection, with the database transaction begun.
