@@ -12,17 +12,22 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, event, literal, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine.interfaces import Dialect
 
 from magiclink import AuditAction, InvalidationReason, StorageError
 from magiclink.adapters.sqlalchemy import SqlAlchemyTransaction, SqlAlchemyUnitOfWork, metadata
 from magiclink.adapters.sqlalchemy._fastpath import FAST_DRIVERS, fast_path_for
 from magiclink.adapters.sqlalchemy._statements import GET_GUEST_BY_EMAIL
+from magiclink.adapters.sqlalchemy._tables import UTCDateTime
 from magiclink.ports import NewAuditEntry
 from magiclink.testing import hash_token
 from tests.integration.seed import NOW, TTL, Seeded, seed_booking
@@ -267,3 +272,32 @@ def test_postgres_write_transaction_goes_bare_once_read_committed_is_known(
         assert isinstance(tx, SqlAlchemyTransaction) and tx._connection is None
         level = tx.connection().exec_driver_sql("SHOW transaction_isolation").scalar()
         assert level == "read committed"
+
+
+_DIALECTS = [
+    sqlite.dialect(),
+    postgresql.psycopg.dialect(),  # type: ignore[no-untyped-call]
+    mysql.pymysql.dialect(),
+]
+
+
+@pytest.mark.parametrize("dialect", _DIALECTS, ids=lambda d: d.name)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30))]),
+    )
+)
+def test_fast_path_timestamps(dialect: Dialect, moment: datetime) -> None:
+    """The fast path's one-call timestamp processors give what Core's give: the same bound
+    value (on SQLite the same text, which is compared as text) and the same value read."""
+    column = UTCDateTime()
+    core_bind = column.dialect_impl(dialect).bind_processor(dialect)
+    bound = column.binder(dialect)(moment)
+    assert core_bind is not None and bound == core_bind(moment)
+    assert column.binder(dialect)(None) is None
+    core_read = column.dialect_impl(dialect).result_processor(dialect, None)
+    assert core_read is not None
+    read = column.non_null_reader(dialect)(bound)
+    assert read == core_read(bound) and read == moment and read.tzinfo is UTC

@@ -51,10 +51,12 @@ class PreparedStatement:
         )
 
         def binder(name: str) -> Processor | None:
+            bind = compiled.binds.get(name)
+            if bind is not None and isinstance(bind.type, UTCDateTime):
+                return bind.type.binder(dialect)  # one call instead of two (issue 15)
             found = state.processors.get(name)
             if found is not None:
                 return found
-            bind = compiled.binds.get(name)
             return None if bind is None else bind.type.dialect_impl(dialect).bind_processor(dialect)
 
         self._binders: dict[str, Processor | None] = {name: binder(name) for name in sample}
