@@ -26,6 +26,7 @@ from sqlalchemy.engine.interfaces import Dialect
 from magiclink import AuditAction, InvalidationReason, StorageError
 from magiclink.adapters.sqlalchemy import SqlAlchemyTransaction, SqlAlchemyUnitOfWork, metadata
 from magiclink.adapters.sqlalchemy._fastpath import FAST_DRIVERS, fast_path_for
+from magiclink.adapters.sqlalchemy._prepared import timestamp_binder, timestamp_reader
 from magiclink.adapters.sqlalchemy._statements import GET_GUEST_BY_EMAIL
 from magiclink.adapters.sqlalchemy._tables import UTCDateTime
 from magiclink.ports import NewAuditEntry
@@ -294,10 +295,29 @@ def test_fast_path_timestamps(dialect: Dialect, moment: datetime) -> None:
     value (on SQLite the same text, which is compared as text) and the same value read."""
     column = UTCDateTime()
     core_bind = column.dialect_impl(dialect).bind_processor(dialect)
-    bound = column.binder(dialect)(moment)
+    bound = timestamp_binder(column, dialect)(moment)
     assert core_bind is not None and bound == core_bind(moment)
-    assert column.binder(dialect)(None) is None
+    assert timestamp_binder(column, dialect)(None) is None
     core_read = column.dialect_impl(dialect).result_processor(dialect, None)
     assert core_read is not None
-    read = column.non_null_reader(dialect)(bound)
+    read = timestamp_reader(column, dialect)(bound)
     assert read == core_read(bound) and read == moment and read.tzinfo is UTC
+
+
+def test_fast_path_reads_sqlite_timestamps_core_reads() -> None:
+    """Text SQLite holds that is not the default form (no microseconds, an offset another
+    writer left) reads as Core's parser reads it."""
+    dialect, column = sqlite.dialect(), UTCDateTime()
+    core_read = column.dialect_impl(dialect).result_processor(dialect, None)
+    assert core_read is not None
+    texts = (
+        "2026-01-02 03:04:05",
+        "2026-01-02 03:04:05.000001",
+        "2026-01-02 03:04:05.123",
+        "2026-01-02 03:04:05+02:00",
+        "2026-01-02T03:04:05.123456",
+    )
+    for text in texts:
+        assert timestamp_reader(column, dialect)(text) == core_read(text)
+    with pytest.raises(ValueError, match="naive"):
+        timestamp_binder(column, dialect)(datetime(2026, 1, 2))

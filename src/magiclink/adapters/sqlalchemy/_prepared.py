@@ -10,7 +10,8 @@ too), and each value goes through the result processor of its labelled column.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast
+from datetime import datetime
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import RowMapping
 from sqlalchemy import exc as sa_exc
@@ -18,7 +19,11 @@ from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.expression import Select, UpdateBase
 from sqlalchemy.types import TypeEngine
 
-from magiclink.adapters.sqlalchemy._tables import UTCDateTime
+from magiclink.adapters.sqlalchemy._tables import (
+    SQLITE_DEFAULT_DATETIME_FORMAT,
+    UTCDateTime,
+    as_utc,
+)
 
 Processor = Callable[[Any], Any]
 R = TypeVar("R")
@@ -53,7 +58,7 @@ class PreparedStatement:
         def binder(name: str) -> Processor | None:
             bind = compiled.binds.get(name)
             if bind is not None and isinstance(bind.type, UTCDateTime):
-                return bind.type.binder(dialect)  # one call instead of two (issue 15)
+                return timestamp_binder(bind.type, dialect)  # one call instead of two
             found = state.processors.get(name)
             if found is not None:
                 return found
@@ -128,10 +133,66 @@ class PreparedStatement:
 
 def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | None:
     """The column's result processor, for values that are not None (the readers pass None
-    through): a timestamp's in one call (`UTCDateTime.non_null_reader`), others as Core's."""
+    through): a timestamp's in one call (`timestamp_reader`), others as Core's."""
     if isinstance(type_, UTCDateTime):
-        return type_.non_null_reader(dialect)
+        return timestamp_reader(type_, dialect)
     return type_.dialect_impl(dialect).result_processor(dialect, None)
+
+
+_SQLITE_TEXT_LENGTH: Final = len("2000-01-01 00:00:00.000000")
+
+
+def _sqlite_text(type_: UTCDateTime, dialect: Dialect) -> bool:
+    """True when the column is stored as SQLAlchemy's default SQLite DATETIME text."""
+    impl = type_.load_dialect_impl(dialect)
+    return getattr(impl, "_storage_format", None) == SQLITE_DEFAULT_DATETIME_FORMAT and not (
+        getattr(impl, "_reg", None)
+    )
+
+
+def timestamp_binder(type_: UTCDateTime, dialect: Dialect) -> Processor:
+    """`UTCDateTime`'s bind processor as one call: on SQLite's default text, the UTC text
+    straight from `isoformat` (the same text as the dialect's `%`-format, compared as text
+    in SQL: `test_fast_path_timestamps` pins it); elsewhere `process_bind_param`, then the
+    dialect's own processor."""
+    if _sqlite_text(type_, dialect):
+
+        def as_text(value: datetime | None) -> str | None:
+            # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" without its offset.
+            return None if value is None else as_utc(value).isoformat(" ", "microseconds")[:-6]
+
+        return as_text
+    process = type_.process_bind_param
+    native = type_.load_dialect_impl(dialect).bind_processor(dialect)
+    if native is None:
+        return lambda value: process(value, dialect)
+    return lambda value: native(process(value, dialect))
+
+
+def timestamp_reader(type_: UTCDateTime, dialect: Dialect) -> Processor:
+    """`UTCDateTime`'s result processor as one call, for values that are not None: SQLite's
+    text parsed as UTC by `fromisoformat` (anything else it stored, by Core's parser), and
+    a driver's datetime made aware UTC."""
+    parse = type_.load_dialect_impl(dialect).result_processor(dialect, None)
+    process = type_.process_result_value
+
+    def aware(value: Any) -> Any:
+        return process(value if parse is None else parse(value), dialect)
+
+    if not _sqlite_text(type_, dialect):
+        return aware
+
+    def from_text(value: Any) -> Any:
+        # Exactly the form SQLAlchemy writes ("YYYY-MM-DD HH:MM:SS.ffffff"); any other text
+        # goes to Core's parser, which reads some forms differently from `fromisoformat`.
+        if isinstance(value, str) and len(value) == _SQLITE_TEXT_LENGTH:
+            try:
+                return datetime.fromisoformat(value + "+00:00")
+            except ValueError:
+                pass
+        return aware(value)
+
+    return from_text
 
 
 def description_names(cursor: Any) -> tuple[Any, ...]:
@@ -149,4 +210,6 @@ __all__ = [
     "Processor",
     "description_names",
     "psycopg_names",
+    "timestamp_binder",
+    "timestamp_reader",
 ]

@@ -11,9 +11,8 @@ timezone-aware UTC datetimes, with microseconds, on SQLite, PostgreSQL and Maria
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -75,6 +74,13 @@ SQLITE_DEFAULT_DATETIME_FORMAT: Final = (
 """SQLAlchemy's storage format of a SQLite DATETIME (text, compared as text)."""
 
 
+def as_utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is refused (`ValueError`)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime given to a timezone-aware column")
+    return value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and always read back as a timezone-aware UTC datetime.
 
@@ -100,9 +106,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         """UTC on the way in; naive for the dialects whose column has no time zone."""
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("naive datetime given to a timezone-aware column")
-        value = value.astimezone(UTC)
+        value = as_utc(value)
         if dialect.name == "postgresql":
             return value
         return value.replace(tzinfo=None)
@@ -114,43 +118,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
-
-    def binder(self, dialect: Dialect) -> Callable[[datetime | None], Any]:
-        """`bind_processor` as one call, for the fast path: on SQLite with its default
-        storage format, the UTC text straight from `isoformat` (the same text as the
-        dialect's `%`-format, which `test_fast_path_timestamps` pins); elsewhere
-        `process_bind_param` then the dialect's own processor."""
-        impl = self.load_dialect_impl(dialect)
-        process = self.process_bind_param
-        if getattr(impl, "_storage_format", None) == SQLITE_DEFAULT_DATETIME_FORMAT:
-
-            def as_text(value: datetime | None) -> Any:
-                moment = process(value, dialect)
-                return None if moment is None else moment.isoformat(" ", "microseconds")
-
-            return as_text
-        native = impl.bind_processor(dialect)
-        if native is None:
-            return lambda value: process(value, dialect)
-        return lambda value: native(process(value, dialect))
-
-    def non_null_reader(self, dialect: Dialect) -> Callable[[Any], datetime]:
-        """What `result_processor` does to a value that is not None, as one call: the
-        driver value parsed by the dialect's own processor (SQLite's text), then made aware
-        UTC. For the fast path (`_fastpath`), which passes None through itself."""
-        parse = self.load_dialect_impl(dialect).result_processor(dialect, None)
-
-        def aware(value: datetime) -> datetime:
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-        if parse is None:
-            return aware
-
-        def parsed(value: Any) -> datetime:
-            moment = cast(datetime, parse(value))
-            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-        return parsed
 
 
 # JSONB on PostgreSQL (indexable, compact); the generic JSON type elsewhere.
@@ -270,12 +237,14 @@ incidents: Final = _table(
 __all__ = [
     "MYSQL_TABLE_OPTIONS",
     "NAMING_CONVENTION",
+    "SQLITE_DEFAULT_DATETIME_FORMAT",
     "UQ_BOOKING_UID",
     "UQ_GUEST_EMAIL",
     "UQ_RATING_BOOKING",
     "Id",
     "JsonObject",
     "UTCDateTime",
+    "as_utc",
     "audit_log",
     "bookings",
     "guests",
