@@ -20,7 +20,7 @@ that the names match is checked once, at import.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 from sqlalchemy import Column, Label, RowMapping, Table
@@ -81,26 +81,37 @@ def _fields(record: type[Any], table: Table, *, with_id: bool = True) -> list[st
     return names
 
 
-def _reader(
-    record: type[R], table: Table, prefix: str, **convert: Convert
-) -> Callable[[RowMapping], R]:
-    """The record in a row holding the table's columns labelled `<prefix>_<column>`; each
-    value read by its label and passed through `convert[<column>]` where one is given."""
-    plain = [(name, f"{prefix}_{name}") for name in _fields(record, table) if name not in convert]
-    converted = [
-        (name, f"{prefix}_{name}", to_field)
-        for name in _fields(record, table)
-        if (to_field := convert.get(name)) is not None
-    ]
+class _Reader(Generic[R]):
+    """The record in a row holding the table's columns labelled `<prefix>_<column>`, each
+    value passed through `convert[<column>]` where one is given: read by label from a
+    `RowMapping` (calling it), or from a plain row by position once `at(columns)` has
+    compiled where each label sits (the fast path)."""
 
-    def read(row: RowMapping) -> R:
-        values = {name: row[label] for name, label in plain}
-        for name, label, to_field in converted:
+    def __init__(self, record: type[R], table: Table, prefix: str, **convert: Convert) -> None:
+        self._record = record
+        self._labels = [(name, f"{prefix}_{name}") for name in _fields(record, table)]
+        self._convert = convert
+        self._plain = [(name, label) for name, label in self._labels if name not in convert]
+        self._converted = [
+            (name, label, convert[name]) for name, label in self._labels if name in convert
+        ]
+        self.__doc__ = f"The `{record.__name__}` in a row of `{table.name}` labelled `{prefix}_*`."
+
+    def __call__(self, row: RowMapping) -> R:
+        values = {name: row[label] for name, label in self._plain}
+        for name, label, to_field in self._converted:
             values[name] = to_field(row[label])
-        return record(**values)
+        return self._record(**values)
 
-    read.__doc__ = f"The `{record.__name__}` in a row of `{table.name}` labelled `{prefix}_*`."
-    return read
+    def at(self, columns: Columns) -> Callable[[Sequence[Any]], R]:
+        """The reader of plain rows whose labels sit where `columns` says (one pass)."""
+        record = self._record
+        steps = [_step(columns[label], self._convert.get(name)) for name, label in self._labels]
+
+        def read(row: Sequence[Any]) -> R:
+            return record(*[row[i] if f is None else f(row[i]) for i, f in steps])
+
+        return read
 
 
 def _step(column: Step, convert: Convert | None) -> Step:
@@ -116,24 +127,6 @@ def _step(column: Step, convert: Convert | None) -> Step:
 def _value(step: Step, row: Sequence[Any]) -> Any:
     index, read = step
     return row[index] if read is None else read(row[index])
-
-
-def _positional(
-    record: type[R], table: Table, prefix: str, **convert: Convert
-) -> Callable[[Columns], Callable[[Sequence[Any]], R]]:
-    """`_reader`'s record, read from a plain row in one pass: compiled once per statement
-    from `Columns` (where each label sits in the row, and its driver processor)."""
-    names = _fields(record, table)
-
-    def compiled(columns: Columns) -> Callable[[Sequence[Any]], R]:
-        steps = [_step(columns[f"{prefix}_{name}"], convert.get(name)) for name in names]
-
-        def read(row: Sequence[Any]) -> R:
-            return record(*[row[i] if f is None else f(row[i]) for i, f in steps])
-
-        return read
-
-    return compiled
 
 
 def _writer(record: type[R], table: Table, **convert: Convert) -> Callable[[R], dict[str, Any]]:
@@ -167,18 +160,18 @@ INCIDENT_COLUMNS: Final = _labelled("incident", *incidents.columns)
 # --- Row -> record ------------------------------------------------------------------------
 # Booleans through bool() (MariaDB returns 0/1), enumerations from their stored strings.
 
-guest_from_row: Final = _reader(Guest, guests, "guest", blocked=bool)
-booking_from_row: Final = _reader(Booking, bookings, "booking", status=BookingStatus)
-token_from_row: Final = _reader(
+guest_from_row: Final = _Reader(Guest, guests, "guest", blocked=bool)
+booking_from_row: Final = _Reader(Booking, bookings, "booking", status=BookingStatus)
+token_from_row: Final = _Reader(
     MagicLinkToken,
     tokens,
     "token",
     invalidated=bool,
     invalidation_reason=_optional(InvalidationReason),
 )
-audit_from_row: Final = _reader(AuditEntry, audit_log, "audit", success=bool)
-rating_from_row: Final = _reader(Rating, ratings, "rating")
-incident_from_row: Final = _reader(Incident, incidents, "incident", type=IncidentType)
+audit_from_row: Final = _Reader(AuditEntry, audit_log, "audit", success=bool)
+rating_from_row: Final = _Reader(Rating, ratings, "rating")
+incident_from_row: Final = _Reader(Incident, incidents, "incident", type=IncidentType)
 
 
 def lookup_from_row(row: RowMapping) -> TokenLookup:
@@ -193,20 +186,10 @@ def lookup_from_row(row: RowMapping) -> TokenLookup:
     )
 
 
-_token_at: Final = _positional(
-    MagicLinkToken,
-    tokens,
-    "token",
-    invalidated=bool,
-    invalidation_reason=_optional(InvalidationReason),
-)
-_guest_at: Final = _positional(Guest, guests, "guest", blocked=bool)
-
-
 def lookup_reader(columns: Columns) -> Callable[[Sequence[Any]], TokenLookup]:
     """`lookup_from_row` for plain rows of `LOOKUP_COLUMNS` (the fast path), compiled from
     where each label sits in the row."""
-    token, guest = _token_at(columns), _guest_at(columns)
+    token, guest = token_from_row.at(columns), guest_from_row.at(columns)
     status = _step(columns["booking_status"], _optional(BookingStatus))
     revision = _step(columns["booking_revision"], None)
     generation = _step(columns["booking_link_generation"], None)
