@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Final, Generic, TypeVar
 
 import attrs
@@ -23,6 +24,7 @@ from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 T = TypeVar("T")
 
 RETRIES_ON_TRANSIENT: Final = 1
+_NO_FIELDS: Final[Mapping[str, object]] = MappingProxyType({})
 
 
 def rerun(_tx: Transaction) -> None:
@@ -46,7 +48,7 @@ class Operation(Generic[T]):
     readonly: bool = False
     landed: Callable[[Transaction], T | None] | None = None
     retried_event: str = Events.STORAGE_RETRIED
-    log_fields: Mapping[str, object] = attrs.field(factory=dict)
+    log_fields: Mapping[str, object] = _NO_FIELDS
     on_retry: Callable[[StorageError], None] | None = None
 
 
