@@ -7,8 +7,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final
 
-import attrs
-
 from magiclink.domain._audit import new_operation_id
 from magiclink.domain._enums import BookingStatus, InvalidationReason
 from magiclink.domain._errors import InvalidInput
@@ -37,6 +35,7 @@ from magiclink.domain._records import (
     Requester,
     RescheduleOutcome,
 )
+from magiclink.domain._replace import replacer
 from magiclink.domain._transactions import Operation, read, run
 from magiclink.ports._clock import Clock
 from magiclink.ports._metrics import Metrics
@@ -47,6 +46,11 @@ from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 DEFAULT_DURATION: Final = timedelta(minutes=15)
 MAX_DURATION: Final = timedelta(days=7)
 CANCELLERS: Final = frozenset({"mentor", "student"})
+
+_with_operation: Final = replacer(Booking, "operation_id")
+_with_status: Final = replacer(Booking, "status")
+_with_status_and_operation: Final = replacer(Booking, "status", "operation_id")
+_moved: Final = replacer(Booking, "start_time", "end_time", "revision")
 
 
 class BookingService(LifecycleService):
@@ -130,7 +134,7 @@ class BookingService(LifecycleService):
             )
             # The key goes on the row through `update`, which every adapter already takes
             # a whole record for: a host's `add` keeps its signature (docs/adapters.md).
-            booking = attrs.evolve(booking, operation_id=operation_id)
+            booking = _with_operation(booking, operation_id)
             tx.bookings.update(booking)
             self._enqueue_mail(tx, booking, "booking")
             return booking
@@ -191,7 +195,7 @@ class BookingService(LifecycleService):
 
         def work(tx: Transaction) -> Booking:
             booking = revoke_links(tx, load_for_change(tx, booking_id, who))
-            return self._move(tx, attrs.evolve(booking, operation_id=operation_id), start)
+            return self._move(tx, _with_operation(booking, operation_id), start)
 
         landed = _written_by(operation_id, lambda tx: tx.bookings.get(booking_id))
         booking = run(self._uow, Operation(work, landed=landed))
@@ -204,11 +208,11 @@ class BookingService(LifecycleService):
         """Write the locked booking at `start` (same duration, revision + 1) and, with an
         outbox, its mail intent (§11.2): the one reschedule write of both paths. `booking`
         carries the operation id of the calling operation."""
-        moved = attrs.evolve(
+        moved = _moved(
             booking,
-            start_time=start,
-            end_time=_end_of(start, booking.end_time - booking.start_time),
-            revision=booking.revision + 1,
+            start,
+            _end_of(start, booking.end_time - booking.start_time),
+            booking.revision + 1,
         )
         tx.bookings.update(moved)
         self._enqueue_mail(tx, moved, "reschedule")
@@ -253,7 +257,7 @@ class BookingService(LifecycleService):
         note = require_text(reason, "reason", max_length=MAX_FREE_TEXT, allow_empty=True)
 
         def act(tx: Transaction, grant: LinkGrant) -> Booking:
-            closed = attrs.evolve(grant.booking, status=BookingStatus.CANCELLED)
+            closed = _with_status(grant.booking, BookingStatus.CANCELLED)
             tx.bookings.update(closed)
             return closed
 
@@ -300,7 +304,7 @@ class BookingService(LifecycleService):
             booking = load_for_change(tx, booking_id, requester)
             if status.is_closed:
                 booking = revoke_links(tx, booking)
-            changed = attrs.evolve(booking, status=status, operation_id=operation_id)
+            changed = _with_status_and_operation(booking, status, operation_id)
             tx.bookings.update(changed)
             return changed
 

@@ -26,6 +26,7 @@ from magiclink.domain._link_context import LinkActionContext
 from magiclink.domain._observability import Events
 from magiclink.domain._policy import booking_refusal, refusal_reason
 from magiclink.domain._records import Booking, Guest, MagicLinkToken, TokenLookup
+from magiclink.domain._replace import replacer
 from magiclink.domain._scope import require_scope, scope_refusal
 from magiclink.domain._transactions import Operation, run
 from magiclink.ports._unit_of_work import Transaction
@@ -33,6 +34,9 @@ from magiclink.ports._unit_of_work import Transaction
 T = TypeVar("T")
 
 _OPERATION: Final = "consume"  # a link action consumes its link (metrics label)
+
+_with_operation: Final = replacer(Booking, "operation_id")
+_with_generation: Final = replacer(Booking, "link_generation")
 
 
 @attrs.frozen
@@ -76,7 +80,7 @@ class _Action:
         """The consumed link's action, its booking's links killed, and the audit (§8.1)."""
         now = self.now
         # The booking an action writes carries this call's operation id (issue 12.2).
-        granted = attrs.evolve(revoke_links(tx, booking), operation_id=self.operation_id)
+        granted = _with_operation(revoke_links(tx, booking), self.operation_id)
         grant = LinkGrant(lookup.token, lookup.guest, granted, now)
         result = self.act(tx, grant)
         invalidated = tx.tokens.invalidate_by_booking(target, reason=self.reason, now=now)
@@ -116,7 +120,7 @@ def revoke_links(tx: Transaction, booking: Booking) -> Booking:
     transaction's lock (`for_update`), so the returned booking is exactly what is stored.
     """
     tx.bookings.revoke_links(booking.id)
-    return attrs.evolve(booking, link_generation=booking.link_generation + 1)
+    return _with_generation(booking, booking.link_generation + 1)
 
 
 def run_link_action(

@@ -4,8 +4,7 @@ audited refusal of a known link, with reuse detection (§5.7, §9.8)."""
 from __future__ import annotations
 
 from datetime import datetime
-
-import attrs
+from typing import Final
 
 from magiclink.domain import _audit
 from magiclink.domain._context import GuestContext
@@ -14,11 +13,13 @@ from magiclink.domain._errors import AccessDenied, InvalidToken, StorageError, T
 from magiclink.domain._observability import Events
 from magiclink.domain._policy import hash_token, is_well_formed, refusal_reason
 from magiclink.domain._records import MagicLinkToken, TokenLookup, VerifiedToken
+from magiclink.domain._replace import replacer
 from magiclink.domain._scope import require_scope, scope_refusal, wrong_booking
 from magiclink.domain._transactions import Operation, read, run
 from magiclink.ports._unit_of_work import Transaction
 
 _Checked = tuple[TokenLookup | None, RefusalReason | None]
+_consumed: Final = replacer(MagicLinkToken, "used_at")
 
 
 class Verification:
@@ -76,7 +77,7 @@ class Verification:
         checked = run(self._context.uow, Operation(work, landed=landed))
         lookup = self._accepted(checked, now, "consume")
         self._context.instruments.accepted(lookup, "consume", Events.TOKEN_CONSUMED)
-        return VerifiedToken(token=attrs.evolve(lookup.token, used_at=now), guest=lookup.guest)
+        return VerifiedToken(token=_consumed(lookup.token, now), guest=lookup.guest)
 
     def _accepted(self, checked: _Checked, now: datetime, operation: str) -> TokenLookup:
         """The lookup of an accepted link; for an unknown or refused one, the error raised."""
