@@ -9,9 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-import attrs
-
-from magiclink.adapters.memory._store import _UndoLog
+from magiclink.adapters.memory._replace import replacer
+from magiclink.adapters.memory._store import _MISSING, _UndoLog
 from magiclink.domain._enums import AuditAction, BookingStatus, IncidentType
 from magiclink.domain._errors import DuplicateRating, InvalidInput
 from magiclink.domain._records import (
@@ -32,6 +31,11 @@ from magiclink.ports._repositories import (
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+_requested = replacer(Guest, "last_request_at")
+_blocked = replacer(Guest, "blocked")
+_moved = replacer(Booking, "status", "start_time", "end_time", "revision", "operation_id")
+_revoked = replacer(Booking, "link_generation")
 
 
 class _Repository:
@@ -92,13 +96,11 @@ class InMemoryGuestRepository(_Repository, GuestRepository):
             return False
         if guest.last_request_at is not None and guest.last_request_at > not_after:
             return False
-        self._tx.put(store.guests, guest_id, attrs.evolve(guest, last_request_at=now))
+        self._tx.put(store.guests, guest_id, _requested(guest, now))
         return True
 
     def set_blocked(self, guest_id: int, blocked: bool) -> Guest | None:
-        return self._change(
-            self._tx.store.guests, guest_id, lambda guest: attrs.evolve(guest, blocked=blocked)
-        )
+        return self._change(self._tx.store.guests, guest_id, lambda guest: _blocked(guest, blocked))
 
 
 class InMemoryBookingRepository(_Repository, BookingRepository):
@@ -141,25 +143,24 @@ class InMemoryBookingRepository(_Repository, BookingRepository):
 
     def update(self, booking: Booking) -> None:
         # uid and parties are fixed at creation; status, times, revision and the writer move.
-        self._change(
-            self._tx.store.bookings,
-            booking.id,
-            lambda current: attrs.evolve(
+        store = self._tx.store
+        current = store.bookings.get(booking.id)
+        if current is not None:
+            changed = _moved(
                 current,
-                status=booking.status,
-                start_time=booking.start_time,
-                end_time=booking.end_time,
-                revision=booking.revision,
-                operation_id=booking.operation_id,
-            ),
-        )
+                booking.status,
+                booking.start_time,
+                booking.end_time,
+                booking.revision,
+                booking.operation_id,
+            )
+            self._tx.put(store.bookings, booking.id, changed)
 
     def revoke_links(self, booking_id: int) -> None:
-        self._change(
-            self._tx.store.bookings,
-            booking_id,
-            lambda current: attrs.evolve(current, link_generation=current.link_generation + 1),
-        )
+        store = self._tx.store
+        current = store.bookings.get(booking_id)
+        if current is not None:
+            self._tx.put(store.bookings, booking_id, _revoked(current, current.link_generation + 1))
 
 
 class InMemoryRatingRepository(_Repository, RatingRepository):
@@ -234,10 +235,14 @@ class InMemoryAuditLog(_Repository, AuditLog):
     """The guest access log in memory, indexed by resource id and guest id."""
 
     def add_many(self, entries: Sequence[NewAuditEntry]) -> None:
-        store = self._tx.store
+        tx = self._tx
+        store = tx.store
+        audit, log = store.audit, tx._undo.append
         for new in entries:
-            entry = AuditEntry(
-                id=store.next_id(),
+            entry_id = store.next_id()  # fresh: nothing to restore but its absence
+            log((audit, entry_id, _MISSING))
+            audit[entry_id] = AuditEntry(
+                id=entry_id,
                 guest_id=new.guest_id,
                 endpoint=new.endpoint,
                 action=new.action,
@@ -247,13 +252,12 @@ class InMemoryAuditLog(_Repository, AuditLog):
                 created_at=new.created_at,
                 operation_id=new.operation_id,
             )
-            self._tx.put(store.audit, entry.id, entry)
-            if entry.resource_id is not None:
-                self._tx.append_index(store.audit_by_resource, entry.resource_id, entry.id)
-            if entry.guest_id is not None:
-                self._tx.append_index(store.audit_by_guest, entry.guest_id, entry.id)
-            if entry.operation_id is not None:
-                self._tx.append_index(store.audit_by_operation, entry.operation_id, entry.id)
+            if new.resource_id is not None:
+                tx.append_index(store.audit_by_resource, new.resource_id, entry_id)
+            if new.guest_id is not None:
+                tx.append_index(store.audit_by_guest, new.guest_id, entry_id)
+            if new.operation_id is not None:
+                tx.append_index(store.audit_by_operation, new.operation_id, entry_id)
 
     def list(
         self, *, booking_id: int | None = None, guest_id: int | None = None, limit: int = 100

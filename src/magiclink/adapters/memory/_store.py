@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from magiclink.domain._errors import StorageError
 from magiclink.domain._records import (
@@ -56,19 +56,27 @@ class _Store:
         return next(self.ids)
 
 
+class _ClosedStore:
+    """What a closed transaction's `store` is: any use raises `StorageError`."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise StorageError("Transaction is closed")
+
+
+_CLOSED: Final = cast(_Store, _ClosedStore())
+
+
 class _UndoLog:
-    """Reads and writes of one open transaction on a `_Store`, remembered for rollback."""
+    """Reads and writes of one open transaction on a `_Store`, remembered for rollback.
+
+    `store` is a plain attribute (read several times per call, a property was a measurable
+    cost): `close` swaps it for `_CLOSED`, on which every read raises `StorageError`.
+    """
 
     def __init__(self, store: _Store) -> None:
+        self.store = store
         self._store = store
         self._undo: list[tuple[Any, Any, Any]] = []  # (table, key, old) or (list, _APPENDED, None)
-        self._open = True
-
-    @property
-    def store(self) -> _Store:
-        if not self._open:
-            raise StorageError("Transaction is closed")
-        return self._store
 
     def put(self, table: dict[K, V], key: K, value: V) -> None:
         """Write `table[key] = value`, remembering the old value for rollback."""
@@ -80,7 +88,8 @@ class _UndoLog:
         cost of a write does not grow with the history of its guest or booking)."""
         entries = index.get(key)
         if entries is None:
-            self.put(index, key, [item])
+            self._undo.append((index, key, _MISSING))
+            index[key] = [item]
         else:
             entries.append(item)
             self._undo.append((entries, _APPENDED, None))
@@ -91,14 +100,17 @@ class _UndoLog:
             self._undo.append((table, key, old))
 
     def rollback(self) -> None:
-        for table, key, old in reversed(self._undo):
+        undo = self._undo
+        if not undo:
+            return
+        for table, key, old in reversed(undo):
             if key is _APPENDED:
                 table.pop()
             elif old is _MISSING:
                 table.pop(key, None)
             else:
                 table[key] = old
-        self._undo.clear()
+        undo.clear()
 
 
-__all__ = ["_APPENDED", "_MISSING", "_Store", "_UndoLog"]
+__all__ = ["_APPENDED", "_CLOSED", "_MISSING", "_Store", "_UndoLog"]

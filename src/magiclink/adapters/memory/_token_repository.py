@@ -7,14 +7,16 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 
-import attrs
-
+from magiclink.adapters.memory._replace import replacer
 from magiclink.adapters.memory._repositories import _Repository
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
 from magiclink.domain._policy import booking_refusal
 from magiclink.domain._records import InvalidationResult, MagicLinkToken, TokenLookup
 from magiclink.ports._repositories import TokenRepository, TokenStats
+
+_used = replacer(MagicLinkToken, "used_at")
+_killed = replacer(MagicLinkToken, "invalidated", "invalidation_reason", "used_at")
 
 
 class InMemoryTokenRepository(_Repository, TokenRepository):
@@ -72,28 +74,20 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
     def get(self, token_id: int) -> MagicLinkToken | None:
         return self._tx.store.tokens.get(token_id)
 
-    def _is_live(self, token: MagicLinkToken, now: datetime) -> bool:
-        booking = (
-            None if token.booking_id is None else self._tx.store.bookings.get(token.booking_id)
-        )
-        return booking_refusal(token, booking, now) is None
-
     def consume(self, token_id: int, *, now: datetime) -> bool:
         store = self._tx.store
         token = store.tokens.get(token_id)
-        if token is None or not self._is_live(token, now):
+        if token is None:
             return False
-        self._tx.put(store.tokens, token_id, attrs.evolve(token, used_at=now))
+        booking = None if token.booking_id is None else store.bookings.get(token.booking_id)
+        if booking_refusal(token, booking, now) is not None:
+            return False
+        self._tx.put(store.tokens, token_id, _used(token, now))
         return True
 
     def _kill(self, token: MagicLinkToken, reason: InvalidationReason, now: datetime) -> None:
-        killed = attrs.evolve(
-            token,
-            invalidated=True,
-            invalidation_reason=reason,
-            used_at=token.used_at if token.used_at is not None else now,
-        )
-        self._tx.put(self._tx.store.tokens, token.id, killed)
+        used_at = token.used_at if token.used_at is not None else now
+        self._tx.put(self._tx.store.tokens, token.id, _killed(token, True, reason, used_at))
 
     def invalidate(
         self, token_id: int, *, reason: InvalidationReason, now: datetime
@@ -107,14 +101,17 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
     def invalidate_by_booking(
         self, booking_id: int, *, reason: InvalidationReason, now: datetime
     ) -> InvalidationResult:
-        store = self._tx.store
-        per_guest: dict[int, int] = defaultdict(int)
-        for token_id in store.tokens_by_booking.get(booking_id, ()):
-            token = store.tokens[token_id]
+        tokens = self._tx.store.tokens
+        log = self._tx._undo.append  # the loop of `_kill`, inlined: it runs once per token
+        per_guest: dict[int, int] = {}
+        for token_id in self._tx.store.tokens_by_booking.get(booking_id, ()):
+            token = tokens[token_id]
             if not token.invalidated:
-                self._kill(token, reason, now)
-                per_guest[token.guest_id] += 1
-        return InvalidationResult(per_guest=dict(per_guest))
+                used_at = token.used_at if token.used_at is not None else now
+                log((tokens, token_id, token))
+                tokens[token_id] = _killed(token, True, reason, used_at)
+                per_guest[token.guest_id] = per_guest.get(token.guest_id, 0) + 1
+        return InvalidationResult(per_guest=per_guest)
 
     def invalidate_live(
         self,
