@@ -14,11 +14,11 @@ from typing import Any, Final, TypeVar, cast
 
 from magiclink.domain._errors import StorageError
 from magiclink.domain._records import (
-    AuditEntry,
     Booking,
     Guest,
     Incident,
     MagicLinkToken,
+    NewAuditEntry,
     Rating,
 )
 
@@ -47,7 +47,8 @@ class _Store:
         self.ratings: dict[int, Rating] = {}
         self.rating_by_booking: dict[int, int] = {}
         self.incidents: dict[int, Incident] = {}
-        self.audit: dict[int, AuditEntry] = {}
+        # id -> (the entry as written, a copy of its metadata): see `_audit_log`.
+        self.audit: dict[int, tuple[NewAuditEntry, dict[str, Any]]] = {}
         self.audit_by_resource: dict[str, list[int]] = {}
         self.audit_by_guest: dict[int, list[int]] = {}
         self.audit_by_operation: dict[str, list[int]] = {}

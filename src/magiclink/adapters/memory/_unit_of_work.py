@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
+from magiclink.adapters.memory._audit_log import InMemoryAuditLog
 from magiclink.adapters.memory._repositories import (
-    InMemoryAuditLog,
     InMemoryBookingRepository,
     InMemoryGuestRepository,
     InMemoryIncidentRepository,
