@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any, Final, TypeVar, cast
+from datetime import datetime
+from typing import Any, Final, TypeAlias, TypeVar, cast
 
+from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
 from magiclink.domain._records import (
     Booking,
@@ -24,6 +26,11 @@ from magiclink.domain._records import (
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+_Killed: TypeAlias = tuple[MagicLinkToken, InvalidationReason, datetime]
+"""A token invalidated by this adapter, stored as (the token before, reason, used_at): the
+`MagicLinkToken` it stands for is built only if it is read (see `_token_repository`)."""
+_StoredToken: TypeAlias = MagicLinkToken | _Killed
 
 _MISSING: Final = object()
 # Undo marker: the entry `(index_list, _APPENDED, None)` undoes one `list.append`.
@@ -40,7 +47,7 @@ class _Store:
         self.guest_by_email: dict[str, int] = {}
         self.bookings: dict[int, Booking] = {}
         self.booking_by_uid: dict[str, int] = {}
-        self.tokens: dict[int, MagicLinkToken] = {}
+        self.tokens: dict[int, _StoredToken] = {}
         self.token_by_hash: dict[str, int] = {}
         self.tokens_by_booking: dict[int, list[int]] = {}
         self.tokens_by_guest: dict[int, list[int]] = {}
@@ -114,4 +121,4 @@ class _UndoLog:
         undo.clear()
 
 
-__all__ = ["_APPENDED", "_CLOSED", "_MISSING", "_Store", "_UndoLog"]
+__all__ = ["_APPENDED", "_CLOSED", "_MISSING", "_Killed", "_Store", "_StoredToken", "_UndoLog"]

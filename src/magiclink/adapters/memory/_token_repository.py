@@ -9,6 +9,7 @@ from datetime import datetime
 
 from magiclink.adapters.memory._replace import replacer
 from magiclink.adapters.memory._repositories import _Repository
+from magiclink.adapters.memory._store import _StoredToken
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
 from magiclink.domain._policy import booking_refusal
@@ -17,6 +18,25 @@ from magiclink.ports._repositories import TokenRepository, TokenStats
 
 _used = replacer(MagicLinkToken, "used_at")
 _killed = replacer(MagicLinkToken, "invalidated", "invalidation_reason", "used_at")
+
+
+def _token(stored: _StoredToken) -> MagicLinkToken:
+    """The record a stored token stands for (an invalidated one is built now)."""
+    if isinstance(stored, tuple):
+        before, reason, used_at = stored
+        return _killed(before, True, reason, used_at)
+    return stored
+
+
+def _before(stored: _StoredToken) -> MagicLinkToken:
+    """The stored token, or the token as it was before this adapter invalidated it: the
+    same id, hash, guest, booking and expiry."""
+    return stored[0] if isinstance(stored, tuple) else stored
+
+
+def _unspent(token: MagicLinkToken, now: datetime) -> bool:
+    """Not invalidated, not used, not expired: what the `invalidate_*live` writes kill."""
+    return not token.invalidated and token.used_at is None and token.expires_at > now
 
 
 class InMemoryTokenRepository(_Repository, TokenRepository):
@@ -61,7 +81,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         token_id = store.token_by_hash.get(token_hash)
         if token_id is None:
             return None
-        token = store.tokens[token_id]
+        token = _token(store.tokens[token_id])
         booking = None if token.booking_id is None else store.bookings.get(token.booking_id)
         return TokenLookup(
             token=token,
@@ -72,13 +92,14 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         )
 
     def get(self, token_id: int) -> MagicLinkToken | None:
-        return self._tx.store.tokens.get(token_id)
+        stored = self._tx.store.tokens.get(token_id)
+        return None if stored is None else _token(stored)
 
     def consume(self, token_id: int, *, now: datetime) -> bool:
         store = self._tx.store
         token = store.tokens.get(token_id)
-        if token is None:
-            return False
+        if token is None or isinstance(token, tuple):
+            return False  # unknown, or invalidated
         booking = None if token.booking_id is None else store.bookings.get(token.booking_id)
         if booking_refusal(token, booking, now) is not None:
             return False
@@ -87,13 +108,13 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
 
     def _kill(self, token: MagicLinkToken, reason: InvalidationReason, now: datetime) -> None:
         used_at = token.used_at if token.used_at is not None else now
-        self._tx.put(self._tx.store.tokens, token.id, _killed(token, True, reason, used_at))
+        self._tx.put(self._tx.store.tokens, token.id, (token, reason, used_at))
 
     def invalidate(
         self, token_id: int, *, reason: InvalidationReason, now: datetime
     ) -> MagicLinkToken | None:
         token = self._tx.store.tokens.get(token_id)
-        if token is None or token.invalidated:
+        if token is None or isinstance(token, tuple) or token.invalidated:
             return None
         self._kill(token, reason, now)
         return token
@@ -106,10 +127,10 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         per_guest: dict[int, int] = {}
         for token_id in self._tx.store.tokens_by_booking.get(booking_id, ()):
             token = tokens[token_id]
-            if not token.invalidated:
+            if not isinstance(token, tuple) and not token.invalidated:
                 used_at = token.used_at if token.used_at is not None else now
                 log((tokens, token_id, token))
-                tokens[token_id] = _killed(token, True, reason, used_at)
+                tokens[token_id] = (token, reason, used_at)
                 per_guest[token.guest_id] = per_guest.get(token.guest_id, 0) + 1
         return InvalidationResult(per_guest=per_guest)
 
@@ -132,7 +153,8 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         for token_id in candidates:
             token = store.tokens[token_id]
             if (
-                token.guest_id == guest_id
+                not isinstance(token, tuple)
+                and token.guest_id == guest_id
                 and token.booking_id == booking_id
                 and _unspent(token, now)
             ):
@@ -145,9 +167,9 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
     ) -> int:
         store = self._tx.store
         live = [
-            store.tokens[token_id]
+            token
             for token_id in store.tokens_by_guest.get(guest_id, ())
-            if _unspent(store.tokens[token_id], now)
+            if not isinstance(token := store.tokens[token_id], tuple) and _unspent(token, now)
         ]
         for token in live:
             self._kill(token, reason, now)
@@ -155,10 +177,11 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
 
     def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:
         store = self._tx.store
-        return [store.tokens[i] for i in store.tokens_by_booking.get(booking_id, ())]
+        return [_token(store.tokens[i]) for i in store.tokens_by_booking.get(booking_id, ())]
 
     def _expired_ids(self, expired_before: datetime) -> Iterator[int]:
-        return (t.id for t in self._tx.store.tokens.values() if t.expires_at < expired_before)
+        tokens = self._tx.store.tokens.items()
+        return (i for i, s in tokens if _before(s).expires_at < expired_before)
 
     def purge_expired(self, *, expired_before: datetime, limit: int) -> int:
         store = self._tx.store
@@ -166,7 +189,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         bookings: dict[int, None] = {}
         guests: dict[int, None] = {}
         for token_id in doomed:
-            token = store.tokens[token_id]
+            token = _before(store.tokens[token_id])
             self._tx.remove(store.tokens, token_id)
             self._tx.remove(store.token_by_hash, token.token_hash)
             if token.booking_id is not None:
@@ -185,7 +208,12 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
     def stats(self, *, now: datetime) -> TokenStats:
         live = expired = used = invalidated = 0
         by_reason: dict[str, int] = defaultdict(int)
-        for token in self._tx.store.tokens.values():
+        for stored in self._tx.store.tokens.values():
+            if isinstance(stored, tuple):
+                invalidated += 1
+                by_reason[str(stored[1])] += 1
+                continue
+            token = stored
             if token.invalidated:
                 invalidated += 1
                 by_reason[str(token.invalidation_reason)] += 1
@@ -202,11 +230,6 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
             invalidated=invalidated,
             invalidated_by_reason=dict(by_reason),
         )
-
-
-def _unspent(token: MagicLinkToken, now: datetime) -> bool:
-    """Not invalidated, not used, not expired: what the `invalidate_*live` writes kill."""
-    return not token.invalidated and token.used_at is None and token.expires_at > now
 
 
 __all__ = ["InMemoryTokenRepository"]
