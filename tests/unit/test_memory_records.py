@@ -1,7 +1,7 @@
 """What the in-memory adapter's cheaper writes return and keep (issue 15).
 
-The adapter builds changed records without `attrs.evolve`, stores an invalidated token as
-(token, reason, used_at) until it is read, and stores an audit entry as written until it is
+The adapter builds changed records without `attrs.evolve`, stores a consumed or invalidated
+token as (token, reason or None, used_at) until it is read, and stores an audit entry as written until it is
 read. Each read answers exactly the record `attrs.evolve` (or the `AuditEntry` built at
 write time) would have given, and a rollback leaves the very objects that were stored.
 """
@@ -81,6 +81,29 @@ def test_an_invalidated_token_reads_as_evolve_would_build_it() -> None:
         stats = tx.tokens.stats(now=LATER)
     assert (stats.invalidated, stats.live, stats.used) == (2, 0, 0)
     assert stats.invalidated_by_reason == {str(REASON): 2}
+
+
+def test_a_consumed_token_reads_as_evolve_would_build_it_and_can_still_be_invalidated() -> None:
+    uow, booking_id, (token,) = _setup(1)
+    with uow.transaction() as tx:
+        assert tx.tokens.consume(token.id, now=NOW)
+        assert not tx.tokens.consume(token.id, now=LATER)  # one winner
+        tx.commit()
+    consumed = attrs.evolve(token, used_at=NOW)
+    with uow.transaction() as tx:
+        assert _reads(tx, token, booking_id) == [consumed] * 3
+        stats = tx.tokens.stats(now=LATER)
+        assert (stats.used, stats.live, stats.invalidated) == (1, 0, 0)
+        assert (
+            tx.tokens.invalidate_live(
+                guest_id=token.guest_id, booking_id=booking_id, reason=REASON, now=LATER
+            )
+            == 0
+        )  # a used link is not live
+        # `invalidate` answers the token as it was: consumed.
+        assert tx.tokens.invalidate(token.id, reason=REASON, now=LATER) == consumed
+        assert tx.tokens.get(token.id) == _killed(token, NOW)
+        tx.commit()
 
 
 def test_an_invalidated_token_is_dead_to_every_write() -> None:

@@ -27,10 +27,11 @@ from magiclink.domain._records import (
 K = TypeVar("K")
 V = TypeVar("V")
 
-_Killed: TypeAlias = tuple[MagicLinkToken, InvalidationReason, datetime]
-"""A token invalidated by this adapter, stored as (the token before, reason, used_at): the
-`MagicLinkToken` it stands for is built only if it is read (see `_token_repository`)."""
-_StoredToken: TypeAlias = MagicLinkToken | _Killed
+_Spent: TypeAlias = tuple[MagicLinkToken, InvalidationReason | None, datetime]
+"""A token consumed or invalidated by this adapter, stored as (the token before, the reason
+it was invalidated or None for a consumption, used_at): the `MagicLinkToken` it stands for
+is built only if it is read (see `_token_repository`)."""
+_StoredToken: TypeAlias = MagicLinkToken | _Spent
 
 _MISSING: Final = object()
 # Undo marker: the entry `(index_list, _APPENDED, None)` undoes one `list.append`.
@@ -121,4 +122,4 @@ class _UndoLog:
         undo.clear()
 
 
-__all__ = ["_APPENDED", "_CLOSED", "_MISSING", "_Killed", "_Store", "_StoredToken", "_UndoLog"]
+__all__ = ["_APPENDED", "_CLOSED", "_MISSING", "_Spent", "_Store", "_StoredToken", "_UndoLog"]
