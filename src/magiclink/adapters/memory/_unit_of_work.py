@@ -54,11 +54,11 @@ class _InMemoryTransaction(_UndoLog, Transaction):
         store.lock.acquire()
         self.store = self._store = store
         self._undo = []
+        self.tokens = InMemoryTokenRepository(self)
 
-    # Built on first use: most transactions touch one or two repositories, and building
-    # all six per transaction was the largest cost of an in-memory verification.
+    # Built on first use (the tokens, which nearly every transaction reads, at begin):
+    # building all six per transaction was the largest cost of an in-memory verification.
     guests = _OnFirstUse(InMemoryGuestRepository)
-    tokens = _OnFirstUse(InMemoryTokenRepository)
     bookings = _OnFirstUse(InMemoryBookingRepository)
     ratings = _OnFirstUse(InMemoryRatingRepository)
     incidents = _OnFirstUse(InMemoryIncidentRepository)
@@ -70,12 +70,14 @@ class _InMemoryTransaction(_UndoLog, Transaction):
         self._undo.clear()
 
     def close(self) -> None:
-        if self.store is not _CLOSED:
-            try:
+        if self.store is _CLOSED:
+            return
+        try:
+            if self._undo:
                 self.rollback()
-            finally:
-                self.store = _CLOSED
-                self._store.lock.release()
+        finally:
+            self.store = _CLOSED
+            self._store.lock.release()
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
