@@ -8,7 +8,6 @@ time; these tests count what the time depends on (copies, undo entries, records 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.adapters.memory._store import _Store
@@ -112,8 +111,8 @@ def test_invalidating_a_booking_pair_reads_only_that_bookings_tokens() -> None:
     uow, store, guest_id, booking_id = _with_history(500)
     reads: list[int] = []
 
-    class _CountingTokens(dict[int, Any]):  # a stored token: a record, or an invalidation
-        def __getitem__(self, key: int) -> Any:
+    class _CountingTokens(dict[int, MagicLinkToken]):
+        def __getitem__(self, key: int) -> MagicLinkToken:
             reads.append(key)
             return super().__getitem__(key)
 

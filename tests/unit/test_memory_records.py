@@ -1,9 +1,9 @@
 """What the in-memory adapter's cheaper writes return and keep (issue 15).
 
-The adapter builds changed records without `attrs.evolve`, stores a consumed or invalidated
-token as (token, reason or None, used_at) until it is read, and stores an audit entry as written until it is
-read. Each read answers exactly the record `attrs.evolve` (or the `AuditEntry` built at
-write time) would have given, and a rollback leaves the very objects that were stored.
+The adapter builds changed records without `attrs.evolve`, and keeps what a consume or an
+invalidation changed in a token (reason or None, used_at) beside the token until it is read.
+Each read answers exactly the record `attrs.evolve` would have given, and a rollback leaves
+the very objects that were stored.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def test_a_changed_booking_and_guest_read_as_evolve_would_build_them() -> None:
         assert tx.guests.get(token.guest_id) == guest
 
 
-def test_an_audit_entry_reads_as_written_and_its_metadata_is_a_copy() -> None:
+def test_an_audit_entry_reads_as_written_and_keeps_its_metadata() -> None:
     uow, booking_id, (token,) = _setup(1)
     metadata = {"token_id": token.id}
     new = NewAuditEntry(

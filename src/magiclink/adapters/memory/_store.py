@@ -16,22 +16,20 @@ from typing import Any, Final, TypeAlias, TypeVar, cast
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
 from magiclink.domain._records import (
+    AuditEntry,
     Booking,
     Guest,
     Incident,
     MagicLinkToken,
-    NewAuditEntry,
     Rating,
 )
 
 K = TypeVar("K")
 V = TypeVar("V")
 
-_Spent: TypeAlias = tuple[MagicLinkToken, InvalidationReason | None, datetime]
-"""A token consumed or invalidated by this adapter, stored as (the token before, the reason
-it was invalidated or None for a consumption, used_at): the `MagicLinkToken` it stands for
-is built only if it is read (see `_token_repository`)."""
-_StoredToken: TypeAlias = MagicLinkToken | _Spent
+_Change: TypeAlias = tuple[InvalidationReason | None, datetime]
+"""What a consume or an invalidation changed in a stored token: the reason it was invalidated
+(None for a consumption) and its `used_at` (see `_token_repository`)."""
 
 _MISSING: Final = object()
 # Undo marker: the entry `(index_list, _APPENDED, None)` undoes one `list.append`.
@@ -48,15 +46,15 @@ class _Store:
         self.guest_by_email: dict[str, int] = {}
         self.bookings: dict[int, Booking] = {}
         self.booking_by_uid: dict[str, int] = {}
-        self.tokens: dict[int, _StoredToken] = {}
+        self.tokens: dict[int, MagicLinkToken] = {}  # as added
+        self.token_changes: dict[int, _Change] = {}  # consumed or invalidated since
         self.token_by_hash: dict[str, int] = {}
         self.tokens_by_booking: dict[int, list[int]] = {}
         self.tokens_by_guest: dict[int, list[int]] = {}
         self.ratings: dict[int, Rating] = {}
         self.rating_by_booking: dict[int, int] = {}
         self.incidents: dict[int, Incident] = {}
-        # id -> (the entry as written, a copy of its metadata): see `_audit_log`.
-        self.audit: dict[int, tuple[NewAuditEntry, dict[str, Any]]] = {}
+        self.audit: dict[int, AuditEntry] = {}
         self.audit_by_resource: dict[str, list[int]] = {}
         self.audit_by_guest: dict[int, list[int]] = {}
         self.audit_by_operation: dict[str, list[int]] = {}
@@ -122,4 +120,4 @@ class _UndoLog:
         undo.clear()
 
 
-__all__ = ["_APPENDED", "_CLOSED", "_MISSING", "_Spent", "_Store", "_StoredToken", "_UndoLog"]
+__all__ = ["_APPENDED", "_CLOSED", "_MISSING", "_Change", "_Store", "_UndoLog"]

@@ -1,9 +1,9 @@
 """`InMemoryTokenRepository`: magic-link tokens in memory, indexed by hash, booking and guest.
 
-A token is stored as its `MagicLinkToken` while it is live; a consume or an invalidation
-stores `(token, reason or None, used_at)` instead (`_Spent`), and the changed record is built
-only when it is read (`_token`). Building it at write time was most of the cost of a batch
-invalidation (one record per token) and a measurable part of a consume.
+`store.tokens` keeps each token as it was added; a consume or an invalidation writes only
+the change, `(reason or None, used_at)`, to `store.token_changes` (`_Change`), and the
+changed record is built when it is read (`_current`). Building it at write time was most of
+the cost of a batch invalidation (one record per token) and a measurable part of a consume.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import datetime
 
 from magiclink.adapters.memory._replace import replacer
 from magiclink.adapters.memory._repositories import _Repository
-from magiclink.adapters.memory._store import _Spent, _StoredToken
+from magiclink.adapters.memory._store import _MISSING, _Change
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
 from magiclink.domain._policy import booking_refusal
@@ -26,36 +26,37 @@ _used = replacer(MagicLinkToken, "used_at")
 _killed = replacer(MagicLinkToken, "invalidated", "invalidation_reason", "used_at")
 
 
-def _token(stored: _StoredToken) -> MagicLinkToken:
-    """The record a stored token stands for (a consumed or invalidated one is built now)."""
-    if isinstance(stored, tuple):
-        before, reason, used_at = stored
-        if reason is None:
-            return _used(before, used_at)
-        return _killed(before, True, reason, used_at)
-    return stored
+def _current(token: MagicLinkToken, change: _Change | None) -> MagicLinkToken:
+    """The record of a stored token with its change, if any, applied (built now)."""
+    if change is None:
+        return token
+    reason, used_at = change
+    if reason is None:
+        return _used(token, used_at)
+    return _killed(token, True, reason, used_at)
 
 
-def _before(stored: _StoredToken) -> MagicLinkToken:
-    """The stored token, or the token as it was before it was consumed or invalidated: the
-    same id, hash, guest, booking and expiry."""
-    return stored[0] if isinstance(stored, tuple) else stored
-
-
-def _killing(stored: _StoredToken, reason: InvalidationReason, now: datetime) -> _Spent | None:
-    """What `stored` becomes when invalidated for `reason` at `now` (a consumed token keeps
+def _killing(
+    token: MagicLinkToken, change: _Change | None, reason: InvalidationReason, now: datetime
+) -> _Change | None:
+    """The change that invalidates the token for `reason` at `now` (a consumed token keeps
     its time of use); None when it is invalidated already."""
-    if isinstance(stored, tuple):
-        before, killed_for, used_at = stored
-        return None if killed_for is not None else (before, reason, used_at)
-    if stored.invalidated:
+    if change is not None:
+        killed_for, used_at = change
+        return None if killed_for is not None else (reason, used_at)
+    if token.invalidated:
         return None
-    return (stored, reason, stored.used_at if stored.used_at is not None else now)
+    return (reason, token.used_at if token.used_at is not None else now)
 
 
-def _unspent(token: MagicLinkToken, now: datetime) -> bool:
+def _unspent(token: MagicLinkToken, change: _Change | None, now: datetime) -> bool:
     """Not invalidated, not used, not expired: what the `invalidate_*live` writes kill."""
-    return not token.invalidated and token.used_at is None and token.expires_at > now
+    return (
+        change is None
+        and not token.invalidated
+        and token.used_at is None
+        and token.expires_at > now
+    )
 
 
 class InMemoryTokenRepository(_Repository, TokenRepository):
@@ -100,7 +101,10 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         token_id = store.token_by_hash.get(token_hash)
         if token_id is None:
             return None
-        token = _token(store.tokens[token_id])
+        token = store.tokens[token_id]
+        change = store.token_changes.get(token_id)
+        if change is not None:
+            token = _current(token, change)
         booking = None if token.booking_id is None else store.bookings.get(token.booking_id)
         return TokenLookup(
             token=token,
@@ -111,49 +115,55 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         )
 
     def get(self, token_id: int) -> MagicLinkToken | None:
-        stored = self._tx.store.tokens.get(token_id)
-        return None if stored is None else _token(stored)
+        store = self._tx.store
+        token = store.tokens.get(token_id)
+        return None if token is None else _current(token, store.token_changes.get(token_id))
 
     def consume(self, token_id: int, *, now: datetime) -> bool:
         store = self._tx.store
         token = store.tokens.get(token_id)
-        if token is None or isinstance(token, tuple):
+        if token is None or token_id in store.token_changes:
             return False  # unknown, or consumed or invalidated already
         booking = None if token.booking_id is None else store.bookings.get(token.booking_id)
         if booking_refusal(token, booking, now) is not None:
             return False
-        self._tx.put(store.tokens, token_id, (token, None, now))
+        self._tx.put(store.token_changes, token_id, (None, now))
         return True
 
     def _kill(self, token: MagicLinkToken, reason: InvalidationReason, now: datetime) -> None:
+        """Invalidate an unspent token (one without a change)."""
         used_at = token.used_at if token.used_at is not None else now
-        self._tx.put(self._tx.store.tokens, token.id, (token, reason, used_at))
+        self._tx.put(self._tx.store.token_changes, token.id, (reason, used_at))
 
     def invalidate(
         self, token_id: int, *, reason: InvalidationReason, now: datetime
     ) -> MagicLinkToken | None:
-        tokens = self._tx.store.tokens
-        stored = tokens.get(token_id)
-        killed = None if stored is None else _killing(stored, reason, now)
-        if stored is None or killed is None:
+        store = self._tx.store
+        token = store.tokens.get(token_id)
+        if token is None:
             return None
-        self._tx.put(tokens, token_id, killed)
-        return _token(stored)
+        change = store.token_changes.get(token_id)
+        killed = _killing(token, change, reason, now)
+        if killed is None:
+            return None
+        self._tx.put(store.token_changes, token_id, killed)
+        return _current(token, change)
 
     def invalidate_by_booking(
         self, booking_id: int, *, reason: InvalidationReason, now: datetime
     ) -> InvalidationResult:
-        tokens = self._tx.store.tokens
-        log = self._tx._undo.append  # the loop of `_kill`, inlined: it runs once per token
+        store = self._tx.store
+        tokens, changes = store.tokens, store.token_changes
+        log = self._tx._undo.append  # `put`, inlined: the loop runs once per token
         per_guest: dict[int, int] = {}
-        for token_id in self._tx.store.tokens_by_booking.get(booking_id, ()):
-            stored = tokens[token_id]
-            killed = _killing(stored, reason, now)
+        for token_id in store.tokens_by_booking.get(booking_id, ()):
+            token = tokens[token_id]
+            change = changes.get(token_id)
+            killed = _killing(token, change, reason, now)
             if killed is not None:
-                log((tokens, token_id, stored))
-                tokens[token_id] = killed
-                guest_id = killed[0].guest_id
-                per_guest[guest_id] = per_guest.get(guest_id, 0) + 1
+                log((changes, token_id, _MISSING if change is None else change))
+                changes[token_id] = killed
+                per_guest[token.guest_id] = per_guest.get(token.guest_id, 0) + 1
         return InvalidationResult(per_guest=per_guest)
 
     def invalidate_live(
@@ -175,10 +185,9 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         for token_id in candidates:
             token = store.tokens[token_id]
             if (
-                not isinstance(token, tuple)
-                and token.guest_id == guest_id
+                token.guest_id == guest_id
                 and token.booking_id == booking_id
-                and _unspent(token, now)
+                and _unspent(token, store.token_changes.get(token_id), now)
             ):
                 self._kill(token, reason, now)
                 changed += 1
@@ -188,10 +197,11 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         self, *, guest_id: int, reason: InvalidationReason, now: datetime
     ) -> int:
         store = self._tx.store
+        changes = store.token_changes
         live = [
             token
             for token_id in store.tokens_by_guest.get(guest_id, ())
-            if not isinstance(token := store.tokens[token_id], tuple) and _unspent(token, now)
+            if _unspent(token := store.tokens[token_id], changes.get(token_id), now)
         ]
         for token in live:
             self._kill(token, reason, now)
@@ -199,11 +209,13 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
 
     def list_by_booking(self, booking_id: int) -> list[MagicLinkToken]:
         store = self._tx.store
-        return [_token(store.tokens[i]) for i in store.tokens_by_booking.get(booking_id, ())]
+        tokens, changes = store.tokens, store.token_changes
+        return [
+            _current(tokens[i], changes.get(i)) for i in store.tokens_by_booking.get(booking_id, ())
+        ]
 
     def _expired_ids(self, expired_before: datetime) -> Iterator[int]:
-        tokens = self._tx.store.tokens.items()
-        return (i for i, s in tokens if _before(s).expires_at < expired_before)
+        return (t.id for t in self._tx.store.tokens.values() if t.expires_at < expired_before)
 
     def purge_expired(self, *, expired_before: datetime, limit: int) -> int:
         store = self._tx.store
@@ -211,9 +223,10 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         bookings: dict[int, None] = {}
         guests: dict[int, None] = {}
         for token_id in doomed:
-            token = _before(store.tokens[token_id])
+            token = store.tokens[token_id]
             self._tx.remove(store.tokens, token_id)
             self._tx.remove(store.token_by_hash, token.token_hash)
+            self._tx.remove(store.token_changes, token_id)
             if token.booking_id is not None:
                 bookings[token.booking_id] = None
             guests[token.guest_id] = None
@@ -230,16 +243,17 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
     def stats(self, *, now: datetime) -> TokenStats:
         live = expired = used = invalidated = 0
         by_reason: dict[str, int] = defaultdict(int)
-        for stored in self._tx.store.tokens.values():
-            if isinstance(stored, tuple):
-                if stored[1] is None:
+        store = self._tx.store
+        changes = store.token_changes
+        for token_id, token in store.tokens.items():
+            change = changes.get(token_id)
+            if change is not None:  # consumed (reason None) or invalidated
+                if change[0] is None:
                     used += 1
                 else:
                     invalidated += 1
-                    by_reason[str(stored[1])] += 1
-                continue
-            token = stored
-            if token.invalidated:
+                    by_reason[str(change[0])] += 1
+            elif token.invalidated:
                 invalidated += 1
                 by_reason[str(token.invalidation_reason)] += 1
             elif token.used_at is not None:
