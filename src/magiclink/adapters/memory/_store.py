@@ -51,6 +51,8 @@ class _Store:
         self.token_by_hash: dict[str, int] = {}
         self.tokens_by_booking: dict[int, list[int]] = {}
         self.tokens_by_guest: dict[int, list[int]] = {}
+        # A guest's inbox tokens (booking None) not yet seen spent by a supersede.
+        self.inbox_by_guest: dict[int, list[int]] = {}
         self.ratings: dict[int, Rating] = {}
         self.rating_by_booking: dict[int, int] = {}
         self.incidents: dict[int, Incident] = {}

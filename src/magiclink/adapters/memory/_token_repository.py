@@ -93,6 +93,8 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         self._tx.put(store.token_by_hash, token_hash, token.id)
         if booking_id is not None:
             self._tx.append_index(store.tokens_by_booking, booking_id, token.id)
+        else:
+            self._tx.append_index(store.inbox_by_guest, guest_id, token.id)
         self._tx.append_index(store.tokens_by_guest, guest_id, token.id)
         return token
 
@@ -175,14 +177,12 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         now: datetime,
     ) -> int:
         store = self._tx.store
-        # A booking's own index is what its links are found by: the guest's whole history
-        # is scanned only for inbox links (booking_id None).
+        # A pair's links are found by the booking's own index, or the guest's inbox index:
+        # never by the guest's whole history.
         if booking_id is None:
-            candidates = store.tokens_by_guest.get(guest_id, ())
-        else:
-            candidates = store.tokens_by_booking.get(booking_id, ())
+            return self._supersede_inbox(guest_id, reason, now)
         changed = 0
-        for token_id in candidates:
+        for token_id in store.tokens_by_booking.get(booking_id, ()):
             token = store.tokens[token_id]
             if (
                 token.guest_id == guest_id
@@ -191,6 +191,29 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
             ):
                 self._kill(token, reason, now)
                 changed += 1
+        return changed
+
+    def _supersede_inbox(self, guest_id: int, reason: InvalidationReason, now: datetime) -> int:
+        """`invalidate_live` of the guest's inbox links. The ids it passes over that are
+        spent (used or invalidated, now or before) leave the inbox index, which therefore
+        holds the guest's unspent inbox links only: the cost does not grow with history."""
+        store = self._tx.store
+        ids = store.inbox_by_guest.get(guest_id)
+        if not ids:
+            return 0
+        changes = store.token_changes
+        unspent: list[int] = []
+        changed = 0
+        for token_id in ids:
+            token = store.tokens[token_id]
+            change = changes.get(token_id)
+            if _unspent(token, change, now):
+                self._kill(token, reason, now)
+                changed += 1
+            elif change is None and not token.invalidated and token.used_at is None:
+                unspent.append(token_id)  # expired at `now`, not spent: it stays
+        if len(unspent) < len(ids):
+            self._tx.put(store.inbox_by_guest, guest_id, unspent)
         return changed
 
     def invalidate_all_live(
@@ -232,9 +255,16 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
             guests[token.guest_id] = None
         # Each touched index list is rebuilt once, not once per purged token of its key.
         gone = frozenset(doomed)
-        for index, keys in ((store.tokens_by_booking, bookings), (store.tokens_by_guest, guests)):
+        for index, keys in (
+            (store.tokens_by_booking, bookings),
+            (store.tokens_by_guest, guests),
+            (store.inbox_by_guest, guests),
+        ):
             for key in keys:
-                self._tx.put(index, key, [i for i in index[key] if i not in gone])
+                ids = index.get(key, [])
+                kept = [i for i in ids if i not in gone]
+                if len(kept) < len(ids):
+                    self._tx.put(index, key, kept)
         return len(doomed)
 
     def count_expired(self, *, expired_before: datetime) -> int:
