@@ -129,6 +129,60 @@ def test_invalidating_a_booking_pair_reads_only_that_bookings_tokens() -> None:
     assert reads == store.tokens_by_booking[booking_id]
 
 
+def test_superseding_inbox_links_reads_only_the_guests_unspent_inbox_links() -> None:
+    """`invalidate_live` of a guest's inbox links (an inbox issue with supersede on) reads
+    the guest's inbox index, never its booking links; the spent links it passes over leave
+    that index, so the next supersede reads only what may still be live."""
+    uow, store, guest_id, booking_id = _with_history(0)
+    with uow.transaction() as tx:
+        for n in range(300):
+            _token(tx, guest_id, booking_id, n + 1)  # booking history: never read below
+        inbox = [_token(tx, guest_id, None, n) for n in range(3)]
+        assert tx.tokens.consume(inbox[0].id, now=NOW)
+        tx.commit()
+    reads: list[int] = []
+
+    class _CountingTokens(dict[int, MagicLinkToken]):
+        def __getitem__(self, key: int) -> MagicLinkToken:
+            reads.append(key)
+            return super().__getitem__(key)
+
+    store.tokens = _CountingTokens(store.tokens)
+
+    def supersede() -> int:
+        with uow.transaction() as tx:
+            killed = tx.tokens.invalidate_live(
+                guest_id=guest_id, booking_id=None, reason=InvalidationReason.SUPERSEDED, now=NOW
+            )
+            tx.commit()
+        return killed
+
+    assert supersede() == 2  # the two live inbox links; the consumed one was only read
+    assert reads == [t.id for t in inbox]
+    assert store.inbox_by_guest[guest_id] == []
+    reads.clear()
+    with uow.transaction() as tx:
+        fresh = _token(tx, guest_id, None, 3)
+        tx.commit()
+    assert supersede() == 1
+    assert reads == [fresh.id]
+
+
+def test_an_expired_inbox_link_stays_in_the_inbox_index_and_rollback_restores_it() -> None:
+    uow, store, guest_id, _ = _with_history(2)  # two inbox links, expiring at NOW + 1 h
+    ids = list(store.inbox_by_guest[guest_id])
+    later = NOW + timedelta(hours=2)
+    with uow.transaction() as tx:
+        reason = InvalidationReason.SUPERSEDED
+        kill = tx.tokens.invalidate_live  # expired links are not live: nothing is killed
+        assert kill(guest_id=guest_id, booking_id=None, reason=reason, now=later) == 0
+        assert store.inbox_by_guest[guest_id] == ids  # not spent: kept
+        assert kill(guest_id=guest_id, booking_id=None, reason=reason, now=NOW) == 2
+        assert store.inbox_by_guest[guest_id] == []
+        tx.rollback()
+    assert store.inbox_by_guest[guest_id] == ids
+
+
 def test_purge_rebuilds_each_index_once_and_rollback_restores_it() -> None:
     """A purge of many tokens of one guest rewrites the guest's index once (one undo entry
     per touched key, not per token); rolled back, every index is as before."""
@@ -147,8 +201,9 @@ def test_purge_rebuilds_each_index_once_and_rollback_restores_it() -> None:
     with uow.transaction() as tx:
         purged = tx.tokens.purge_expired(expired_before=NOW + timedelta(days=1), limit=1_000)
         assert purged == 31
-        # 31 tokens and 31 hashes removed, then one rewrite of each of the two index keys.
-        assert _undo_entries(tx) == 31 * 2 + 2
+        # 31 tokens and 31 hashes removed, then one rewrite of each of the three index keys
+        # (the booking's, the guest's, the guest's inbox).
+        assert _undo_entries(tx) == 31 * 2 + 3
         assert store.tokens_by_guest[guest_id] == [fresh.id]
         assert store.tokens_by_booking[booking_id] == [fresh.id]
         tx.rollback()

@@ -7,12 +7,12 @@ rollback — explicit, by exception, or by leaving the block without commit — 
 `InMemoryOutbox` shares those transactions.
 """
 
+from magiclink.adapters.memory._audit_log import InMemoryAuditLog
 from magiclink.adapters.memory._clock import ManualClock
 from magiclink.adapters.memory._metrics import InMemoryMetrics
 from magiclink.adapters.memory._notifier import InMemoryNotifier
 from magiclink.adapters.memory._outbox import InMemoryOutbox
 from magiclink.adapters.memory._repositories import (
-    InMemoryAuditLog,
     InMemoryBookingRepository,
     InMemoryGuestRepository,
     InMemoryIncidentRepository,

@@ -5,25 +5,21 @@ Each reads `store` and writes through the `_UndoLog` of the transaction it belon
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
-import attrs
-
+from magiclink.adapters.memory._replace import replacer
 from magiclink.adapters.memory._store import _UndoLog
-from magiclink.domain._enums import AuditAction, BookingStatus, IncidentType
+from magiclink.domain._enums import BookingStatus, IncidentType
 from magiclink.domain._errors import DuplicateRating, InvalidInput
 from magiclink.domain._records import (
-    AuditEntry,
     Booking,
     Guest,
     Incident,
-    NewAuditEntry,
     Rating,
 )
 from magiclink.ports._repositories import (
-    AuditLog,
     BookingRepository,
     GuestRepository,
     IncidentRepository,
@@ -32,6 +28,11 @@ from magiclink.ports._repositories import (
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+_requested = replacer(Guest, "last_request_at")
+_blocked = replacer(Guest, "blocked")
+_moved = replacer(Booking, "status", "start_time", "end_time", "revision", "operation_id")
+_revoked = replacer(Booking, "link_generation")
 
 
 class _Repository:
@@ -92,13 +93,11 @@ class InMemoryGuestRepository(_Repository, GuestRepository):
             return False
         if guest.last_request_at is not None and guest.last_request_at > not_after:
             return False
-        self._tx.put(store.guests, guest_id, attrs.evolve(guest, last_request_at=now))
+        self._tx.put(store.guests, guest_id, _requested(guest, now))
         return True
 
     def set_blocked(self, guest_id: int, blocked: bool) -> Guest | None:
-        return self._change(
-            self._tx.store.guests, guest_id, lambda guest: attrs.evolve(guest, blocked=blocked)
-        )
+        return self._change(self._tx.store.guests, guest_id, lambda guest: _blocked(guest, blocked))
 
 
 class InMemoryBookingRepository(_Repository, BookingRepository):
@@ -141,25 +140,24 @@ class InMemoryBookingRepository(_Repository, BookingRepository):
 
     def update(self, booking: Booking) -> None:
         # uid and parties are fixed at creation; status, times, revision and the writer move.
-        self._change(
-            self._tx.store.bookings,
-            booking.id,
-            lambda current: attrs.evolve(
+        store = self._tx.store
+        current = store.bookings.get(booking.id)
+        if current is not None:
+            changed = _moved(
                 current,
-                status=booking.status,
-                start_time=booking.start_time,
-                end_time=booking.end_time,
-                revision=booking.revision,
-                operation_id=booking.operation_id,
-            ),
-        )
+                booking.status,
+                booking.start_time,
+                booking.end_time,
+                booking.revision,
+                booking.operation_id,
+            )
+            self._tx.put(store.bookings, booking.id, changed)
 
     def revoke_links(self, booking_id: int) -> None:
-        self._change(
-            self._tx.store.bookings,
-            booking_id,
-            lambda current: attrs.evolve(current, link_generation=current.link_generation + 1),
-        )
+        store = self._tx.store
+        current = store.bookings.get(booking_id)
+        if current is not None:
+            self._tx.put(store.bookings, booking_id, _revoked(current, current.link_generation + 1))
 
 
 class InMemoryRatingRepository(_Repository, RatingRepository):
@@ -230,64 +228,7 @@ class InMemoryIncidentRepository(_Repository, IncidentRepository):
         return [i for i in self._tx.store.incidents.values() if i.booking_uid == booking_uid]
 
 
-class InMemoryAuditLog(_Repository, AuditLog):
-    """The guest access log in memory, indexed by resource id and guest id."""
-
-    def add_many(self, entries: Sequence[NewAuditEntry]) -> None:
-        store = self._tx.store
-        for new in entries:
-            entry = AuditEntry(
-                id=store.next_id(),
-                guest_id=new.guest_id,
-                endpoint=new.endpoint,
-                action=new.action,
-                resource_id=new.resource_id,
-                success=new.success,
-                metadata=new.metadata,
-                created_at=new.created_at,
-                operation_id=new.operation_id,
-            )
-            self._tx.put(store.audit, entry.id, entry)
-            if entry.resource_id is not None:
-                self._tx.append_index(store.audit_by_resource, entry.resource_id, entry.id)
-            if entry.guest_id is not None:
-                self._tx.append_index(store.audit_by_guest, entry.guest_id, entry.id)
-            if entry.operation_id is not None:
-                self._tx.append_index(store.audit_by_operation, entry.operation_id, entry.id)
-
-    def list(
-        self, *, booking_id: int | None = None, guest_id: int | None = None, limit: int = 100
-    ) -> list[AuditEntry]:
-        store = self._tx.store
-        if booking_id is not None:
-            ids: Sequence[int] = store.audit_by_resource.get(str(booking_id), ())
-        elif guest_id is not None:
-            ids = store.audit_by_guest.get(guest_id, ())
-        else:
-            ids = list(store.audit)
-        entries = [store.audit[i] for i in ids]
-        if booking_id is not None and guest_id is not None:
-            entries = [e for e in entries if e.guest_id == guest_id]
-        entries.sort(key=lambda e: (e.created_at, e.id), reverse=True)
-        return entries[: max(limit, 0)]
-
-    def by_operation(self, operation_id: str) -> Sequence[AuditEntry]:
-        store = self._tx.store
-        return [store.audit[i] for i in store.audit_by_operation.get(operation_id, ())]
-
-    def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:
-        store = self._tx.store
-        return sum(
-            1
-            for i in store.audit_by_guest.get(guest_id, ())
-            if (entry := store.audit[i]).action == AuditAction.CREATE_TOKEN
-            and entry.metadata.get("path") == path
-            and entry.created_at > since
-        )
-
-
 __all__ = [
-    "InMemoryAuditLog",
     "InMemoryBookingRepository",
     "InMemoryGuestRepository",
     "InMemoryIncidentRepository",

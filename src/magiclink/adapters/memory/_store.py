@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any, Final, TypeVar
+from datetime import datetime
+from typing import Any, Final, TypeAlias, TypeVar, cast
 
+from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
 from magiclink.domain._records import (
     AuditEntry,
@@ -24,6 +26,10 @@ from magiclink.domain._records import (
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+_Change: TypeAlias = tuple[InvalidationReason | None, datetime]
+"""What a consume or an invalidation changed in a stored token: the reason it was invalidated
+(None for a consumption) and its `used_at` (see `_token_repository`)."""
 
 _MISSING: Final = object()
 # Undo marker: the entry `(index_list, _APPENDED, None)` undoes one `list.append`.
@@ -40,10 +46,13 @@ class _Store:
         self.guest_by_email: dict[str, int] = {}
         self.bookings: dict[int, Booking] = {}
         self.booking_by_uid: dict[str, int] = {}
-        self.tokens: dict[int, MagicLinkToken] = {}
+        self.tokens: dict[int, MagicLinkToken] = {}  # as added
+        self.token_changes: dict[int, _Change] = {}  # consumed or invalidated since
         self.token_by_hash: dict[str, int] = {}
         self.tokens_by_booking: dict[int, list[int]] = {}
         self.tokens_by_guest: dict[int, list[int]] = {}
+        # A guest's inbox tokens (booking None) not yet seen spent by a supersede.
+        self.inbox_by_guest: dict[int, list[int]] = {}
         self.ratings: dict[int, Rating] = {}
         self.rating_by_booking: dict[int, int] = {}
         self.incidents: dict[int, Incident] = {}
@@ -56,19 +65,27 @@ class _Store:
         return next(self.ids)
 
 
+class _ClosedStore:
+    """What a closed transaction's `store` is: any use raises `StorageError`."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise StorageError("Transaction is closed")
+
+
+_CLOSED: Final = cast(_Store, _ClosedStore())
+
+
 class _UndoLog:
-    """Reads and writes of one open transaction on a `_Store`, remembered for rollback."""
+    """Reads and writes of one open transaction on a `_Store`, remembered for rollback.
+
+    `store` is a plain attribute (read several times per call, a property was a measurable
+    cost): `close` swaps it for `_CLOSED`, on which every read raises `StorageError`.
+    """
 
     def __init__(self, store: _Store) -> None:
+        self.store = store
         self._store = store
         self._undo: list[tuple[Any, Any, Any]] = []  # (table, key, old) or (list, _APPENDED, None)
-        self._open = True
-
-    @property
-    def store(self) -> _Store:
-        if not self._open:
-            raise StorageError("Transaction is closed")
-        return self._store
 
     def put(self, table: dict[K, V], key: K, value: V) -> None:
         """Write `table[key] = value`, remembering the old value for rollback."""
@@ -80,7 +97,8 @@ class _UndoLog:
         cost of a write does not grow with the history of its guest or booking)."""
         entries = index.get(key)
         if entries is None:
-            self.put(index, key, [item])
+            self._undo.append((index, key, _MISSING))
+            index[key] = [item]
         else:
             entries.append(item)
             self._undo.append((entries, _APPENDED, None))
@@ -91,14 +109,17 @@ class _UndoLog:
             self._undo.append((table, key, old))
 
     def rollback(self) -> None:
-        for table, key, old in reversed(self._undo):
+        undo = self._undo
+        if not undo:
+            return
+        for table, key, old in reversed(undo):
             if key is _APPENDED:
                 table.pop()
             elif old is _MISSING:
                 table.pop(key, None)
             else:
                 table[key] = old
-        self._undo.clear()
+        undo.clear()
 
 
-__all__ = ["_APPENDED", "_MISSING", "_Store", "_UndoLog"]
+__all__ = ["_APPENDED", "_CLOSED", "_MISSING", "_Change", "_Store", "_UndoLog"]

@@ -2,47 +2,85 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
 
+from magiclink.adapters.memory._audit_log import InMemoryAuditLog
 from magiclink.adapters.memory._repositories import (
-    InMemoryAuditLog,
     InMemoryBookingRepository,
     InMemoryGuestRepository,
     InMemoryIncidentRepository,
     InMemoryRatingRepository,
 )
-from magiclink.adapters.memory._store import _Store, _UndoLog
+from magiclink.adapters.memory._store import _CLOSED, _Store, _UndoLog
 from magiclink.adapters.memory._token_repository import InMemoryTokenRepository
+from magiclink.domain._errors import StorageError
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
+
+R = TypeVar("R")
+
+
+class _OnFirstUse(Generic[R]):
+    """A repository built on first use and kept in the transaction's `__dict__`.
+
+    `functools.cached_property` without its lock (Python 3.11 takes one per first access):
+    a transaction is used by the one thread that holds the store's lock.
+    """
+
+    def __init__(self, factory: Callable[[Any], R]) -> None:
+        self._factory = factory
+        self._name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, tx: None, owner: type[Any] | None = None) -> _OnFirstUse[R]: ...
+
+    @overload
+    def __get__(self, tx: object, owner: type[Any] | None = None) -> R: ...
+
+    def __get__(self, tx: object, owner: type[Any] | None = None) -> R | _OnFirstUse[R]:
+        if tx is None:
+            return self
+        repository = tx.__dict__[self._name] = self._factory(tx)
+        return repository
 
 
 class _InMemoryTransaction(_UndoLog, Transaction):
     """A transaction on a `_Store`: holds the lock, records undo entries, replays on rollback."""
 
     def __init__(self, store: _Store) -> None:
-        super().__init__(store)
         store.lock.acquire()
+        self.store = self._store = store
+        self._undo = []
+        self.tokens = InMemoryTokenRepository(self)
 
-    # Built on first use: most transactions touch one or two repositories, and building
-    # all six per transaction was the largest cost of an in-memory verification.
-    guests = functools.cached_property(InMemoryGuestRepository)
-    tokens = functools.cached_property(InMemoryTokenRepository)
-    bookings = functools.cached_property(InMemoryBookingRepository)
-    ratings = functools.cached_property(InMemoryRatingRepository)
-    incidents = functools.cached_property(InMemoryIncidentRepository)
-    audit = functools.cached_property(InMemoryAuditLog)
+    # Built on first use (the tokens, which nearly every transaction reads, at begin):
+    # building all six per transaction was the largest cost of an in-memory verification.
+    guests = _OnFirstUse(InMemoryGuestRepository)
+    bookings = _OnFirstUse(InMemoryBookingRepository)
+    ratings = _OnFirstUse(InMemoryRatingRepository)
+    incidents = _OnFirstUse(InMemoryIncidentRepository)
+    audit = _OnFirstUse(InMemoryAuditLog)
 
     def commit(self) -> None:
-        self.store  # noqa: B018 - raises when closed
+        if self.store is _CLOSED:
+            raise StorageError("Transaction is closed")
         self._undo.clear()
 
     def close(self) -> None:
-        if self._open:
-            try:
+        if self.store is _CLOSED:
+            return
+        try:
+            if self._undo:
                 self.rollback()
-            finally:
-                self._open = False
-                self._store.lock.release()
+        finally:
+            self.store = _CLOSED
+            self._store.lock.release()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class InMemoryUnitOfWork(UnitOfWork):

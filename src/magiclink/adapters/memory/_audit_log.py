@@ -1,0 +1,74 @@
+"""`InMemoryAuditLog`: the guest access log in memory, indexed by resource, guest, operation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from magiclink.adapters.memory._repositories import _Repository
+from magiclink.adapters.memory._store import _MISSING
+from magiclink.domain._enums import AuditAction
+from magiclink.domain._records import AuditEntry, NewAuditEntry
+from magiclink.ports._repositories import AuditLog
+
+
+class InMemoryAuditLog(_Repository, AuditLog):
+    """The guest access log in memory, indexed by resource id, guest id and operation id."""
+
+    def add_many(self, entries: Sequence[NewAuditEntry]) -> None:
+        tx = self._tx
+        store = tx.store
+        audit, log = store.audit, tx._undo.append
+        for new in entries:
+            entry_id = store.next_id()  # fresh: nothing to restore but its absence
+            log((audit, entry_id, _MISSING))
+            audit[entry_id] = AuditEntry(
+                id=entry_id,
+                guest_id=new.guest_id,
+                endpoint=new.endpoint,
+                action=new.action,
+                resource_id=new.resource_id,
+                success=new.success,
+                metadata=new.metadata,
+                created_at=new.created_at,
+                operation_id=new.operation_id,
+            )
+            if new.resource_id is not None:
+                tx.append_index(store.audit_by_resource, new.resource_id, entry_id)
+            if new.guest_id is not None:
+                tx.append_index(store.audit_by_guest, new.guest_id, entry_id)
+            if new.operation_id is not None:
+                tx.append_index(store.audit_by_operation, new.operation_id, entry_id)
+
+    def list(
+        self, *, booking_id: int | None = None, guest_id: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        store = self._tx.store
+        if booking_id is not None:
+            ids: Sequence[int] = store.audit_by_resource.get(str(booking_id), ())
+        elif guest_id is not None:
+            ids = store.audit_by_guest.get(guest_id, ())
+        else:
+            ids = list(store.audit)
+        entries = [store.audit[i] for i in ids]
+        if booking_id is not None and guest_id is not None:
+            entries = [e for e in entries if e.guest_id == guest_id]
+        entries.sort(key=lambda e: (e.created_at, e.id), reverse=True)
+        return entries[: max(limit, 0)]
+
+    def by_operation(self, operation_id: str) -> Sequence[AuditEntry]:
+        store = self._tx.store
+        return [store.audit[i] for i in store.audit_by_operation.get(operation_id, ())]
+
+    def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:
+        store = self._tx.store
+        return sum(
+            1
+            for i in store.audit_by_guest.get(guest_id, ())
+            if (entry := store.audit[i]).action == AuditAction.CREATE_TOKEN
+            and entry.metadata.get("path") == path
+            and entry.created_at > since
+        )
+
+
+__all__ = ["InMemoryAuditLog"]
