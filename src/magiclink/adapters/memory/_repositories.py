@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
-from magiclink.adapters.memory._replace import replacer
 from magiclink.adapters.memory._store import _UndoLog
 from magiclink.domain._enums import BookingStatus, IncidentType
 from magiclink.domain._errors import DuplicateRating, InvalidInput
@@ -19,6 +18,7 @@ from magiclink.domain._records import (
     Incident,
     Rating,
 )
+from magiclink.domain._replace import replacer
 from magiclink.ports._repositories import (
     BookingRepository,
     GuestRepository,

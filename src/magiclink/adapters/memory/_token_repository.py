@@ -13,13 +13,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 
-from magiclink.adapters.memory._replace import replacer
 from magiclink.adapters.memory._repositories import _Repository
 from magiclink.adapters.memory._store import _MISSING, _Change
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
 from magiclink.domain._policy import booking_refusal
 from magiclink.domain._records import InvalidationResult, MagicLinkToken, TokenLookup
+from magiclink.domain._replace import replacer
 from magiclink.ports._repositories import TokenRepository, TokenStats
 
 _used = replacer(MagicLinkToken, "used_at")
