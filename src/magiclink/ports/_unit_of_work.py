@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
-from typing import ClassVar, Self, TypeAlias
+from typing import Any, ClassVar, Generic, Self, TypeAlias, TypeVar, overload
 
 from magiclink.ports._repositories import (
     AuditLog,
@@ -18,6 +19,35 @@ from magiclink.ports._repositories import (
 
 ExcInfo: TypeAlias = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 """What `__exit__` receives: the exception's type, the exception and its traceback (or Nones)."""
+
+
+R = TypeVar("R")
+
+
+class OnFirstUse(Generic[R]):
+    """For `Transaction` implementations: a repository made on first access (by
+    `make(transaction)`) and from then on a plain instance attribute, still assignable (a
+    test's proxy). `functools.cached_property` without the lock Python 3.11 takes on every
+    first access: a transaction is used by one thread at a time."""
+
+    __slots__ = ("_make", "_name")
+
+    def __init__(self, make: Callable[[Any], R]) -> None:
+        self._make = make
+        self._name = ""
+
+    def __set_name__(self, owner: type[object], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, tx: None, owner: type[object] | None = None) -> Self: ...
+    @overload
+    def __get__(self, tx: object, owner: type[object] | None = None) -> R: ...
+    def __get__(self, tx: object, owner: type[object] | None = None) -> R | Self:
+        if tx is None:
+            return self
+        made = tx.__dict__[self._name] = self._make(tx)
+        return made
 
 
 class Transaction(abc.ABC):
@@ -90,4 +120,4 @@ class UnitOfWork(abc.ABC):
         tx.__exit__(*exc_info)
 
 
-__all__ = ["ExcInfo", "Transaction", "UnitOfWork"]
+__all__ = ["ExcInfo", "OnFirstUse", "Transaction", "UnitOfWork"]

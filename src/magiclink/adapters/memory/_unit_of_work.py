@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar, overload
-
 from magiclink.adapters.memory._audit_log import InMemoryAuditLog
 from magiclink.adapters.memory._repositories import (
     InMemoryBookingRepository,
@@ -15,36 +12,7 @@ from magiclink.adapters.memory._repositories import (
 from magiclink.adapters.memory._store import _CLOSED, _Store, _UndoLog
 from magiclink.adapters.memory._token_repository import InMemoryTokenRepository
 from magiclink.domain._errors import StorageError
-from magiclink.ports._unit_of_work import Transaction, UnitOfWork
-
-R = TypeVar("R")
-
-
-class _OnFirstUse(Generic[R]):
-    """A repository built on first use and kept in the transaction's `__dict__`.
-
-    `functools.cached_property` without its lock (Python 3.11 takes one per first access):
-    a transaction is used by the one thread that holds the store's lock.
-    """
-
-    def __init__(self, factory: Callable[[Any], R]) -> None:
-        self._factory = factory
-        self._name = ""
-
-    def __set_name__(self, owner: type[Any], name: str) -> None:
-        self._name = name
-
-    @overload
-    def __get__(self, tx: None, owner: type[Any] | None = None) -> _OnFirstUse[R]: ...
-
-    @overload
-    def __get__(self, tx: object, owner: type[Any] | None = None) -> R: ...
-
-    def __get__(self, tx: object, owner: type[Any] | None = None) -> R | _OnFirstUse[R]:
-        if tx is None:
-            return self
-        repository = tx.__dict__[self._name] = self._factory(tx)
-        return repository
+from magiclink.ports._unit_of_work import OnFirstUse, Transaction, UnitOfWork
 
 
 class _InMemoryTransaction(_UndoLog, Transaction):
@@ -58,11 +26,11 @@ class _InMemoryTransaction(_UndoLog, Transaction):
 
     # Built on first use (the tokens, which nearly every transaction reads, at begin):
     # building all six per transaction was the largest cost of an in-memory verification.
-    guests = _OnFirstUse(InMemoryGuestRepository)
-    bookings = _OnFirstUse(InMemoryBookingRepository)
-    ratings = _OnFirstUse(InMemoryRatingRepository)
-    incidents = _OnFirstUse(InMemoryIncidentRepository)
-    audit = _OnFirstUse(InMemoryAuditLog)
+    guests = OnFirstUse(InMemoryGuestRepository)
+    bookings = OnFirstUse(InMemoryBookingRepository)
+    ratings = OnFirstUse(InMemoryRatingRepository)
+    incidents = OnFirstUse(InMemoryIncidentRepository)
+    audit = OnFirstUse(InMemoryAuditLog)
 
     def commit(self) -> None:
         if self.store is _CLOSED:

@@ -4,8 +4,6 @@ repositories bound to it (how it is checked out and set up: `_unit_of_work`)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Generic, Self, TypeVar, overload
 
 from sqlalchemy import Connection, Engine, PoolProxiedConnection
 
@@ -25,34 +23,7 @@ from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyTokenRepository,
 )
 from magiclink.domain._errors import StorageError
-from magiclink.ports._unit_of_work import Transaction
-
-R = TypeVar("R")
-
-
-class _OnFirstUse(Generic[R]):
-    """A transaction's repository, made on first access and from then on a plain instance
-    attribute (still assignable, as a test's proxy does). `functools.cached_property`
-    without its per-access lock (Python 3.11)."""
-
-    __slots__ = ("_make", "_name")
-
-    def __init__(self, make: Callable[[SqlAlchemyTransaction], R]) -> None:
-        self._make = make
-        self._name = ""
-
-    def __set_name__(self, owner: type[object], name: str) -> None:
-        self._name = name
-
-    @overload
-    def __get__(self, tx: None, owner: type[object]) -> Self: ...
-    @overload
-    def __get__(self, tx: SqlAlchemyTransaction, owner: type[object]) -> R: ...
-    def __get__(self, tx: SqlAlchemyTransaction | None, owner: type[object]) -> R | Self:
-        if tx is None:
-            return self
-        made = tx.__dict__[self._name] = self._make(tx)
-        return made
+from magiclink.ports._unit_of_work import OnFirstUse, Transaction
 
 
 class SqlAlchemyTransaction(Transaction):
@@ -99,12 +70,12 @@ class SqlAlchemyTransaction(Transaction):
         self._returns_updated_rows = bool(dialect.update_returning) and dialect.name != "sqlite"
 
     # The repositories, each made on first use: most operations touch one or two of them.
-    guests = _OnFirstUse(lambda tx: SqlAlchemyGuestRepository(tx, fast=tx._fast))
-    tokens = _OnFirstUse(lambda tx: SqlAlchemyTokenRepository(tx, fast=tx._fast))
-    bookings = _OnFirstUse(lambda tx: SqlAlchemyBookingRepository(tx, fast=tx._fast))
-    ratings = _OnFirstUse(lambda tx: SqlAlchemyRatingRepository(tx, fast=tx._fast))
-    incidents = _OnFirstUse(lambda tx: SqlAlchemyIncidentRepository(tx, fast=tx._fast))
-    audit = _OnFirstUse(lambda tx: SqlAlchemyAuditLog(tx, fast=tx._fast))
+    guests = OnFirstUse(lambda tx: SqlAlchemyGuestRepository(tx, fast=tx._fast))
+    tokens = OnFirstUse(lambda tx: SqlAlchemyTokenRepository(tx, fast=tx._fast))
+    bookings = OnFirstUse(lambda tx: SqlAlchemyBookingRepository(tx, fast=tx._fast))
+    ratings = OnFirstUse(lambda tx: SqlAlchemyRatingRepository(tx, fast=tx._fast))
+    incidents = OnFirstUse(lambda tx: SqlAlchemyIncidentRepository(tx, fast=tx._fast))
+    audit = OnFirstUse(lambda tx: SqlAlchemyAuditLog(tx, fast=tx._fast))
 
     @property
     def guard_inserts(self) -> bool:
