@@ -63,6 +63,19 @@ def _undo_entries(tx: Transaction) -> int:
     return len(tx._undo)
 
 
+def _count_token_reads(store: _Store) -> list[int]:
+    """The ids of the stored tokens read from now on (the store's token table, wrapped)."""
+    reads: list[int] = []
+
+    class _CountingTokens(dict[int, MagicLinkToken]):
+        def __getitem__(self, key: int) -> MagicLinkToken:
+            reads.append(key)
+            return super().__getitem__(key)
+
+    store.tokens = _CountingTokens(store.tokens)
+    return reads
+
+
 def test_append_is_in_place_and_rollback_restores_every_index_length() -> None:
     uow, store, guest_id, booking_id = _with_history(50)
     by_guest = store.tokens_by_guest[guest_id]
@@ -109,14 +122,7 @@ def test_invalidating_a_booking_pair_reads_only_that_bookings_tokens() -> None:
     """`invalidate_live` of a guest and booking (supersede, reuse) goes through the booking's
     index: the guest's 500 inbox tokens are never read."""
     uow, store, guest_id, booking_id = _with_history(500)
-    reads: list[int] = []
-
-    class _CountingTokens(dict[int, MagicLinkToken]):
-        def __getitem__(self, key: int) -> MagicLinkToken:
-            reads.append(key)
-            return super().__getitem__(key)
-
-    store.tokens = _CountingTokens(store.tokens)
+    reads = _count_token_reads(store)
     with uow.transaction() as tx:
         killed = tx.tokens.invalidate_live(
             guest_id=guest_id,
@@ -140,14 +146,7 @@ def test_superseding_inbox_links_reads_only_the_guests_unspent_inbox_links() -> 
         inbox = [_token(tx, guest_id, None, n) for n in range(3)]
         assert tx.tokens.consume(inbox[0].id, now=NOW)
         tx.commit()
-    reads: list[int] = []
-
-    class _CountingTokens(dict[int, MagicLinkToken]):
-        def __getitem__(self, key: int) -> MagicLinkToken:
-            reads.append(key)
-            return super().__getitem__(key)
-
-    store.tokens = _CountingTokens(store.tokens)
+    reads = _count_token_reads(store)
 
     def supersede() -> int:
         with uow.transaction() as tx:
