@@ -141,8 +141,33 @@ def _exercise_constants(uow: SqlAlchemyUnitOfWork, seeded: Seeded) -> dict[str, 
         out["audit kinds"] = sorted(
             str(entry.action) for entry in tx.audit.list(guest_id=guest.id, limit=10)
         )
+        token = tx.tokens.add(
+            token_hash=hash_token(f"{seeded.raws[0]}-audited"),
+            guest_id=guest.id,
+            booking_id=None,
+            booking_revision=None,
+            expires_at=NOW + TTL,
+            created_at=NOW,
+        )
+        entry = attrs.evolve(_ENTRY, guest_id=guest.id, operation_id=f"audited-{token.id}")
+        out["consumed with audit"] = [
+            tx.consume_with_audit(token.id, now=NOW, entry=entry) for _ in range(2)
+        ]
+        out["its entries"] = len(tx.audit.by_operation(f"audited-{token.id}"))
         tx.commit()
     return out
+
+
+_ENTRY = NewAuditEntry(
+    guest_id=0,
+    endpoint="fastpath",
+    action=AuditAction.CONSUME_TOKEN,
+    resource_id=None,
+    success=True,
+    metadata={"via": "consume_with_audit"},
+    created_at=NOW,
+    operation_id=None,
+)
 
 
 def test_fast_path_matches_core(any_engine: Engine) -> None:
@@ -154,6 +179,8 @@ def test_fast_path_matches_core(any_engine: Engine) -> None:
     assert fast == core
     assert fast["consume"] is True and fast["consume again"] is False
     assert fast["invalidated"] == [1, 2] and fast["used_at"] == NOW
+    # Transaction.consume_with_audit: one statement on PostgreSQL, two elsewhere; alike.
+    assert fast["consumed with audit"] == [True, False] and fast["its entries"] == 1
 
 
 def test_fast_path_runs_only_constant_statements(any_engine: Engine) -> None:

@@ -58,13 +58,13 @@ class Verification:
             if lookup is None:
                 return None, None
             reason = refusal_reason(lookup, now) or scope_refusal(tx, lookup, scope)
-            if reason is None and not tx.tokens.consume(lookup.token.id, now=now):
-                reason = RefusalReason.USED  # a concurrent caller consumed it first
             if reason is None:
-                # §9.7: the success is audited in the consume's own transaction.
+                # §9.7: the success is audited in the consume's own transaction (in the
+                # same statement where the adapter can).
                 target = scope if scope is not None else lookup.token.booking_id
                 entry = _audit.token_consumed(lookup.token, target, now, operation_id=operation_id)
-                tx.audit.add_many([entry])
+                if not tx.consume_with_audit(lookup.token.id, now=now, entry=entry):
+                    reason = RefusalReason.USED  # a concurrent caller consumed it first
             return lookup, reason
 
         def landed(tx: Transaction) -> _Checked | None:

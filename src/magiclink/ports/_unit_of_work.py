@@ -5,9 +5,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from contextvars import ContextVar
+from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeAlias, TypeVar, overload
 
+from magiclink.domain._records import NewAuditEntry
 from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
@@ -65,6 +67,17 @@ class Transaction(abc.ABC):
     ratings: RatingRepository
     incidents: IncidentRepository
     audit: AuditLog
+
+    def consume_with_audit(self, token_id: int, *, now: datetime, entry: NewAuditEntry) -> bool:
+        """Consume the token (`TokenRepository.consume`) and, if that marked it used, append
+        its audit `entry` in this transaction; False, and no entry, when it was not live.
+
+        This default is those two calls. An adapter may do both in one statement (the SQL
+        adapter on PostgreSQL: a data-modifying CTE, one round trip fewer, issue 15)."""
+        if not self.tokens.consume(token_id, now=now):
+            return False
+        self.audit.add_many([entry])
+        return True
 
     @abc.abstractmethod
     def commit(self) -> None:

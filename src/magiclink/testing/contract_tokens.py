@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 from magiclink.domain._enums import AuditAction, BookingStatus, InvalidationReason
-from magiclink.domain._records import Booking, Guest, MagicLinkToken
+from magiclink.domain._records import Booking, Guest, MagicLinkToken, NewAuditEntry
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import (
     MICRO,
@@ -204,6 +204,32 @@ class TokenRepositoryContract(ContractBase):
             assert tx.tokens.consume(token.id, now=T0) is True
             assert tx.tokens.consume(token.id, now=T0) is False
             tx.commit()
+
+    def test_consume_with_audit_writes_the_entry_exactly_when_it_consumes(
+        self, uow: UnitOfWork
+    ) -> None:
+        """§9.7 and issue 15: `Transaction.consume_with_audit` (one statement where the
+        adapter can) consumes a live token and appends its entry; on a used token it is
+        False and appends nothing."""
+        guest = self.run(uow, self.add_guest)
+        token = self.run(uow, lambda tx: self.add_token(tx, guest))
+        entry = NewAuditEntry(
+            guest_id=guest.id,
+            endpoint="contract",
+            action=AuditAction.CONSUME_TOKEN,
+            resource_id=None,
+            success=True,
+            metadata={"token_id": token.id},
+            created_at=T0,
+            operation_id=f"consume-with-audit-{token.id}",
+        )
+        with uow.transaction() as tx:
+            assert tx.consume_with_audit(token.id, now=T0, entry=entry) is True
+            assert tx.consume_with_audit(token.id, now=T0, entry=entry) is False
+            tx.commit()
+        assert self._get(uow, token.id).used_at == T0
+        written = self.run(uow, lambda tx: list(tx.audit.by_operation(entry.operation_id or "")))
+        assert [(e.action, e.metadata) for e in written] == [(entry.action, entry.metadata)]
 
     def test_consume_at_expiry_is_refused_r6_5(self, uow: UnitOfWork) -> None:
         """R7.3: `expires_at <= now` is dead; one microsecond before expiry is still live."""

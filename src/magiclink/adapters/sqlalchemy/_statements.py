@@ -145,6 +145,22 @@ CONSUME_TOKEN: Final = (
     .values(used_at=_now())
 )
 
+# Consume and its `CONSUME_TOKEN` entry in one statement, PostgreSQL only (a data-modifying
+# CTE): the entry is inserted exactly when the conditional UPDATE matched (issue 15).
+_CONSUMED: Final = CONSUME_TOKEN.returning(tokens.c.id).cte("consumed")
+_AUDITED: Final = [column.name for column in audit_log.columns if column.name != "id"]
+CONSUME_AND_AUDIT: Final = (
+    insert(audit_log)
+    .from_select(
+        _AUDITED,
+        select(
+            *(bindparam(f"a_{name}", type_=audit_log.c[name].type) for name in _AUDITED)
+        ).select_from(_CONSUMED),
+    )
+    .add_cte(_CONSUMED)
+    .returning(audit_log.c.id)  # a row exactly when the token was consumed
+)
+
 # R1.4: an invalidated token keeps an earlier `used_at`, else gets the invalidation time.
 _INVALIDATE_VALUES: Final[Mapping[str, Any]] = {
     "invalidated": true(),
@@ -290,6 +306,7 @@ COUNT_LINKS_ISSUED: Final = (
 __all__ = [
     "AUDIT_OF_OPERATION",
     "CLAIM_REQUEST_SLOT",
+    "CONSUME_AND_AUDIT",
     "CONSUME_TOKEN",
     "COUNT_EXPIRED",
     "COUNT_LINKS_ISSUED",

@@ -22,6 +22,7 @@ from magiclink.adapters.sqlalchemy._repository_base import (
 )
 from magiclink.adapters.sqlalchemy._rows import (
     UNSAVED_ID,
+    audit_values,
     invalidation_from_rows,
     lookup_from_row,
     lookup_reader,
@@ -31,7 +32,12 @@ from magiclink.adapters.sqlalchemy._rows import (
 )
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
-from magiclink.domain._records import InvalidationResult, MagicLinkToken, TokenLookup
+from magiclink.domain._records import (
+    InvalidationResult,
+    MagicLinkToken,
+    NewAuditEntry,
+    TokenLookup,
+)
 from magiclink.ports._repositories import TokenRepository, TokenStats
 
 
@@ -99,6 +105,15 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     def consume(self, token_id: int, *, now: datetime) -> bool:
         """Mark the token used if it is live at `now` (one conditional UPDATE)."""
         return self._rowcount(sql.CONSUME_TOKEN, {"p_id": token_id, "p_now": now}) == 1
+
+    @translating
+    def consume_and_audit(self, token_id: int, *, now: datetime, entry: NewAuditEntry) -> bool:
+        """`consume` and, if it matched, the insert of `entry`, in one statement (PostgreSQL:
+        `CONSUME_AND_AUDIT`, a data-modifying CTE); True when the token was consumed."""
+        params = {"p_id": token_id, "p_now": now}
+        for name, value in audit_values(entry).items():
+            params[f"a_{name}"] = value
+        return self._first(sql.CONSUME_AND_AUDIT, params, _as_read) is not None
 
     @translating
     def invalidate(

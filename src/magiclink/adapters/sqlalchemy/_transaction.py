@@ -4,6 +4,7 @@ repositories bound to it (how it is checked out and set up: `_unit_of_work`)."""
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, PoolProxiedConnection
 
@@ -23,6 +24,7 @@ from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyTokenRepository,
 )
 from magiclink.domain._errors import StorageError
+from magiclink.domain._records import NewAuditEntry
 from magiclink.ports._unit_of_work import OnFirstUse, Transaction
 
 
@@ -81,6 +83,13 @@ class SqlAlchemyTransaction(Transaction):
     def guard_inserts(self) -> bool:
         """True when conflict-prone inserts must run in a SAVEPOINT (see `ConnectionSource`)."""
         return self._guard_inserts
+
+    def consume_with_audit(self, token_id: int, *, now: datetime, entry: NewAuditEntry) -> bool:
+        """See `Transaction.consume_with_audit`: one statement on PostgreSQL (a
+        data-modifying CTE), the port's two calls elsewhere."""
+        if self._flavour is Flavour.POSTGRESQL:
+            return self.tokens.consume_and_audit(token_id, now=now, entry=entry)
+        return super().consume_with_audit(token_id, now=now, entry=entry)
 
     @property
     def returns_updated_rows(self) -> bool:
