@@ -54,8 +54,9 @@ class SqlAlchemyTransaction(Transaction):
         if isinstance(connection, Connection):
             self._connection = connection
         else:
-            if engine is None:
-                raise ValueError("a bare pooled connection needs its engine")
+            if engine is None or fast is None:
+                # Its statements, commit and rollback all go through the fast path.
+                raise ValueError("a bare pooled connection needs its engine and fast path")
             self._pooled = connection
         self._engine = engine
         # The unit of work switched this checkout's DBAPI connection to autocommit itself

@@ -23,11 +23,13 @@ it off).
 
 Other dialects run at the engine's own settings.
 
-**The token hot path** (`_fastpath`): with pysqlite and psycopg 3 the token repository's
-lookup, consume, insert and batch invalidation, the audit log's one-entry append and SQLite's
-`BEGIN IMMEDIATE` run pre-compiled on this transaction's DBAPI connection, inside the same
-database transaction; an engine with a cursor-level event listener gets Core for every
-statement instead.
+**The hot path** (`_fastpath`): with pysqlite and psycopg 3 every constant statement the
+repositories run, and SQLite's `BEGIN IMMEDIATE`, runs pre-compiled on this transaction's
+DBAPI connection, inside the same database transaction; and a transaction, read-only or
+not, starts on the bare pooled connection, wrapping it in a Core `Connection` only when a
+statement outside the fast path needs one (a PostgreSQL write once the connection's resting
+level is known to be READ COMMITTED). An engine with an event listener, execution options
+or a `schema_translate_map` gets Core for every statement instead.
 """
 
 from __future__ import annotations
