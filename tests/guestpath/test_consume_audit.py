@@ -109,3 +109,21 @@ def test_the_entry_costs_one_insert_in_the_consume_transaction(any_engine: Engin
     assert "INSERT INTO magiclink_audit_log" in log.work[-1]
     control = [s for s in log.statements if s not in log.work]
     assert sum(s.lstrip().upper().startswith("BEGIN") for s in control) <= 1
+
+
+def test_a_fault_anywhere_in_a_consume_is_checked_through_landed(uow: UnitOfWork) -> None:
+    """Issue 15 and R9.4: a consume's one write may commit by itself (PostgreSQL runs it in
+    AUTOCOMMIT), so a transient fault anywhere in it is an ambiguous commit: before the work
+    runs again the runner looks for this call's own `CONSUME_TOKEN` entry (its operation
+    id); the link is consumed once."""
+    faulty = FaultyUnitOfWork(uow)
+    world = world_on(faulty)
+    _, raw = world.book(ADA)
+    faulty.clear_calls()
+    faulty.arm(1, transient=True, match="tokens.lookup")
+
+    world.guests.consume_token(raw)
+
+    assert faulty.calls[:3] == ["tokens.lookup", "audit.by_operation", "tokens.lookup"]
+    assert len(world.audit(AuditAction.CONSUME_TOKEN)) == 1
+    assert world.token(raw).used_at is not None

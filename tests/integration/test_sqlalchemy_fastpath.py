@@ -155,6 +155,19 @@ def _exercise_constants(uow: SqlAlchemyUnitOfWork, seeded: Seeded) -> dict[str, 
         ]
         out["its entries"] = len(tx.audit.by_operation(f"audited-{token.id}"))
         tx.commit()
+    batch = seed_booking(uow, tokens=3, guests=2)
+    ids = {guest.id: f"guest {n}" for n, guest in enumerate(batch.guests)}
+    with uow.transaction() as tx:
+        template = attrs.evolve(_ENTRY, operation_id=f"batch-{batch.booking.id}")
+        killed = tx.invalidate_booking_with_audit(
+            batch.booking.id, reason=InvalidationReason.BOOKING_CANCELLED, now=NOW, entry=template
+        )
+        out["batch with audit"] = {ids[guest]: count for guest, count in killed.per_guest.items()}
+        out["batch entries"] = sorted(
+            (ids[e.guest_id or 0], dict(e.metadata))
+            for e in tx.audit.by_operation(f"batch-{batch.booking.id}")
+        )
+        tx.commit()
     return out
 
 
@@ -181,6 +194,12 @@ def test_fast_path_matches_core(any_engine: Engine) -> None:
     assert fast["invalidated"] == [1, 2] and fast["used_at"] == NOW
     # Transaction.consume_with_audit: one statement on PostgreSQL, two elsewhere; alike.
     assert fast["consumed with audit"] == [True, False] and fast["its entries"] == 1
+    # Transaction.invalidate_booking_with_audit: likewise.
+    assert fast["batch with audit"] == {"guest 0": 2, "guest 1": 1}
+    assert [count for _, count in fast["batch entries"]] == [  # type: ignore[attr-defined]
+        {"via": "consume_with_audit", "count": 2},
+        {"via": "consume_with_audit", "count": 1},
+    ]
 
 
 def test_fast_path_runs_only_constant_statements(any_engine: Engine) -> None:
@@ -348,3 +367,53 @@ def test_fast_path_reads_sqlite_timestamps_core_reads() -> None:
         assert timestamp_reader(column, dialect)(text) == core_read(text)
     with pytest.raises(ValueError, match="naive"):
         timestamp_binder(column, dialect)(datetime(2026, 1, 2))
+
+
+def test_one_write_transaction_commits_its_write_by_itself_only_on_postgres(
+    any_engine: Engine,
+) -> None:
+    """Issue 15: on PostgreSQL a consume's transaction (`one_write_transaction`) runs in
+    AUTOCOMMIT, so its one CTE has committed the consumption and its
+    entry before `commit()` (no BEGIN, no COMMIT: two round trips), and so does a batch
+    invalidation's one CTE; elsewhere each is two statements, held in a write transaction
+    until `commit()`."""
+    uow = SqlAlchemyUnitOfWork(any_engine)
+    seeded = seed_booking(uow)
+    token = seeded.tokens[0]
+    operation_id = f"one-write-{token.id}"
+    entry = NewAuditEntry(
+        token.guest_id, "magiclink", AuditAction.CONSUME_TOKEN, None, True, {}, NOW, operation_id
+    )
+    postgres = any_engine.dialect.name == "postgresql"
+
+    def seen_elsewhere() -> tuple[bool, int]:
+        with uow.transaction(readonly=True) as other:
+            stored = other.tokens.get(token.id)
+            entries = other.audit.by_operation(operation_id)
+            return stored is not None and stored.used_at is not None, len(entries)
+
+    with uow.one_write_transaction() as tx:
+        assert tx.tokens.lookup(hash_token(seeded.raws[0])) is not None
+        assert tx.consume_with_audit(token.id, now=NOW, entry=entry) is True
+        assert seen_elsewhere() == ((True, 1) if postgres else (False, 0))
+        tx.commit()
+    assert seen_elsewhere() == (True, 1)
+
+    def batch_seen_elsewhere() -> tuple[bool, int]:
+        with uow.transaction(readonly=True) as other:
+            stored = other.tokens.get(token.id)
+            entries = other.audit.by_operation(f"{operation_id}-batch")
+            return stored is not None and stored.invalidated, len(entries)
+
+    batch = attrs.evolve(
+        entry, action=AuditAction.INVALIDATE_TOKEN, operation_id=f"{operation_id}-batch"
+    )
+    with uow.one_write_transaction() as tx:
+        reason = InvalidationReason.BOOKING_CANCELLED
+        killed = tx.invalidate_booking_with_audit(
+            seeded.booking.id, reason=reason, now=NOW, entry=batch
+        )
+        assert killed.count == 1
+        assert batch_seen_elsewhere() == ((True, 1) if postgres else (False, 0))
+        tx.commit()
+    assert batch_seen_elsewhere() == (True, 1)

@@ -122,10 +122,24 @@ def tokens_invalidated(
     operation_id: str | None = None,
 ) -> NewAuditEntry:
     """`INVALIDATE_TOKEN`: `count` links of one guest died for `reason` (one per guest, R8)."""
-    metadata = {**(extra or {}), "reason": str(reason), "count": count}
+    batch = tokens_invalidated_per_guest(booking_id, reason, now, extra, operation_id=operation_id)
+    return batch.counted(guest_id, count)
+
+
+def tokens_invalidated_per_guest(
+    booking_id: int | None,
+    reason: InvalidationReason,
+    now: datetime,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    operation_id: str | None = None,
+) -> NewAuditEntry:
+    """`tokens_invalidated` before the guest and the count are known: the template a batch
+    invalidation writes once per guest (`NewAuditEntry.counted`)."""
+    metadata = {**(extra or {}), "reason": str(reason)}
     return new_entry(
         AuditAction.INVALIDATE_TOKEN,
-        guest_id,
+        None,
         resource(booking_id),
         metadata,
         now,

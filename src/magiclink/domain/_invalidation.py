@@ -88,19 +88,18 @@ class Invalidation:
     def _of_booking(
         self, booking_id: int, reason: InvalidationReason, extra: Mapping[str, Any]
     ) -> Operation[int]:
-        """The transaction of a batch invalidation: one UPDATE, one batched INSERT."""
+        """The transaction of a batch invalidation: one UPDATE and one batched INSERT (one
+        statement where the adapter can)."""
         now = self._context.clock.now()
         operation_id = _audit.new_operation_id()
 
+        entry = _audit.tokens_invalidated_per_guest(
+            booking_id, reason, now, extra, operation_id=operation_id
+        )
+
         def work(tx: Transaction) -> int:
-            result = tx.tokens.invalidate_by_booking(booking_id, reason=reason, now=now)
-            tx.audit.add_many(
-                [
-                    _audit.tokens_invalidated(
-                        guest_id, booking_id, reason, count, now, extra, operation_id=operation_id
-                    )
-                    for guest_id, count in sorted(result.per_guest.items())
-                ]
+            result = tx.invalidate_booking_with_audit(
+                booking_id, reason=reason, now=now, entry=entry
             )
             return result.count
 
@@ -113,6 +112,7 @@ class Invalidation:
 
         return Operation(
             work,
+            one_write=True,
             landed=landed,
             retried_event=Events.INVALIDATION_RETRIED,
             log_fields={"booking_id": booking_id, "reason": str(reason)},

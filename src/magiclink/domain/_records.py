@@ -107,6 +107,11 @@ class NewAuditEntry:
     """A key unique to the service call that writes the entry, by which that call finds its
     own write again after a commit whose outcome is unknown (`AuditLog.by_operation`)."""
 
+    def counted(self, guest_id: int, count: int) -> NewAuditEntry:
+        """This entry for one guest of a batch: `guest_id` set, `count` last in its metadata
+        (`Transaction.invalidate_booking_with_audit` writes one per guest)."""
+        return attrs.evolve(self, guest_id=guest_id, metadata={**self.metadata, "count": count})
+
 
 @attrs.frozen
 class Rating:

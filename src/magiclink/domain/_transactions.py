@@ -42,10 +42,18 @@ class Operation(Generic[T]):
     result if so; None means it did not land (or, with `rerun`, that running again is safe).
     A write without `landed` is not retried after a failed commit. `log_fields` and
     `retried_event` label the retry event; `on_retry` is told of each retry (a metric).
+
+    `one_write` declares work that reads, then writes at most once, through one of
+    `Transaction`'s combined writes, whose own condition re-checks what the reads decided:
+    it runs in `UnitOfWork.one_write_transaction()`, where the adapter may let each
+    statement commit by itself (PostgreSQL: a consume is its lookup and one CTE, two round
+    trips instead of four; a batch invalidation one CTE, issue 15). A failure anywhere in such work may then hide a write that landed,
+    so the runner treats it as a failed commit: retried only through `landed`.
     """
 
     work: Callable[[Transaction], T]
     readonly: bool = False
+    one_write: bool = False
     landed: Callable[[Transaction], T | None] | None = None
     retried_event: str = Events.STORAGE_RETRIED
     log_fields: Mapping[str, object] = _NO_FIELDS
@@ -68,13 +76,14 @@ def run(uow: UnitOfWork, operation: Operation[T]) -> T:
     A transient failure *at commit* leaves the outcome unknown: a lost connection may hide a
     commit that landed, and running the work again would then apply it twice or refuse it
     (a cancellation answered `BookingClosed`). So a write is retried after a failed commit
-    only through `operation.landed` (see `Operation`).
+    only through `operation.landed` (see `Operation`); so is a `one_write` operation after
+    any transient failure, since its write may have committed by itself.
     """
     attempt = 0
     while True:
-        committing = False
+        committing = operation.one_write  # its write may commit by itself, in the work
         try:
-            with uow.transaction(readonly=operation.readonly) as tx:
+            with _transaction(uow, operation) as tx:
                 result = operation.work(tx)
                 committing = True
                 tx.commit()
@@ -111,6 +120,12 @@ def run_in_transaction(
     """`run(uow, Operation(work, readonly=..., landed=...))`: the shorthand of the test kit
     and of a host's own data migrations."""
     return run(uow, Operation(work, readonly=readonly, landed=landed))
+
+
+def _transaction(uow: UnitOfWork, operation: Operation[T]) -> Transaction:
+    if operation.one_write:
+        return uow.one_write_transaction()
+    return uow.transaction(readonly=operation.readonly)
 
 
 def _retried(operation: Operation[T], error: StorageError) -> None:

@@ -74,7 +74,7 @@ class Verification:
             lookup = tx.tokens.lookup(token_hash)
             return None if lookup is None else (lookup, None)
 
-        checked = run(self._context.uow, Operation(work, landed=landed))
+        checked = run(self._context.uow, Operation(work, landed=landed, one_write=True))
         lookup = self._accepted(checked, now, "consume")
         self._context.instruments.accepted(lookup, "consume", Events.TOKEN_CONSUMED)
         return VerifiedToken(token=_consumed(lookup.token, now), guest=lookup.guest)

@@ -9,7 +9,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeAlias, TypeVar, overload
 
-from magiclink.domain._records import NewAuditEntry
+from magiclink.domain._enums import InvalidationReason
+from magiclink.domain._records import InvalidationResult, NewAuditEntry
 from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
@@ -79,6 +80,20 @@ class Transaction(abc.ABC):
         self.audit.add_many([entry])
         return True
 
+    def invalidate_booking_with_audit(
+        self, booking_id: int, *, reason: InvalidationReason, now: datetime, entry: NewAuditEntry
+    ) -> InvalidationResult:
+        """Invalidate the booking's tokens (`TokenRepository.invalidate_by_booking`) and
+        append, in this transaction, `entry.counted(guest_id, count)` for each guest whose
+        links died, in guest id order; what changed.
+
+        This default is those two calls. An adapter may do both in one statement (the SQL
+        adapter on PostgreSQL: a data-modifying CTE, issue 15)."""
+        result = self.tokens.invalidate_by_booking(booking_id, reason=reason, now=now)
+        killed = sorted(result.per_guest.items())
+        self.audit.add_many([entry.counted(guest_id, count) for guest_id, count in killed])
+        return result
+
     @abc.abstractmethod
     def commit(self) -> None:
         """Make every change of this transaction durable and visible, atomically."""
@@ -121,6 +136,19 @@ class UnitOfWork(abc.ABC):
     def transaction(self, *, readonly: bool = False) -> Transaction:
         """Begin a new transaction. `readonly` promises no writes: a hint the adapter may use
         (SQLite begins deferred instead of immediate), not an enforcement."""
+
+    def one_write_transaction(self) -> Transaction:
+        """A transaction for work that reads, then writes at most once, through one of
+        `Transaction`'s combined writes (`consume_with_audit`,
+        `invalidate_booking_with_audit`): an `Operation` with `one_write`.
+
+        The adapter may run such work without a database transaction when that write is
+        one statement by itself and its reads gain nothing from sharing a transaction with
+        it (the SQL adapter on PostgreSQL, whose READ COMMITTED gives each statement of a
+        transaction its own snapshot anyway): each statement then commits by itself. An
+        adapter that does so makes those writes one atomic statement. This default is a
+        plain write transaction."""
+        return self.transaction()
 
     def __enter__(self) -> Transaction:
         tx = self.transaction()

@@ -452,6 +452,57 @@ class TokenRepositoryContract(ContractBase):
         assert self._get(uow, tokens["other_booking"].id) == tokens["other_booking"]
         assert self._get(uow, tokens["inbox"].id) == tokens["inbox"]
 
+    def test_invalidate_booking_with_audit_writes_one_counted_entry_per_guest(
+        self, uow: UnitOfWork
+    ) -> None:
+        """R8.2 and issue 15: `Transaction.invalidate_booking_with_audit` (one statement
+        where the adapter can) invalidates as `invalidate_by_booking` does and appends the
+        template entry once per guest whose links died, that guest's count last in its
+        metadata; a second call finds nothing and appends nothing."""
+
+        def setup(tx: Transaction) -> tuple[Guest, Guest, Booking]:
+            alice, bob = self.add_guest(tx), self.add_guest(tx)
+            booking = self.add_booking(tx, guest_email=alice.normalized_email)
+            for guest in (alice, bob, alice):
+                self.add_token(tx, guest, booking)
+            self.add_token(tx, bob)  # an inbox link: not the booking's
+            return alice, bob, booking
+
+        alice, bob, booking = self.run(uow, setup)
+        operation_id = f"batch-with-audit-{booking.id}"
+        entry = NewAuditEntry(
+            guest_id=None,
+            endpoint="contract",
+            action=AuditAction.INVALIDATE_TOKEN,
+            resource_id=str(booking.id),
+            success=True,
+            metadata={"reason": str(CANCELLED), "count": -1, "by": "host"},
+            created_at=T0,
+            operation_id=operation_id,
+        )
+
+        def twice(tx: Transaction) -> list[dict[int, int]]:
+            return [
+                dict(
+                    tx.invalidate_booking_with_audit(
+                        booking.id, reason=CANCELLED, now=T0, entry=entry
+                    ).per_guest
+                )
+                for _ in range(2)
+            ]
+
+        assert self.run(uow, twice) == [{alice.id: 2, bob.id: 1}, {}]
+        written = self.read(uow, lambda tx: list(tx.audit.by_operation(operation_id)))
+        assert sorted((e.guest_id, dict(e.metadata)) for e in written) == sorted(
+            (guest.id, {"reason": str(CANCELLED), "count": count, "by": "host"})
+            for guest, count in ((alice, 2), (bob, 1))
+        )
+        assert {(e.action, e.resource_id, e.endpoint, e.created_at) for e in written} == {
+            (entry.action, entry.resource_id, entry.endpoint, T0)
+        }
+        stored = self.read(uow, lambda tx: tx.tokens.list_by_booking(booking.id))
+        assert len(stored) == 3 and all(token.invalidated for token in stored)
+
     def test_invalidate_by_booking_twice_changes_nothing_p9(self, uow: UnitOfWork) -> None:
         """P9: the second invalidation of a booking finds nothing to do and returns 0."""
         guest, booking = self._setup(uow)

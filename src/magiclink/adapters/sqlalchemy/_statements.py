@@ -28,6 +28,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql
 
 from magiclink.adapters.sqlalchemy._rows import (
     AUDIT_COLUMNS,
@@ -178,6 +179,39 @@ INVALIDATE_BY_BOOKING: Final = (
     .values(**_INVALIDATE_VALUES)
 )
 INVALIDATE_BY_BOOKING_RETURNING: Final = INVALIDATE_BY_BOOKING.returning(tokens.c.guest_id)
+
+# A batch invalidation and its `INVALIDATE_TOKEN` entries (one per guest, the template's
+# metadata with that guest's `count` last) in one statement, PostgreSQL only (a data-modifying
+# CTE, issue 15): the per-guest counts come back; the INSERT runs whether or not it is read.
+_KILLED: Final = INVALIDATE_BY_BOOKING_RETURNING.cte("killed")
+_PER_GUEST: Final = (
+    select(_KILLED.c.guest_id, func.count().label("n"))
+    .group_by(_KILLED.c.guest_id)
+    .cte("per_guest")
+)
+_COUNTED: Final[Mapping[str, Any]] = {
+    "guest_id": _PER_GUEST.c.guest_id,
+    "metadata": bindparam("a_metadata", type_=postgresql.JSONB()).op(
+        "||", return_type=postgresql.JSONB()
+    )(func.jsonb_build_object(literal_column("'count'"), _PER_GUEST.c.n)),
+}
+_ENTRIES: Final = (
+    insert(audit_log)
+    .from_select(
+        _AUDITED,
+        select(
+            *(
+                _COUNTED.get(name, bindparam(f"a_{name}", type_=audit_log.c[name].type))
+                for name in _AUDITED
+            )
+        ).order_by(_PER_GUEST.c.guest_id),
+    )
+    .returning(audit_log.c.id)
+    .cte("entries")
+)
+INVALIDATE_BY_BOOKING_AND_AUDIT: Final = (
+    select(_PER_GUEST.c.guest_id, _PER_GUEST.c.n).add_cte(_ENTRIES).order_by(_PER_GUEST.c.guest_id)
+)
 # Without UPDATE ... RETURNING (MariaDB, MySQL), and on SQLite where it is slower: lock (where
 # FOR UPDATE exists) and count the rows first, then update exactly those (`id <= max id`: a
 # token inserted after the count gets a larger id).
@@ -326,6 +360,7 @@ __all__ = [
     "INSERT_TOKEN",
     "INVALIDATE_ALL_LIVE_OF_GUEST",
     "INVALIDATE_BY_BOOKING",
+    "INVALIDATE_BY_BOOKING_AND_AUDIT",
     "INVALIDATE_BY_BOOKING_RETURNING",
     "INVALIDATE_BY_BOOKING_UP_TO",
     "INVALIDATE_LIVE_FOR_BOOKING",

@@ -152,6 +152,18 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         return invalidation_from_rows(counts)
 
     @translating
+    def invalidate_by_booking_and_audit(
+        self, booking_id: int, *, reason: InvalidationReason, now: datetime, entry: NewAuditEntry
+    ) -> InvalidationResult:
+        """`invalidate_by_booking` and, per guest, `entry.counted(guest, count)`, in one
+        statement (PostgreSQL: `INVALIDATE_BY_BOOKING_AND_AUDIT`, a data-modifying CTE)."""
+        params: dict[str, Any] = {"p_booking": booking_id, "p_reason": str(reason), "p_now": now}
+        for name, value in audit_values(entry).items():
+            params[f"a_{name}"] = value
+        rows = self._all(sql.INVALIDATE_BY_BOOKING_AND_AUDIT, params, _as_read)
+        return InvalidationResult(per_guest={row["guest_id"]: row["n"] for row in rows})
+
+    @translating
     def invalidate_live(
         self,
         *,

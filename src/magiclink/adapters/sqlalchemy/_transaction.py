@@ -23,8 +23,9 @@ from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyRatingRepository,
     SqlAlchemyTokenRepository,
 )
+from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
-from magiclink.domain._records import NewAuditEntry
+from magiclink.domain._records import InvalidationResult, NewAuditEntry
 from magiclink.ports._unit_of_work import OnFirstUse, Transaction
 
 
@@ -91,6 +92,19 @@ class SqlAlchemyTransaction(Transaction):
         if self._flavour is Flavour.POSTGRESQL:
             return self.tokens.consume_and_audit(token_id, now=now, entry=entry)
         return super().consume_with_audit(token_id, now=now, entry=entry)
+
+    def invalidate_booking_with_audit(
+        self, booking_id: int, *, reason: InvalidationReason, now: datetime, entry: NewAuditEntry
+    ) -> InvalidationResult:
+        """See `Transaction.invalidate_booking_with_audit`: one statement on PostgreSQL (a
+        data-modifying CTE), the port's two calls elsewhere."""
+        if self._flavour is Flavour.POSTGRESQL:
+            return self.tokens.invalidate_by_booking_and_audit(
+                booking_id, reason=reason, now=now, entry=entry
+            )
+        return super().invalidate_booking_with_audit(
+            booking_id, reason=reason, now=now, entry=entry
+        )
 
     @property
     def returns_updated_rows(self) -> bool:

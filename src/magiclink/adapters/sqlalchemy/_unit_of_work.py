@@ -17,7 +17,8 @@ engine, the unit of work flips the DBAPI connection's `autocommit` itself and fl
 in `close()`, which the profile showed cheaper than the isolation-level bookkeeping), on
 SQLite no BEGIN is sent (pysqlite begins nothing before a SELECT). Each statement then reads committed data as of its own start,
 which is what READ COMMITTED gave each statement before: a read-only operation of several
-statements was never one snapshot on PostgreSQL. On MariaDB a read-only transaction is the
+statements was never one snapshot on PostgreSQL. The same checkout serves a consume on
+PostgreSQL (`one_write_transaction`): its one write is a single statement. On MariaDB a read-only transaction is the
 write one's (its driver would spend a round trip to switch autocommit on and one to switch
 it off).
 
@@ -130,6 +131,14 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             fast=self._fast,
             restore_autocommit=restore,
         )
+
+    def one_write_transaction(self) -> SqlAlchemyTransaction:
+        """See `UnitOfWork.one_write_transaction`. On PostgreSQL the read-only checkout (in
+        AUTOCOMMIT): the lookup and `consume_with_audit`'s one data-modifying CTE each commit
+        by themselves, two round trips where BEGIN and COMMIT made four (issue 15). The CTE
+        is atomic by itself, and its WHERE re-checks everything the lookup decided. On other
+        dialects consume and its audit entry are two statements: a write transaction."""
+        return self.transaction(readonly=self._flavour is Flavour.POSTGRESQL)
 
     def _bare_transaction(self, fast: FastPath, *, readonly: bool) -> SqlAlchemyTransaction | None:
         """A transaction on the bare pooled connection (no `Connection` object until a Core
