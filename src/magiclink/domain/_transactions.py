@@ -47,8 +47,9 @@ class Operation(Generic[T]):
     `Transaction`'s combined writes, whose own condition re-checks what the reads decided:
     it runs in `UnitOfWork.one_write_transaction()`, where the adapter may let each
     statement commit by itself (PostgreSQL: a consume is its lookup and one CTE, two round
-    trips instead of four; a batch invalidation one CTE, issue 15). A failure anywhere in such work may then hide a write that landed,
-    so the runner treats it as a failed commit: retried only through `landed`.
+    trips instead of four; a batch invalidation one CTE, issue 15). A failure anywhere in
+    such work may then hide a write that landed, so the runner treats it as a failed
+    commit: retried only through `landed`.
     """
 
     work: Callable[[Transaction], T]
