@@ -30,11 +30,12 @@ def _token(tx: Transaction, guest_id: int, booking_id: int | None, n: int) -> Ma
     )
 
 
-def _booking(tx: Transaction, uid: str) -> int:
+def add_booking(tx: Transaction, uid: str, guest_email: str = "old@example.com") -> int:
+    """A scheduled booking a day after `NOW`; its id (shared with test_memory_records)."""
     return tx.bookings.add(
         uid=uid,
         mentor_id=1,
-        guest_email="old@example.com",
+        guest_email=guest_email,
         start_time=NOW + timedelta(days=1),
         end_time=NOW + timedelta(days=1, minutes=15),
         status=BookingStatus.SCHEDULED,
@@ -50,7 +51,7 @@ def _with_history(tokens: int) -> tuple[InMemoryUnitOfWork, _Store, int, int]:
     uow = InMemoryUnitOfWork()
     with uow.transaction() as tx:
         guest, _ = tx.guests.get_or_create("old@example.com", now=NOW, last_request_at=None)
-        booking_id = _booking(tx, "booking-1")
+        booking_id = add_booking(tx, "booking-1")
         _token(tx, guest.id, booking_id, 0)
         for n in range(tokens):
             _token(tx, guest.id, None, n)
@@ -84,7 +85,7 @@ def test_append_is_in_place_and_rollback_restores_every_index_length() -> None:
     with uow.transaction() as tx:
         _token(tx, guest_id, booking_id, 1)
         _token(tx, guest_id, None, 99)
-        new_booking = _booking(tx, "booking-2")
+        new_booking = add_booking(tx, "booking-2")
         _token(tx, guest_id, new_booking, 0)
         # The same list objects, grown: an append copies nothing.
         assert store.tokens_by_guest[guest_id] is by_guest

@@ -16,6 +16,7 @@ import pytest
 from magiclink import BookingStatus, InvalidationReason, MagicLinkToken, StorageError
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.ports import NewAuditEntry, Transaction
+from tests.unit.test_memory_history import add_booking
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -27,20 +28,12 @@ def _setup(tokens: int) -> tuple[InMemoryUnitOfWork, int, list[MagicLinkToken]]:
     uow = InMemoryUnitOfWork()
     with uow.transaction() as tx:
         guest, _ = tx.guests.get_or_create("ada@example.com", now=NOW, last_request_at=None)
-        booking = tx.bookings.add(
-            uid="b-1",
-            mentor_id=1,
-            guest_email="ada@example.com",
-            start_time=NOW + timedelta(days=1),
-            end_time=NOW + timedelta(days=1, hours=1),
-            status=BookingStatus.SCHEDULED,
-            revision=0,
-        )
+        booking_id = add_booking(tx, "b-1", guest_email="ada@example.com")
         made = [
             tx.tokens.add(
                 token_hash=f"hash-{n}",
                 guest_id=guest.id,
-                booking_id=booking.id,
+                booking_id=booking_id,
                 booking_revision=0,
                 expires_at=NOW + timedelta(hours=1),
                 created_at=NOW,
@@ -48,7 +41,7 @@ def _setup(tokens: int) -> tuple[InMemoryUnitOfWork, int, list[MagicLinkToken]]:
             for n in range(tokens)
         ]
         tx.commit()
-    return uow, booking.id, made
+    return uow, booking_id, made
 
 
 def _killed(token: MagicLinkToken, used_at: datetime) -> MagicLinkToken:
