@@ -110,9 +110,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     def consume_and_audit(self, token_id: int, *, now: datetime, entry: NewAuditEntry) -> bool:
         """`consume` and, if it matched, the insert of `entry`, in one statement (PostgreSQL:
         `CONSUME_AND_AUDIT`, a data-modifying CTE); True when the token was consumed."""
-        params = {"p_id": token_id, "p_now": now}
-        for name, value in audit_values(entry).items():
-            params[f"a_{name}"] = value
+        params = {"p_id": token_id, "p_now": now, **_entry_params(entry)}
         return self._first(sql.CONSUME_AND_AUDIT, params, _as_read) is not None
 
     @translating
@@ -157,9 +155,8 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     ) -> InvalidationResult:
         """`invalidate_by_booking` and, per guest, `entry.counted(guest, count)`, in one
         statement (PostgreSQL: `INVALIDATE_BY_BOOKING_AND_AUDIT`, a data-modifying CTE)."""
-        params: dict[str, Any] = {"p_booking": booking_id, "p_reason": str(reason), "p_now": now}
-        for name, value in audit_values(entry).items():
-            params[f"a_{name}"] = value
+        params = {"p_booking": booking_id, "p_reason": str(reason), "p_now": now}
+        params.update(_entry_params(entry))
         rows = self._all(sql.INVALIDATE_BY_BOOKING_AND_AUDIT, params, _as_read)
         return InvalidationResult(per_guest={row["guest_id"]: row["n"] for row in rows})
 
@@ -217,6 +214,11 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         conn = self._source.connection()
         totals = conn.execute(sql.TOKEN_STATS, {"p_now": now}).mappings().one()
         return stats_from_rows(totals, conn.execute(sql.INVALIDATIONS_BY_REASON).mappings())
+
+
+def _entry_params(entry: NewAuditEntry) -> dict[str, Any]:
+    """The `a_*` parameters of a combined write's audit entry (the `_statements` CTEs)."""
+    return {f"a_{name}": value for name, value in audit_values(entry).items()}
 
 
 def _guest_id(row: RowMapping) -> int:
