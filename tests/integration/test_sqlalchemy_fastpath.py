@@ -29,7 +29,7 @@ from magiclink.adapters.sqlalchemy._fastpath import FAST_DRIVERS, fast_path_for
 from magiclink.adapters.sqlalchemy._prepared import timestamp_binder, timestamp_reader
 from magiclink.adapters.sqlalchemy._statements import GET_GUEST_BY_EMAIL
 from magiclink.adapters.sqlalchemy._tables import UTCDateTime
-from magiclink.ports import NewAuditEntry
+from magiclink.ports import NewAuditEntry, TokenLookup
 from magiclink.testing import hash_token
 from tests.integration.seed import NOW, TTL, Seeded, seed_booking
 
@@ -55,11 +55,7 @@ def _exercise(uow: SqlAlchemyUnitOfWork) -> dict[str, object]:
     with uow.transaction(readonly=True) as tx:
         found = tx.tokens.lookup(hash_token(seeded.raws[0]))
         assert found is not None
-        out["lookup"] = attrs.evolve(
-            found,
-            token=attrs.evolve(found.token, id=0, token_hash="", guest_id=0, booking_id=0),
-            guest=attrs.evolve(found.guest, id=0, normalized_email=""),
-        )
+        out["lookup"] = _without_ids(found)
         out["unknown"] = tx.tokens.lookup(hash_token(seeded.raws[0] + "-unknown"))
     with uow.transaction() as tx:
         out["consume"] = tx.tokens.consume(seeded.tokens[0].id, now=NOW)
@@ -168,7 +164,32 @@ def _exercise_constants(uow: SqlAlchemyUnitOfWork, seeded: Seeded) -> dict[str, 
             for e in tx.audit.by_operation(f"batch-{batch.booking.id}")
         )
         tx.commit()
+    one = seed_booking(uow)
+    with uow.transaction() as tx:
+        template = attrs.evolve(_ENTRY, guest_id=None, operation_id=f"accepted-{one.booking.id}")
+        got = tx.consume_if_accepted(
+            hash_token(one.raws[0]), now=NOW, booking_id=one.booking.id, entry=template
+        )
+        out["accepted"] = None if got is None else _without_ids(got)
+        out["accepted entries"] = [
+            (
+                e.resource_id == str(one.booking.id),
+                e.metadata == template.of_token(got.token).metadata,
+            )
+            for e in tx.audit.by_operation(f"accepted-{one.booking.id}")
+            if got is not None
+        ]
+        tx.commit()
     return out
+
+
+def _without_ids(found: TokenLookup) -> TokenLookup:
+    """A lookup with its row ids, hash and address blanked (they differ from run to run)."""
+    return attrs.evolve(
+        found,
+        token=attrs.evolve(found.token, id=0, token_hash="", guest_id=0, booking_id=0),
+        guest=attrs.evolve(found.guest, id=0, normalized_email=""),
+    )
 
 
 _ENTRY = NewAuditEntry(
@@ -200,6 +221,14 @@ def test_fast_path_matches_core(any_engine: Engine) -> None:
         {"via": "consume_with_audit", "count": 2},
         {"via": "consume_with_audit", "count": 1},
     ]
+    # Transaction.consume_if_accepted: one statement on PostgreSQL (the lookup of the token
+    # it consumed, and its entry), nothing elsewhere.
+    if any_engine.dialect.name == "postgresql":
+        lookup = fast["accepted"]
+        assert isinstance(lookup, TokenLookup) and lookup.token.used_at == NOW
+        assert fast["accepted entries"] == [(True, True)]
+    else:
+        assert fast["accepted"] is None and fast["accepted entries"] == []
 
 
 def test_fast_path_runs_only_constant_statements(any_engine: Engine) -> None:

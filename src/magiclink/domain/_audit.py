@@ -62,6 +62,27 @@ def token_created(
     return new_entry(AuditAction.CREATE_TOKEN, guest_id, resource(booking_id), metadata, now)
 
 
+def consumption(
+    booking_id: int | None,
+    now: datetime,
+    action: str | None = None,
+    *,
+    operation_id: str | None = None,
+) -> NewAuditEntry:
+    """`CONSUME_TOKEN` before its token is known: a successful consumption (§9.7), by
+    `consume_token` or by a link action (§8.1, which names its `action`), of the booking acted
+    on (None: the token's own). `NewAuditEntry.of_token` completes it with the token."""
+    metadata: dict[str, Any] = {} if action is None else {"action": action}
+    return new_entry(
+        AuditAction.CONSUME_TOKEN,
+        None,
+        resource(booking_id),
+        metadata,
+        now,
+        operation_id=operation_id,
+    )
+
+
 def token_consumed(
     token: MagicLinkToken,
     booking_id: int | None,
@@ -70,19 +91,8 @@ def token_consumed(
     *,
     operation_id: str | None = None,
 ) -> NewAuditEntry:
-    """`CONSUME_TOKEN`: a successful consumption (§9.7), by `consume_token` or by a link
-    action (§8.1, which names its `action`); the booking acted on is the resource."""
-    metadata: dict[str, Any] = {"token_id": token.id}
-    if action is not None:
-        metadata["action"] = action
-    return new_entry(
-        AuditAction.CONSUME_TOKEN,
-        token.guest_id,
-        resource(booking_id),
-        metadata,
-        now,
-        operation_id=operation_id,
-    )
+    """`consumption` of `token`: its entry once the token is known."""
+    return consumption(booking_id, now, action, operation_id=operation_id).of_token(token)
 
 
 def verify_refused(
@@ -186,6 +196,7 @@ def json_object(value: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
 
 __all__ = [
     "ENDPOINT",
+    "consumption",
     "guest_admin",
     "json_object",
     "landed_count",

@@ -112,6 +112,18 @@ class NewAuditEntry:
         (`Transaction.invalidate_booking_with_audit` writes one per guest)."""
         return attrs.evolve(self, guest_id=guest_id, metadata={**self.metadata, "count": count})
 
+    def of_token(self, token: MagicLinkToken) -> NewAuditEntry:
+        """This `CONSUME_TOKEN` template for `token`: its guest, its id first in the metadata,
+        and its booking as the resource unless the template names one. The one statement of
+        `Transaction.consume_if_accepted` fills in the same three from the row it consumes."""
+        resource_id = self.resource_id
+        if resource_id is None and token.booking_id is not None:
+            resource_id = str(token.booking_id)
+        metadata = {"token_id": token.id, **self.metadata}
+        return attrs.evolve(
+            self, guest_id=token.guest_id, resource_id=resource_id, metadata=metadata
+        )
+
 
 @attrs.frozen
 class Rating:

@@ -43,11 +43,11 @@ class Operation(Generic[T]):
     A write without `landed` is not retried after a failed commit. `log_fields` and
     `retried_event` label the retry event; `on_retry` is told of each retry (a metric).
 
-    `one_write` declares work that reads, then writes at most once, through one of
-    `Transaction`'s combined writes, whose own condition re-checks what the reads decided:
-    it runs in `UnitOfWork.one_write_transaction()`, where the adapter may let each
-    statement commit by itself (PostgreSQL: a consume is its lookup and one CTE, two round
-    trips instead of four; a batch invalidation one CTE, issue 15). A failure anywhere in
+    `one_write` declares work whose writes land at most once, through `Transaction`'s
+    combined writes, each of whose own condition re-checks what any read decided: it runs
+    in `UnitOfWork.one_write_transaction()`, where the adapter may let each statement
+    commit by itself (PostgreSQL: the consume of a good link is one CTE, one round trip
+    instead of four; a batch invalidation one CTE, issue 15). A failure anywhere in
     such work may then hide a write that landed, so the runner treats it as a failed
     commit: retried only through `landed`.
     """

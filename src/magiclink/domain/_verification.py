@@ -52,18 +52,21 @@ class Verification:
         scope = require_scope(booking_id)
         now = self._context.clock.now()
         operation_id = _audit.new_operation_id()
+        # §9.7: the success is audited in the consume's own transaction (in the same
+        # statement where the adapter can); the resource is the scope, else the token's booking.
+        entry = _audit.consumption(scope, now, operation_id=operation_id)
 
         def work(tx: Transaction) -> _Checked:
+            consumed = tx.consume_if_accepted(token_hash, now=now, booking_id=scope, entry=entry)
+            if consumed is not None:  # a good link, in one statement where the adapter can
+                return consumed, None
             lookup = tx.tokens.lookup(token_hash)
             if lookup is None:
                 return None, None
             reason = refusal_reason(lookup, now) or scope_refusal(tx, lookup, scope)
             if reason is None:
-                # §9.7: the success is audited in the consume's own transaction (in the
-                # same statement where the adapter can).
-                target = scope if scope is not None else lookup.token.booking_id
-                entry = _audit.token_consumed(lookup.token, target, now, operation_id=operation_id)
-                if not tx.consume_with_audit(lookup.token.id, now=now, entry=entry):
+                token = lookup.token
+                if not tx.consume_with_audit(token.id, now=now, entry=entry.of_token(token)):
                     reason = RefusalReason.USED  # a concurrent caller consumed it first
             return lookup, reason
 

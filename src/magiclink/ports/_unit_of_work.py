@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeAlias, TypeVar, overload
 
 from magiclink.domain._enums import InvalidationReason
-from magiclink.domain._records import InvalidationResult, NewAuditEntry
+from magiclink.domain._records import InvalidationResult, NewAuditEntry, TokenLookup
 from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
@@ -80,6 +80,22 @@ class Transaction(abc.ABC):
         self.audit.add_many([entry])
         return True
 
+    def consume_if_accepted(
+        self, token_hash: str, *, now: datetime, booking_id: int | None, entry: NewAuditEntry
+    ) -> TokenLookup | None:
+        """Consume the token with this hash if verification accepts it at `now` (R7: its guest
+        not blocked, the token live, its booking open and current; §9.1: in the scope of
+        `booking_id` when one is given) and append `entry.of_token(token)`, all in one
+        statement; the token's lookup (the token marked used), or None.
+
+        None says only that this call changed nothing: the token is unknown or refused, a
+        concurrent caller won it, or the adapter has no such statement (this default, which
+        does nothing). The caller then takes the general path (`TokenRepository.lookup`, the
+        refusal rules in their order, `consume_with_audit`), which finds out which. An
+        adapter that has the statement (the SQL adapter on PostgreSQL: a data-modifying CTE,
+        issue 15.1) makes the consume of a good link one round trip."""
+        return None
+
     def invalidate_booking_with_audit(
         self, booking_id: int, *, reason: InvalidationReason, now: datetime, entry: NewAuditEntry
     ) -> InvalidationResult:
@@ -138,8 +154,8 @@ class UnitOfWork(abc.ABC):
         (SQLite begins deferred instead of immediate), not an enforcement."""
 
     def one_write_transaction(self) -> Transaction:
-        """A transaction for work that reads, then writes at most once, through one of
-        `Transaction`'s combined writes (`consume_with_audit`,
+        """A transaction for work whose writes land at most once, through `Transaction`'s
+        combined writes (`consume_if_accepted`, `consume_with_audit`,
         `invalidate_booking_with_audit`): an `Operation` with `one_write`.
 
         The adapter may run such work without a database transaction when that write is

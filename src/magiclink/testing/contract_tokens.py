@@ -231,6 +231,34 @@ class TokenRepositoryContract(ContractBase):
         written = self.run(uow, lambda tx: list(tx.audit.by_operation(entry.operation_id or "")))
         assert [(e.action, e.metadata) for e in written] == [(entry.action, entry.metadata)]
 
+    def test_consume_if_accepted_consumes_a_good_link_once_or_changes_nothing(
+        self, uow: UnitOfWork
+    ) -> None:
+        """Issue 15.1: `Transaction.consume_if_accepted` (one statement where the adapter has
+        it; else it does nothing) either consumes a good link, returns its lookup and appends
+        `entry.of_token(token)`, or changes nothing; on the used link it always changes
+        nothing. The general path (`consume_with_audit`) then still consumes."""
+        guest = self.run(uow, self.add_guest)
+        token = self.run(uow, lambda tx: self.add_token(tx, guest))
+        operation_id = f"consume-if-accepted-{token.id}"
+        entry = NewAuditEntry(
+            None, "contract", AuditAction.CONSUME_TOKEN, None, True, {}, T0, operation_id
+        )
+        with uow.transaction() as tx:
+            got = tx.consume_if_accepted(token.token_hash, now=T0, booking_id=None, entry=entry)
+            again = tx.consume_if_accepted(token.token_hash, now=T0, booking_id=None, entry=entry)
+            if got is None:  # not done here: the general path must still consume
+                assert tx.consume_with_audit(token.id, now=T0, entry=entry.of_token(token))
+            tx.commit()
+        assert again is None
+        assert got is None or (got.token.id, got.token.used_at, got.guest) == (token.id, T0, guest)
+        assert self._get(uow, token.id).used_at == T0
+        written = self.run(uow, lambda tx: list(tx.audit.by_operation(operation_id)))
+        expected = entry.of_token(token)
+        assert [(e.guest_id, e.resource_id, e.metadata) for e in written] == [
+            (expected.guest_id, expected.resource_id, expected.metadata)
+        ]
+
     def test_consume_at_expiry_is_refused_r6_5(self, uow: UnitOfWork) -> None:
         """R7.3: `expires_at <= now` is dead; one microsecond before expiry is still live."""
         guest = self.run(uow, self.add_guest)

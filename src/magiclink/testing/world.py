@@ -26,6 +26,7 @@ from magiclink import (
     AuditEntry,
     Booking,
     BookingService,
+    BookingStatus,
     GuestService,
     LinkMessage,
     MagicLinkToken,
@@ -220,6 +221,31 @@ class World:
             )
             tx.commit()
         return raw
+
+    def store_booking(
+        self,
+        email: str,
+        *,
+        uid: str | None = None,
+        status: BookingStatus = BookingStatus.SCHEDULED,
+        revision: int = 0,
+        ahead: timedelta = timedelta(days=1),
+    ) -> Booking:
+        """Store a 15-minute booking `ahead` of now through the ports alone (no service, no
+        link, no audit), with the class's mentor; the stored booking."""
+        start = self.clock.now() + ahead
+        with self.uow.transaction() as tx:
+            booking = tx.bookings.add(
+                uid=uid if uid is not None else generate_raw_token()[:16],
+                mentor_id=self.mentor_id,
+                guest_email=email,
+                start_time=start,
+                end_time=start + timedelta(minutes=15),
+                status=status,
+                revision=revision,
+            )
+            tx.commit()
+        return booking
 
     # -------------------------------------------------------------------------- probes
 

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from sqlalchemy import (
+    BigInteger,
     Executable,
     Integer,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     exists,
     false,
@@ -29,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.expression import Insert, Select
 
 from magiclink.adapters.sqlalchemy._rows import (
     AUDIT_COLUMNS,
@@ -118,48 +121,129 @@ GET_TOKEN: Final = select(*TOKEN_COLUMNS).where(tokens.c.id == bindparam("p_id")
 GET_TOKEN_FOR_UPDATE: Final = GET_TOKEN.with_for_update()
 
 _booking = bookings.alias("b")
-# §5.1 and §5.4 in one conditional write: the row is re-checked under its lock, so of racing
-# consumers exactly one matches; a closed, moved, revoked (§8.4) or deleted booking matches
-# nobody.
+_OPEN: Final = sorted(status.value for status in OPEN_BOOKING_STATUSES)
+# §5.1 and §5.4 as a condition on the token row: live, and its booking (if any) open, at the
+# token's revision and link generation (§8.4); a deleted booking matches nobody.
+_LIVE: Final = (
+    tokens.c.invalidated == false(),
+    tokens.c.used_at.is_(None),
+    tokens.c.expires_at > _now(),
+    or_(
+        tokens.c.booking_id.is_(None),
+        exists()
+        .where(
+            _booking.c.id == tokens.c.booking_id,
+            _booking.c.status.in_(_OPEN),
+            or_(
+                tokens.c.booking_revision.is_(None),
+                _booking.c.revision == tokens.c.booking_revision,
+            ),
+            _booking.c.link_generation == tokens.c.link_generation,
+        )
+        .correlate(tokens),
+    ),
+)
+# One conditional write: the row is re-checked under its lock, so of racing consumers exactly
+# one matches.
 CONSUME_TOKEN: Final = (
-    update(tokens)
-    .where(
-        tokens.c.id == bindparam("p_id"),
-        tokens.c.invalidated == false(),
-        tokens.c.used_at.is_(None),
-        tokens.c.expires_at > _now(),
-        or_(
-            tokens.c.booking_id.is_(None),
-            exists()
-            .where(
-                _booking.c.id == tokens.c.booking_id,
-                _booking.c.status.in_(sorted(status.value for status in OPEN_BOOKING_STATUSES)),
-                or_(
-                    tokens.c.booking_revision.is_(None),
-                    _booking.c.revision == tokens.c.booking_revision,
-                ),
-                _booking.c.link_generation == tokens.c.link_generation,
-            )
-            .correlate(tokens),
-        ),
-    )
-    .values(used_at=_now())
+    update(tokens).where(tokens.c.id == bindparam("p_id"), *_LIVE).values(used_at=_now())
 )
 
 # Consume and its `CONSUME_TOKEN` entry in one statement, PostgreSQL only (a data-modifying
 # CTE): the entry is inserted exactly when the conditional UPDATE matched (issue 15).
 _CONSUMED: Final = CONSUME_TOKEN.returning(tokens.c.id).cte("consumed")
 _AUDITED: Final = [column.name for column in audit_log.columns if column.name != "id"]
-CONSUME_AND_AUDIT: Final = (
-    insert(audit_log)
-    .from_select(
-        _AUDITED,
-        select(
-            *(bindparam(f"a_{name}", type_=audit_log.c[name].type) for name in _AUDITED)
-        ).select_from(_CONSUMED),
+
+
+def _entry_values(filled: Mapping[str, Any] | None = None) -> Select[Any]:
+    """The SELECT of an audit entry's values for a data-modifying CTE: the `a_*` parameters
+    (`_token_repository._entry_params`), but the columns in `filled`, taken from the rows
+    it selects from."""
+    filled = filled or {}
+    return select(
+        *(
+            filled.get(name, bindparam(f"a_{name}", type_=audit_log.c[name].type))
+            for name in _AUDITED
+        )
     )
-    .add_cte(_CONSUMED)
-    .returning(audit_log.c.id)  # a row exactly when the token was consumed
+
+
+def _insert_entries(values: Select[Any]) -> Insert:
+    """The INSERT of one audit entry per row of `values`, returning their ids."""
+    return insert(audit_log).from_select(_AUDITED, values).returning(audit_log.c.id)
+
+
+def _metadata_with(key: str, value: Any) -> Any:
+    """The `a_metadata` parameter (JSONB) with `key` set to `value` from the row."""
+    return bindparam("a_metadata", type_=postgresql.JSONB()).op(
+        "||", return_type=postgresql.JSONB()
+    )(func.jsonb_build_object(literal_column(f"'{key}'"), value))
+
+
+# A row exactly when the token was consumed.
+CONSUME_AND_AUDIT: Final = _insert_entries(_entry_values().select_from(_CONSUMED)).add_cte(
+    _CONSUMED
+)
+
+# The consume of a good link in one statement, PostgreSQL only (`consume_if_accepted`, issue
+# 15.1): `CONSUME_TOKEN`'s conditional UPDATE, found by hash, with the rest of R7 and §9.1 in
+# its WHERE (the guest not blocked; a bound token only on its own booking; an inbox token only
+# on an open booking of its guest's address), then its `CONSUME_TOKEN` entry completed from
+# the consumed row as `NewAuditEntry.of_token` completes it, and the lookup of that row. A
+# refused link matches nothing: the domain's general path then finds out why.
+_scoped = bookings.alias("s")
+_owner = guests.alias("o")
+_scope = bindparam("p_scope", type_=BigInteger())
+_ACCEPTED: Final = (
+    update(tokens)
+    .where(
+        tokens.c.token_hash == bindparam("p_hash"),
+        *_LIVE,
+        exists()
+        .where(
+            _owner.c.id == tokens.c.guest_id,
+            _owner.c.blocked == false(),
+            or_(
+                _scope.is_(None),
+                tokens.c.booking_id == _scope,
+                and_(
+                    tokens.c.booking_id.is_(None),
+                    exists().where(
+                        _scoped.c.id == _scope,
+                        _scoped.c.guest_email == _owner.c.normalized_email,
+                        _scoped.c.status.in_(_OPEN),
+                    ),
+                ),
+            ),
+        )
+        .correlate(tokens),
+    )
+    .values(used_at=_now())
+    .returning(*tokens.columns)
+    .cte("accepted")
+)
+_OF_TOKEN: Final[Mapping[str, Any]] = {
+    "guest_id": _ACCEPTED.c.guest_id,
+    "resource_id": func.coalesce(
+        bindparam("a_resource_id", type_=audit_log.c.resource_id.type),
+        cast(_ACCEPTED.c.booking_id, audit_log.c.resource_id.type),
+    ),
+    "metadata": _metadata_with("token_id", _ACCEPTED.c.id),
+}
+_CONSUMED_ENTRY: Final = _insert_entries(_entry_values(_OF_TOKEN).select_from(_ACCEPTED)).cte(
+    "consumed_entry"
+)
+CONSUME_ACCEPTED_AND_AUDIT: Final = (
+    select(
+        *(_ACCEPTED.c[column.name].label(f"token_{column.name}") for column in tokens.columns),
+        *LOOKUP_COLUMNS[len(TOKEN_COLUMNS) :],
+    )
+    .select_from(
+        _ACCEPTED.join(guests, guests.c.id == _ACCEPTED.c.guest_id).outerjoin(
+            bookings, bookings.c.id == _ACCEPTED.c.booking_id
+        )
+    )
+    .add_cte(_CONSUMED_ENTRY)
 )
 
 # R1.4: an invalidated token keeps an earlier `used_at`, else gets the invalidation time.
@@ -191,23 +275,10 @@ _PER_GUEST: Final = (
 )
 _COUNTED: Final[Mapping[str, Any]] = {
     "guest_id": _PER_GUEST.c.guest_id,
-    "metadata": bindparam("a_metadata", type_=postgresql.JSONB()).op(
-        "||", return_type=postgresql.JSONB()
-    )(func.jsonb_build_object(literal_column("'count'"), _PER_GUEST.c.n)),
+    "metadata": _metadata_with("count", _PER_GUEST.c.n),
 }
-_ENTRIES: Final = (
-    insert(audit_log)
-    .from_select(
-        _AUDITED,
-        select(
-            *(
-                _COUNTED.get(name, bindparam(f"a_{name}", type_=audit_log.c[name].type))
-                for name in _AUDITED
-            )
-        ).order_by(_PER_GUEST.c.guest_id),
-    )
-    .returning(audit_log.c.id)
-    .cte("entries")
+_ENTRIES: Final = _insert_entries(_entry_values(_COUNTED).order_by(_PER_GUEST.c.guest_id)).cte(
+    "entries"
 )
 INVALIDATE_BY_BOOKING_AND_AUDIT: Final = (
     select(_PER_GUEST.c.guest_id, _PER_GUEST.c.n).add_cte(_ENTRIES).order_by(_PER_GUEST.c.guest_id)
@@ -340,6 +411,7 @@ COUNT_LINKS_ISSUED: Final = (
 __all__ = [
     "AUDIT_OF_OPERATION",
     "CLAIM_REQUEST_SLOT",
+    "CONSUME_ACCEPTED_AND_AUDIT",
     "CONSUME_AND_AUDIT",
     "CONSUME_TOKEN",
     "COUNT_EXPIRED",

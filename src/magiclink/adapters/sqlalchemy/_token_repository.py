@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from sqlalchemy import RowMapping
+from sqlalchemy import Executable, RowMapping
 
 from magiclink.adapters.sqlalchemy import _statements as sql
 from magiclink.adapters.sqlalchemy._errors import translating
@@ -88,13 +88,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     @translating
     def lookup(self, token_hash: str) -> TokenLookup | None:
         """Token, guest and booking state in one SELECT (token JOIN guest LEFT JOIN booking)."""
-        fast = self._fast
-        if fast is not None and fast.usable():
-            return fast.record(
-                self._fast_connection(), sql.LOOKUP_TOKEN, {"p_hash": token_hash}, lookup_reader
-            )
-        row = self._source.connection().execute(sql.LOOKUP_TOKEN, {"p_hash": token_hash}).first()
-        return None if row is None else lookup_from_row(row._mapping)
+        return self._lookup(sql.LOOKUP_TOKEN, {"p_hash": token_hash})
 
     @translating
     def get(self, token_id: int) -> MagicLinkToken | None:
@@ -112,6 +106,17 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         `CONSUME_AND_AUDIT`, a data-modifying CTE); True when the token was consumed."""
         params = {"p_id": token_id, "p_now": now, **_entry_params(entry)}
         return self._first(sql.CONSUME_AND_AUDIT, params, _as_read) is not None
+
+    @translating
+    def consume_accepted_and_audit(
+        self, token_hash: str, *, now: datetime, booking_id: int | None, entry: NewAuditEntry
+    ) -> TokenLookup | None:
+        """Consume the token if verification accepts it, with `entry.of_token(token)`, in one
+        statement (PostgreSQL: `CONSUME_ACCEPTED_AND_AUDIT`, a data-modifying CTE); its lookup,
+        or None when nothing matched (see `Transaction.consume_if_accepted`)."""
+        params = {"p_hash": token_hash, "p_now": now, "p_scope": booking_id}
+        params.update(_entry_params(entry))
+        return self._lookup(sql.CONSUME_ACCEPTED_AND_AUDIT, params)
 
     @translating
     def invalidate(
@@ -214,6 +219,14 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         conn = self._source.connection()
         totals = conn.execute(sql.TOKEN_STATS, {"p_now": now}).mappings().one()
         return stats_from_rows(totals, conn.execute(sql.INVALIDATIONS_BY_REASON).mappings())
+
+    def _lookup(self, statement: Executable, params: dict[str, Any]) -> TokenLookup | None:
+        """The `TokenLookup` of the first row of a statement selecting `LOOKUP_COLUMNS`."""
+        fast = self._fast
+        if fast is not None and fast.usable():
+            return fast.record(self._fast_connection(), statement, params, lookup_reader)
+        row = self._source.connection().execute(statement, params).first()
+        return None if row is None else lookup_from_row(row._mapping)
 
 
 def _entry_params(entry: NewAuditEntry) -> dict[str, Any]:

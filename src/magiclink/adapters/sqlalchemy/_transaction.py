@@ -25,7 +25,7 @@ from magiclink.adapters.sqlalchemy._repositories import (
 )
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
-from magiclink.domain._records import InvalidationResult, NewAuditEntry
+from magiclink.domain._records import InvalidationResult, NewAuditEntry, TokenLookup
 from magiclink.ports._unit_of_work import OnFirstUse, Transaction
 
 
@@ -92,6 +92,17 @@ class SqlAlchemyTransaction(Transaction):
         if self._flavour is Flavour.POSTGRESQL:
             return self.tokens.consume_and_audit(token_id, now=now, entry=entry)
         return super().consume_with_audit(token_id, now=now, entry=entry)
+
+    def consume_if_accepted(
+        self, token_hash: str, *, now: datetime, booking_id: int | None, entry: NewAuditEntry
+    ) -> TokenLookup | None:
+        """See `Transaction.consume_if_accepted`: one statement on PostgreSQL (a
+        data-modifying CTE); elsewhere None, and the general path consumes."""
+        if self._flavour is Flavour.POSTGRESQL:
+            return self.tokens.consume_accepted_and_audit(
+                token_hash, now=now, booking_id=booking_id, entry=entry
+            )
+        return super().consume_if_accepted(token_hash, now=now, booking_id=booking_id, entry=entry)
 
     def invalidate_booking_with_audit(
         self, booking_id: int, *, reason: InvalidationReason, now: datetime, entry: NewAuditEntry

@@ -134,10 +134,12 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
 
     def one_write_transaction(self) -> SqlAlchemyTransaction:
         """See `UnitOfWork.one_write_transaction`. On PostgreSQL the read-only checkout (in
-        AUTOCOMMIT): the lookup and `consume_with_audit`'s one data-modifying CTE each commit
-        by themselves, two round trips where BEGIN and COMMIT made four (issue 15). The CTE
-        is atomic by itself, and its WHERE re-checks everything the lookup decided. On other
-        dialects consume and its audit entry are two statements: a write transaction."""
+        AUTOCOMMIT), where each statement commits by itself: a good link's consume is the
+        one data-modifying CTE of `consume_if_accepted`, one round trip where BEGIN, lookup,
+        UPDATE, INSERT and COMMIT made five (issue 15); a refused link's adds the lookup
+        (and, after a race, `consume_with_audit`'s CTE, whose WHERE re-checks everything the
+        lookup decided). Each CTE is atomic by itself. On other dialects a consume and its
+        audit entry are two statements: a write transaction."""
         return self.transaction(readonly=self._flavour is Flavour.POSTGRESQL)
 
     def _bare_transaction(self, fast: FastPath, *, readonly: bool) -> SqlAlchemyTransaction | None:
