@@ -114,6 +114,28 @@ def test_the_entry_costs_one_insert_in_the_consume_transaction(any_engine: Engin
     assert begins == 0 if postgres else begins <= 1
 
 
+def test_an_issued_token_and_its_entry_are_one_statement_on_postgres(any_engine: Engine) -> None:
+    """Issue 15.1: `request_inbox_link` stores its token and `CREATE_TOKEN` entry with
+    `Transaction.add_token_with_audit`: one data-modifying CTE on PostgreSQL, the two INSERTs
+    elsewhere; the entry is the one `NewAuditEntry.of_token` makes (guest, token id, path)."""
+    world = world_on(SqlAlchemyUnitOfWork(any_engine))
+    world.inbox(ADA)  # the guest exists: the request claims its slot
+
+    with count_statements(any_engine) as log:
+        issued = world.guests.request_inbox_link(ADA)
+
+    inserts = [s for s in log.work if "INSERT INTO" in s]
+    if any_engine.dialect.name == "postgresql":
+        assert len(inserts) == 1 and inserts[0].lstrip().startswith("WITH")
+        assert "INSERT INTO magiclink_tokens" in inserts[0]
+        assert "INSERT INTO magiclink_audit_log" in inserts[0]
+    else:
+        assert ["magiclink_tokens" in s for s in inserts] == [True, False]
+    created = world.audit(AuditAction.CREATE_TOKEN)[0]
+    assert (created.guest_id, created.resource_id) == (issued.guest_id, None)
+    assert created.metadata == {"token_id": issued.token_id, "path": "inbox"}
+
+
 def test_a_fault_anywhere_in_a_consume_is_checked_through_landed(uow: UnitOfWork) -> None:
     """Issue 15 and R9.4: a consume's one write may commit by itself (PostgreSQL runs it in
     AUTOCOMMIT), so a transient fault anywhere in it is an ambiguous commit: before the work

@@ -179,6 +179,15 @@ def _exercise_constants(uow: SqlAlchemyUnitOfWork, seeded: Seeded) -> dict[str, 
             for e in tx.audit.by_operation(f"accepted-{one.booking.id}")
             if got is not None
         ]
+        new = attrs.evolve(one.tokens[0], id=0, token_hash=hash_token(f"{one.raws[0]}-new"))
+        created = attrs.evolve(template, action=AuditAction.CREATE_TOKEN)
+        stored = tx.add_token_with_audit(new, created)
+        out["created"] = attrs.evolve(stored, id=0, token_hash="", guest_id=0, booking_id=0)
+        out["created entries"] = [
+            e.metadata == created.of_token(stored).metadata and e.guest_id == stored.guest_id
+            for e in tx.audit.by_operation(created.operation_id or "")
+            if e.action == AuditAction.CREATE_TOKEN
+        ]
         tx.commit()
     return out
 
@@ -221,6 +230,8 @@ def test_fast_path_matches_core(any_engine: Engine) -> None:
         {"via": "consume_with_audit", "count": 2},
         {"via": "consume_with_audit", "count": 1},
     ]
+    # Transaction.add_token_with_audit: one statement on PostgreSQL, two elsewhere; alike.
+    assert fast["created entries"] == [True]
     # Transaction.consume_if_accepted: one statement on PostgreSQL (the lookup of the token
     # it consumed, and its entry), nothing elsewhere.
     if any_engine.dialect.name == "postgresql":

@@ -54,12 +54,11 @@ def new_entry(
     )
 
 
-def token_created(
-    guest_id: int, booking_id: int | None, token_id: int, path: IssuePath, now: datetime
-) -> NewAuditEntry:
-    """`CREATE_TOKEN`: a link was issued on `path` (what the hourly cap counts, §9.4)."""
-    metadata = {"token_id": token_id, "path": str(path)}
-    return new_entry(AuditAction.CREATE_TOKEN, guest_id, resource(booking_id), metadata, now)
+def creation(path: IssuePath, now: datetime) -> NewAuditEntry:
+    """`CREATE_TOKEN` before its token is stored: a link was issued on `path` (what the hourly
+    cap counts, §9.4). `NewAuditEntry.of_token` completes it with the token (its guest, its
+    id, its booking as the resource)."""
+    return new_entry(AuditAction.CREATE_TOKEN, None, None, {"path": str(path)}, now)
 
 
 def consumption(
@@ -197,6 +196,7 @@ def json_object(value: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
 __all__ = [
     "ENDPOINT",
     "consumption",
+    "creation",
     "guest_admin",
     "json_object",
     "landed_count",
@@ -204,7 +204,6 @@ __all__ = [
     "new_operation_id",
     "resource",
     "token_consumed",
-    "token_created",
     "tokens_invalidated",
     "verify_refused",
 ]

@@ -75,6 +75,34 @@ class MagicLinkToken:
     # §8.4: its booking's link generation when it was issued (0 for an inbox link).
     link_generation: int = 0
 
+    @classmethod
+    def new(
+        cls,
+        *,
+        token_hash: str,
+        guest_id: int,
+        booking_id: int | None,
+        booking_revision: int | None,
+        expires_at: datetime,
+        created_at: datetime,
+        link_generation: int = 0,
+        token_id: int = 0,
+    ) -> MagicLinkToken:
+        """A new, live token: never used, never invalidated; `token_id` 0 until stored."""
+        return cls(
+            token_id,
+            token_hash,
+            guest_id,
+            booking_id,
+            booking_revision,
+            expires_at,
+            None,
+            False,
+            None,
+            created_at,
+            link_generation,
+        )
+
 
 @attrs.frozen
 class AuditEntry:

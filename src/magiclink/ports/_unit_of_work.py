@@ -10,7 +10,12 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeAlias, TypeVar, overload
 
 from magiclink.domain._enums import InvalidationReason
-from magiclink.domain._records import InvalidationResult, NewAuditEntry, TokenLookup
+from magiclink.domain._records import (
+    InvalidationResult,
+    MagicLinkToken,
+    NewAuditEntry,
+    TokenLookup,
+)
 from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
@@ -95,6 +100,25 @@ class Transaction(abc.ABC):
         adapter that has the statement (the SQL adapter on PostgreSQL: a data-modifying CTE,
         issue 15.1) makes the consume of a good link one round trip."""
         return None
+
+    def add_token_with_audit(self, token: MagicLinkToken, entry: NewAuditEntry) -> MagicLinkToken:
+        """Store `token`, a new live one whose id is not yet assigned (`TokenRepository.add`
+        with its fields), and append `entry.of_token(stored)` in this transaction; the
+        stored token.
+
+        This default is those two calls. An adapter may do both in one statement (the SQL
+        adapter on PostgreSQL: a data-modifying CTE, issue 15.1)."""
+        stored = self.tokens.add(
+            token_hash=token.token_hash,
+            guest_id=token.guest_id,
+            booking_id=token.booking_id,
+            booking_revision=token.booking_revision,
+            expires_at=token.expires_at,
+            created_at=token.created_at,
+            link_generation=token.link_generation,
+        )
+        self.audit.add_many([entry.of_token(stored)])
+        return stored
 
     def invalidate_booking_with_audit(
         self, booking_id: int, *, reason: InvalidationReason, now: datetime, entry: NewAuditEntry

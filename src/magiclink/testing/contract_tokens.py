@@ -259,6 +259,38 @@ class TokenRepositoryContract(ContractBase):
             (expected.guest_id, expected.resource_id, expected.metadata)
         ]
 
+    def test_add_token_with_audit_stores_the_token_and_its_entry(self, uow: UnitOfWork) -> None:
+        """Issue 15.1: `Transaction.add_token_with_audit` (one statement where the adapter
+        can) stores the new token with an id and appends `entry.of_token(stored)`, both in
+        the transaction: rolled back, neither is there."""
+        guest, booking = self._setup(uow)
+        new = MagicLinkToken.new(
+            token_hash="c" * 64,
+            guest_id=guest.id,
+            booking_id=booking.id,
+            booking_revision=booking.revision,
+            expires_at=T0 + timedelta(minutes=15),
+            created_at=T0,
+            link_generation=booking.link_generation,
+        )
+        entry = NewAuditEntry(
+            None, "contract", AuditAction.CREATE_TOKEN, None, True, {"path": "inbox"}, T0, "add-1"
+        )
+        with uow.transaction() as tx:
+            tx.add_token_with_audit(attrs.evolve(new, token_hash="d" * 64), entry)
+            tx.rollback()
+        with uow.transaction() as tx:
+            stored = tx.add_token_with_audit(new, entry)
+            tx.commit()
+        assert stored == attrs.evolve(new, id=stored.id) and stored.id > 0
+        assert self._get(uow, stored.id) == stored
+        written = self.run(uow, lambda tx: list(tx.audit.by_operation("add-1")))
+        expected = entry.of_token(stored)
+        assert [(e.guest_id, e.resource_id, e.metadata) for e in written] == [
+            (expected.guest_id, expected.resource_id, expected.metadata)
+        ]
+        assert self.run(uow, lambda tx: tx.tokens.lookup("d" * 64)) is None
+
     def test_consume_at_expiry_is_refused_r6_5(self, uow: UnitOfWork) -> None:
         """R7.3: `expires_at <= now` is dead; one microsecond before expiry is still live."""
         guest = self.run(uow, self.add_guest)

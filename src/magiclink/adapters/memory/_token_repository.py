@@ -76,18 +76,15 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         store = self._tx.store
         if token_hash in store.token_by_hash:
             raise StorageError("Token hash collision")
-        token = MagicLinkToken(
-            id=store.next_id(),
+        token = MagicLinkToken.new(
             token_hash=token_hash,
             guest_id=guest_id,
             booking_id=booking_id,
             booking_revision=booking_revision,
             expires_at=expires_at,
-            used_at=None,
-            invalidated=False,
-            invalidation_reason=None,
             created_at=created_at,
             link_generation=link_generation,
+            token_id=store.next_id(),
         )
         self._tx.put(store.tokens, token.id, token)
         self._tx.put(store.token_by_hash, token_hash, token.id)

@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql.expression import Insert, Select
+from sqlalchemy.sql.expression import CTE, Insert, Select
 
 from magiclink.adapters.sqlalchemy._rows import (
     AUDIT_COLUMNS,
@@ -222,14 +222,21 @@ _ACCEPTED: Final = (
     .returning(*tokens.columns)
     .cte("accepted")
 )
-_OF_TOKEN: Final[Mapping[str, Any]] = {
-    "guest_id": _ACCEPTED.c.guest_id,
-    "resource_id": func.coalesce(
-        bindparam("a_resource_id", type_=audit_log.c.resource_id.type),
-        cast(_ACCEPTED.c.booking_id, audit_log.c.resource_id.type),
-    ),
-    "metadata": _metadata_with("token_id", _ACCEPTED.c.id),
-}
+
+
+def _of_token(row: CTE) -> Mapping[str, Any]:
+    """The columns `NewAuditEntry.of_token` fills in, from a token row that a CTE returns."""
+    return {
+        "guest_id": row.c.guest_id,
+        "resource_id": func.coalesce(
+            bindparam("a_resource_id", type_=audit_log.c.resource_id.type),
+            cast(row.c.booking_id, audit_log.c.resource_id.type),
+        ),
+        "metadata": _metadata_with("token_id", row.c.id),
+    }
+
+
+_OF_TOKEN: Final = _of_token(_ACCEPTED)
 _CONSUMED_ENTRY: Final = _insert_entries(_entry_values(_OF_TOKEN).select_from(_ACCEPTED)).cte(
     "consumed_entry"
 )
@@ -245,6 +252,22 @@ CONSUME_ACCEPTED_AND_AUDIT: Final = (
     )
     .add_cte(_CONSUMED_ENTRY)
 )
+
+# A new token and its `CREATE_TOKEN` entry in one statement, PostgreSQL only
+# (`Transaction.add_token_with_audit`, issue 15.1): the INSERT of `INSERT_TOKEN`'s columns as
+# `t_*` parameters, then the entry completed from the new row as `NewAuditEntry.of_token`
+# completes it; the new token's id comes back.
+_TOKEN_FIELDS: Final = [column.name for column in tokens.columns if column.name != "id"]
+_NEW_TOKEN: Final = (
+    insert(tokens)
+    .values({name: bindparam(f"t_{name}", type_=tokens.c[name].type) for name in _TOKEN_FIELDS})
+    .returning(tokens.c.id, tokens.c.guest_id, tokens.c.booking_id)
+    .cte("new_token")
+)
+_CREATED_ENTRY: Final = _insert_entries(
+    _entry_values(_of_token(_NEW_TOKEN)).select_from(_NEW_TOKEN)
+).cte("created_entry")
+ADD_TOKEN_AND_AUDIT: Final = select(_NEW_TOKEN.c.id).add_cte(_CREATED_ENTRY)
 
 # R1.4: an invalidated token keeps an earlier `used_at`, else gets the invalidation time.
 _INVALIDATE_VALUES: Final[Mapping[str, Any]] = {
@@ -409,6 +432,7 @@ COUNT_LINKS_ISSUED: Final = (
 
 
 __all__ = [
+    "ADD_TOKEN_AND_AUDIT",
     "AUDIT_OF_OPERATION",
     "CLAIM_REQUEST_SLOT",
     "CONSUME_ACCEPTED_AND_AUDIT",

@@ -63,18 +63,15 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         link_generation: int = 0,
     ) -> MagicLinkToken:
         """Store a new, live token (one INSERT)."""
-        token = MagicLinkToken(
-            id=UNSAVED_ID,
+        token = MagicLinkToken.new(
             token_hash=token_hash,
             guest_id=guest_id,
             booking_id=booking_id,
             booking_revision=booking_revision,
             expires_at=expires_at,
-            used_at=None,
-            invalidated=False,
-            invalidation_reason=None,
             created_at=created_at,
             link_generation=link_generation,
+            token_id=UNSAVED_ID,
         )
         fast = self._fast
         if fast is not None and fast.usable():
@@ -84,6 +81,17 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
             return attrs.evolve(token, id=int(new))
         result = self._source.connection().execute(sql.INSERT_TOKEN, token_values(token))
         return attrs.evolve(token, id=new_id(result))
+
+    @translating
+    def add_with_audit(self, token: MagicLinkToken, entry: NewAuditEntry) -> MagicLinkToken:
+        """`add` and the insert of `entry.of_token(stored)`, in one statement (PostgreSQL:
+        `ADD_TOKEN_AND_AUDIT`, a data-modifying CTE); the stored token."""
+        params = {f"t_{name}": value for name, value in token_values(token).items()}
+        params.update(_entry_params(entry))
+        row = self._first(sql.ADD_TOKEN_AND_AUDIT, params, _as_read)
+        if row is None:
+            raise StorageError("Storage error: the database returned no id for a new row")
+        return attrs.evolve(token, id=int(row["id"]))
 
     @translating
     def lookup(self, token_hash: str) -> TokenLookup | None:

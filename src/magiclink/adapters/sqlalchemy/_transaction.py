@@ -25,7 +25,12 @@ from magiclink.adapters.sqlalchemy._repositories import (
 )
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
-from magiclink.domain._records import InvalidationResult, NewAuditEntry, TokenLookup
+from magiclink.domain._records import (
+    InvalidationResult,
+    MagicLinkToken,
+    NewAuditEntry,
+    TokenLookup,
+)
 from magiclink.ports._unit_of_work import OnFirstUse, Transaction
 
 
@@ -103,6 +108,13 @@ class SqlAlchemyTransaction(Transaction):
                 token_hash, now=now, booking_id=booking_id, entry=entry
             )
         return super().consume_if_accepted(token_hash, now=now, booking_id=booking_id, entry=entry)
+
+    def add_token_with_audit(self, token: MagicLinkToken, entry: NewAuditEntry) -> MagicLinkToken:
+        """See `Transaction.add_token_with_audit`: one statement on PostgreSQL (a
+        data-modifying CTE), the port's two calls elsewhere."""
+        if self._flavour is Flavour.POSTGRESQL:
+            return self.tokens.add_with_audit(token, entry)
+        return super().add_token_with_audit(token, entry)
 
     def invalidate_booking_with_audit(
         self, booking_id: int, *, reason: InvalidationReason, now: datetime, entry: NewAuditEntry
