@@ -17,7 +17,7 @@ from magiclink.domain._policy import (
     require_id,
     require_optional_id,
 )
-from magiclink.domain._records import Booking, Guest, IssuedToken, MagicLinkToken
+from magiclink.domain._records import Booking, Guest, IssuedToken, MagicLinkToken, NewAuditEntry
 from magiclink.domain._transactions import Operation, run
 from magiclink.ports._unit_of_work import Transaction
 
@@ -111,14 +111,16 @@ class Issuing:
         settings = self._context.settings
         booking_id = None if booking is None else booking.id
         superseded = 0
+        before: list[NewAuditEntry] = []
         if settings.supersede_previous_links:
             reason = InvalidationReason.SUPERSEDED
             superseded = tx.tokens.invalidate_live(
                 guest_id=guest.id, booking_id=booking_id, reason=reason, now=now
             )
             if superseded:
-                entry = _audit.tokens_invalidated(guest.id, booking_id, reason, superseded, now)
-                tx.audit.add_many([entry])
+                before.append(
+                    _audit.tokens_invalidated(guest.id, booking_id, reason, superseded, now)
+                )
         new = MagicLinkToken.new(
             token_hash=hash_token(raw),
             guest_id=guest.id,
@@ -129,7 +131,8 @@ class Issuing:
             created_at=now,
         )
         # The token and its entry: one statement where the adapter can (issue 15.1).
-        return tx.add_token_with_audit(new, _audit.creation(path, now)), superseded
+        stored = tx.add_token_with_audit(new, _audit.creation(path, now), before=before)
+        return stored, superseded
 
     def _issue(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from types import TracebackType
@@ -101,13 +101,20 @@ class Transaction(abc.ABC):
         issue 15.1) makes the consume of a good link one round trip."""
         return None
 
-    def add_token_with_audit(self, token: MagicLinkToken, entry: NewAuditEntry) -> MagicLinkToken:
+    def add_token_with_audit(
+        self,
+        token: MagicLinkToken,
+        entry: NewAuditEntry,
+        *,
+        before: Sequence[NewAuditEntry] = (),
+    ) -> MagicLinkToken:
         """Store `token`, a new live one whose id is not yet assigned (`TokenRepository.add`
-        with its fields), and append `entry.of_token(stored)` in this transaction; the
-        stored token.
+        with its fields), and append `before` (e.g. a supersede's entry) then
+        `entry.of_token(stored)` in this transaction; the stored token.
 
-        This default is those two calls. An adapter may do both in one statement (the SQL
-        adapter on PostgreSQL: a data-modifying CTE, issue 15.1)."""
+        This default is those two calls (one `add_many` of all the entries). An adapter may
+        store the token and its entry in one statement (the SQL adapter on PostgreSQL: a
+        data-modifying CTE, issue 15.1)."""
         stored = self.tokens.add(
             token_hash=token.token_hash,
             guest_id=token.guest_id,
@@ -117,7 +124,7 @@ class Transaction(abc.ABC):
             created_at=token.created_at,
             link_generation=token.link_generation,
         )
-        self.audit.add_many([entry.of_token(stored)])
+        self.audit.add_many([*before, entry.of_token(stored)])
         return stored
 
     def invalidate_booking_with_audit(

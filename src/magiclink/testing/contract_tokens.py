@@ -261,8 +261,8 @@ class TokenRepositoryContract(ContractBase):
 
     def test_add_token_with_audit_stores_the_token_and_its_entry(self, uow: UnitOfWork) -> None:
         """Issue 15.1: `Transaction.add_token_with_audit` (one statement where the adapter
-        can) stores the new token with an id and appends `entry.of_token(stored)`, both in
-        the transaction: rolled back, neither is there."""
+        can) stores the new token with an id and appends the entries `before`, then
+        `entry.of_token(stored)`, all in the transaction: rolled back, none is there."""
         guest, booking = self._setup(uow)
         new = MagicLinkToken.new(
             token_hash="c" * 64,
@@ -279,15 +279,20 @@ class TokenRepositoryContract(ContractBase):
         with uow.transaction() as tx:
             tx.add_token_with_audit(attrs.evolve(new, token_hash="d" * 64), entry)
             tx.rollback()
+        earlier = attrs.evolve(
+            entry, guest_id=guest.id, action=AuditAction.INVALIDATE_TOKEN, metadata={"count": 1}
+        )
         with uow.transaction() as tx:
-            stored = tx.add_token_with_audit(new, entry)
+            stored = tx.add_token_with_audit(new, entry, before=[earlier])
             tx.commit()
         assert stored == attrs.evolve(new, id=stored.id) and stored.id > 0
         assert self._get(uow, stored.id) == stored
         written = self.run(uow, lambda tx: list(tx.audit.by_operation("add-1")))
         expected = entry.of_token(stored)
-        assert [(e.guest_id, e.resource_id, e.metadata) for e in written] == [
-            (expected.guest_id, expected.resource_id, expected.metadata)
+        in_order = sorted(written, key=lambda e: e.id)
+        assert [(e.action, e.guest_id, e.resource_id, e.metadata) for e in in_order] == [
+            (earlier.action, guest.id, None, {"count": 1}),
+            (expected.action, guest.id, expected.resource_id, expected.metadata),
         ]
         assert self.run(uow, lambda tx: tx.tokens.lookup("d" * 64)) is None
 

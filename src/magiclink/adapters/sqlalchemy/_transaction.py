@@ -4,6 +4,7 @@ repositories bound to it (how it is checked out and set up: `_unit_of_work`)."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, PoolProxiedConnection
@@ -109,12 +110,20 @@ class SqlAlchemyTransaction(Transaction):
             )
         return super().consume_if_accepted(token_hash, now=now, booking_id=booking_id, entry=entry)
 
-    def add_token_with_audit(self, token: MagicLinkToken, entry: NewAuditEntry) -> MagicLinkToken:
-        """See `Transaction.add_token_with_audit`: one statement on PostgreSQL (a
-        data-modifying CTE), the port's two calls elsewhere."""
-        if self._flavour is Flavour.POSTGRESQL:
-            return self.tokens.add_with_audit(token, entry)
-        return super().add_token_with_audit(token, entry)
+    def add_token_with_audit(
+        self,
+        token: MagicLinkToken,
+        entry: NewAuditEntry,
+        *,
+        before: Sequence[NewAuditEntry] = (),
+    ) -> MagicLinkToken:
+        """See `Transaction.add_token_with_audit`: on PostgreSQL the entries `before` (if
+        any), then one data-modifying CTE; the port's two calls elsewhere."""
+        if self._flavour is not Flavour.POSTGRESQL:
+            return super().add_token_with_audit(token, entry, before=before)
+        if before:
+            self.audit.add_many(before)
+        return self.tokens.add_with_audit(token, entry)
 
     def invalidate_booking_with_audit(
         self, booking_id: int, *, reason: InvalidationReason, now: datetime, entry: NewAuditEntry
