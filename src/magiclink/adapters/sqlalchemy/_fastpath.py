@@ -4,7 +4,7 @@ A verify is one indexed SELECT and a consume one conditional UPDATE; on SQLite t
 `Connection.execute` around each (compiled-cache lookup, execution context, result
 metadata, row objects) cost several times the driver's own call. So, for the drivers where
 the profile showed it (pysqlite and psycopg 3, both synchronous), every constant statement
-of `_statements` that a repository runs (and the one-row token and audit INSERTs of
+of `_statements` and `_combined` that a repository runs (and the one-row token and audit INSERTs of
 `STATEMENTS`) is compiled once, on first use, with the engine's own dialect, into the SQL
 string, parameter order and type processors SQLAlchemy itself would send (`_prepared`), and
 runs with `cursor.execute(sql, params)` on the DBAPI connection of its transaction: the same
@@ -42,6 +42,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.expression import Select, UpdateBase
 
+from magiclink.adapters.sqlalchemy import _combined as combined
 from magiclink.adapters.sqlalchemy import _statements as sql
 from magiclink.adapters.sqlalchemy._prepared import (
     Factory,
@@ -130,12 +131,14 @@ STATEMENTS: Final[dict[str, _Builder]] = {
 
 
 Key = str | Executable
-"""A fast-path statement: a name in `STATEMENTS`, or a constant of `_statements`."""
+"""A fast-path statement: a name in `STATEMENTS`, or a constant of `_statements` or `_combined`."""
 
-# The constants of `_statements` (module-level, so their ids are stable for the process).
+# The constants of `_statements` and `_combined` (module-level, so their ids are stable for
+# the process).
 _CONSTANTS: Final = frozenset(
     id(value)
-    for value in (getattr(sql, name) for name in sql.__all__)
+    for module in (sql, combined)
+    for value in (getattr(module, name) for name in module.__all__)
     if isinstance(value, Select | UpdateBase)
 )
 
@@ -289,8 +292,8 @@ class FastPath:
             raise wrapped from error
 
     def prepares(self, statement: Executable) -> bool:
-        """True when `statement` is one of `_statements`' constants, which the fast path runs
-        too (compiled on first use, like the `STATEMENTS` it names)."""
+        """True when `statement` is one of the constants of `_statements` or `_combined`,
+        which the fast path runs too (compiled on first use, like the `STATEMENTS` it names)."""
         return id(statement) in _CONSTANTS
 
     def _statement(self, key: Key, values: Mapping[str, Any]) -> PreparedStatement:

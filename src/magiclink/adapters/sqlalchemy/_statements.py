@@ -12,13 +12,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from sqlalchemy import (
-    BigInteger,
     Executable,
     Integer,
     and_,
     bindparam,
     case,
-    cast,
     delete,
     exists,
     false,
@@ -30,8 +28,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql.expression import CTE, Insert, Select
 
 from magiclink.adapters.sqlalchemy._rows import (
     AUDIT_COLUMNS,
@@ -54,7 +50,8 @@ from magiclink.adapters.sqlalchemy._tables import (
 from magiclink.domain._enums import OPEN_BOOKING_STATUSES, AuditAction
 
 
-def _now() -> Any:
+def bind_now() -> Any:
+    """The `p_now` parameter: the time of the call."""
     return bindparam("p_now", type_=UTCDateTime())
 
 
@@ -74,7 +71,7 @@ CLAIM_REQUEST_SLOT: Final = (
             guests.c.last_request_at <= bindparam("p_not_after", type_=UTCDateTime()),
         ),
     )
-    .values(last_request_at=_now())
+    .values(last_request_at=bind_now())
 )
 SET_BLOCKED: Final = (
     update(guests).where(guests.c.id == bindparam("p_id")).values(blocked=bindparam("p_blocked"))
@@ -121,19 +118,19 @@ GET_TOKEN: Final = select(*TOKEN_COLUMNS).where(tokens.c.id == bindparam("p_id")
 GET_TOKEN_FOR_UPDATE: Final = GET_TOKEN.with_for_update()
 
 _booking = bookings.alias("b")
-_OPEN: Final = sorted(status.value for status in OPEN_BOOKING_STATUSES)
+OPEN_STATUSES: Final = sorted(status.value for status in OPEN_BOOKING_STATUSES)
 # §5.1 and §5.4 as a condition on the token row: live, and its booking (if any) open, at the
 # token's revision and link generation (§8.4); a deleted booking matches nobody.
-_LIVE: Final = (
+LIVE_TOKEN: Final = (
     tokens.c.invalidated == false(),
     tokens.c.used_at.is_(None),
-    tokens.c.expires_at > _now(),
+    tokens.c.expires_at > bind_now(),
     or_(
         tokens.c.booking_id.is_(None),
         exists()
         .where(
             _booking.c.id == tokens.c.booking_id,
-            _booking.c.status.in_(_OPEN),
+            _booking.c.status.in_(OPEN_STATUSES),
             or_(
                 tokens.c.booking_revision.is_(None),
                 _booking.c.revision == tokens.c.booking_revision,
@@ -146,134 +143,14 @@ _LIVE: Final = (
 # One conditional write: the row is re-checked under its lock, so of racing consumers exactly
 # one matches.
 CONSUME_TOKEN: Final = (
-    update(tokens).where(tokens.c.id == bindparam("p_id"), *_LIVE).values(used_at=_now())
+    update(tokens).where(tokens.c.id == bindparam("p_id"), *LIVE_TOKEN).values(used_at=bind_now())
 )
-
-# Consume and its `CONSUME_TOKEN` entry in one statement, PostgreSQL only (a data-modifying
-# CTE): the entry is inserted exactly when the conditional UPDATE matched (issue 15).
-_CONSUMED: Final = CONSUME_TOKEN.returning(tokens.c.id).cte("consumed")
-_AUDITED: Final = [column.name for column in audit_log.columns if column.name != "id"]
-
-
-def _entry_values(filled: Mapping[str, Any] | None = None) -> Select[Any]:
-    """The SELECT of an audit entry's values for a data-modifying CTE: the `a_*` parameters
-    (`_token_repository._entry_params`), but the columns in `filled`, taken from the rows
-    it selects from."""
-    filled = filled or {}
-    return select(
-        *(
-            filled.get(name, bindparam(f"a_{name}", type_=audit_log.c[name].type))
-            for name in _AUDITED
-        )
-    )
-
-
-def _insert_entries(values: Select[Any]) -> Insert:
-    """The INSERT of one audit entry per row of `values`, returning their ids."""
-    return insert(audit_log).from_select(_AUDITED, values).returning(audit_log.c.id)
-
-
-def _metadata_with(key: str, value: Any) -> Any:
-    """The `a_metadata` parameter (JSONB) with `key` set to `value` from the row."""
-    return bindparam("a_metadata", type_=postgresql.JSONB()).op(
-        "||", return_type=postgresql.JSONB()
-    )(func.jsonb_build_object(literal_column(f"'{key}'"), value))
-
-
-# A row exactly when the token was consumed.
-CONSUME_AND_AUDIT: Final = _insert_entries(_entry_values().select_from(_CONSUMED)).add_cte(
-    _CONSUMED
-)
-
-# The consume of a good link in one statement, PostgreSQL only (`consume_if_accepted`, issue
-# 15.1): `CONSUME_TOKEN`'s conditional UPDATE, found by hash, with the rest of R7 and §9.1 in
-# its WHERE (the guest not blocked; a bound token only on its own booking; an inbox token only
-# on an open booking of its guest's address), then its `CONSUME_TOKEN` entry completed from
-# the consumed row as `NewAuditEntry.of_token` completes it, and the lookup of that row. A
-# refused link matches nothing: the domain's general path then finds out why.
-_scoped = bookings.alias("s")
-_owner = guests.alias("o")
-_scope = bindparam("p_scope", type_=BigInteger())
-_ACCEPTED: Final = (
-    update(tokens)
-    .where(
-        tokens.c.token_hash == bindparam("p_hash"),
-        *_LIVE,
-        exists()
-        .where(
-            _owner.c.id == tokens.c.guest_id,
-            _owner.c.blocked == false(),
-            or_(
-                _scope.is_(None),
-                tokens.c.booking_id == _scope,
-                and_(
-                    tokens.c.booking_id.is_(None),
-                    exists().where(
-                        _scoped.c.id == _scope,
-                        _scoped.c.guest_email == _owner.c.normalized_email,
-                        _scoped.c.status.in_(_OPEN),
-                    ),
-                ),
-            ),
-        )
-        .correlate(tokens),
-    )
-    .values(used_at=_now())
-    .returning(*tokens.columns)
-    .cte("accepted")
-)
-
-
-def _of_token(row: CTE) -> Mapping[str, Any]:
-    """The columns `NewAuditEntry.of_token` fills in, from a token row that a CTE returns."""
-    return {
-        "guest_id": row.c.guest_id,
-        "resource_id": func.coalesce(
-            bindparam("a_resource_id", type_=audit_log.c.resource_id.type),
-            cast(row.c.booking_id, audit_log.c.resource_id.type),
-        ),
-        "metadata": _metadata_with("token_id", row.c.id),
-    }
-
-
-_OF_TOKEN: Final = _of_token(_ACCEPTED)
-_CONSUMED_ENTRY: Final = _insert_entries(_entry_values(_OF_TOKEN).select_from(_ACCEPTED)).cte(
-    "consumed_entry"
-)
-CONSUME_ACCEPTED_AND_AUDIT: Final = (
-    select(
-        *(_ACCEPTED.c[column.name].label(f"token_{column.name}") for column in tokens.columns),
-        *LOOKUP_COLUMNS[len(TOKEN_COLUMNS) :],
-    )
-    .select_from(
-        _ACCEPTED.join(guests, guests.c.id == _ACCEPTED.c.guest_id).outerjoin(
-            bookings, bookings.c.id == _ACCEPTED.c.booking_id
-        )
-    )
-    .add_cte(_CONSUMED_ENTRY)
-)
-
-# A new token and its `CREATE_TOKEN` entry in one statement, PostgreSQL only
-# (`Transaction.add_token_with_audit`, issue 15.1): the INSERT of `INSERT_TOKEN`'s columns as
-# `t_*` parameters, then the entry completed from the new row as `NewAuditEntry.of_token`
-# completes it; the new token's id comes back.
-_TOKEN_FIELDS: Final = [column.name for column in tokens.columns if column.name != "id"]
-_NEW_TOKEN: Final = (
-    insert(tokens)
-    .values({name: bindparam(f"t_{name}", type_=tokens.c[name].type) for name in _TOKEN_FIELDS})
-    .returning(tokens.c.id, tokens.c.guest_id, tokens.c.booking_id)
-    .cte("new_token")
-)
-_CREATED_ENTRY: Final = _insert_entries(
-    _entry_values(_of_token(_NEW_TOKEN)).select_from(_NEW_TOKEN)
-).cte("created_entry")
-ADD_TOKEN_AND_AUDIT: Final = select(_NEW_TOKEN.c.id).add_cte(_CREATED_ENTRY)
 
 # R1.4: an invalidated token keeps an earlier `used_at`, else gets the invalidation time.
 _INVALIDATE_VALUES: Final[Mapping[str, Any]] = {
     "invalidated": true(),
     "invalidation_reason": bindparam("p_reason"),
-    "used_at": func.coalesce(tokens.c.used_at, _now(), type_=UTCDateTime()),
+    "used_at": func.coalesce(tokens.c.used_at, bind_now(), type_=UTCDateTime()),
 }
 INVALIDATE_TOKEN: Final = (
     update(tokens)
@@ -287,25 +164,6 @@ INVALIDATE_BY_BOOKING: Final = (
 )
 INVALIDATE_BY_BOOKING_RETURNING: Final = INVALIDATE_BY_BOOKING.returning(tokens.c.guest_id)
 
-# A batch invalidation and its `INVALIDATE_TOKEN` entries (one per guest, the template's
-# metadata with that guest's `count` last) in one statement, PostgreSQL only (a data-modifying
-# CTE, issue 15): the per-guest counts come back; the INSERT runs whether or not it is read.
-_KILLED: Final = INVALIDATE_BY_BOOKING_RETURNING.cte("killed")
-_PER_GUEST: Final = (
-    select(_KILLED.c.guest_id, func.count().label("n"))
-    .group_by(_KILLED.c.guest_id)
-    .cte("per_guest")
-)
-_COUNTED: Final[Mapping[str, Any]] = {
-    "guest_id": _PER_GUEST.c.guest_id,
-    "metadata": _metadata_with("count", _PER_GUEST.c.n),
-}
-_ENTRIES: Final = _insert_entries(_entry_values(_COUNTED).order_by(_PER_GUEST.c.guest_id)).cte(
-    "entries"
-)
-INVALIDATE_BY_BOOKING_AND_AUDIT: Final = (
-    select(_PER_GUEST.c.guest_id, _PER_GUEST.c.n).add_cte(_ENTRIES).order_by(_PER_GUEST.c.guest_id)
-)
 # Without UPDATE ... RETURNING (MariaDB, MySQL), and on SQLite where it is slower: lock (where
 # FOR UPDATE exists) and count the rows first, then update exactly those (`id <= max id`: a
 # token inserted after the count gets a larger id).
@@ -322,7 +180,7 @@ _LIVE_FOR_GUEST: Final = and_(
     tokens.c.guest_id == bindparam("p_guest"),
     tokens.c.invalidated == false(),
     tokens.c.used_at.is_(None),
-    tokens.c.expires_at > _now(),
+    tokens.c.expires_at > bind_now(),
 )
 INVALIDATE_LIVE_FOR_BOOKING: Final = (
     update(tokens)
@@ -367,12 +225,12 @@ def _count_when(*conditions: Any) -> Any:
 _not_invalidated = tokens.c.invalidated == false()
 # The four classes are exclusive: invalidated, else used, else expired, else live.
 TOKEN_STATS: Final = select(
-    _count_when(_not_invalidated, tokens.c.used_at.is_(None), tokens.c.expires_at > _now()).label(
-        "live"
-    ),
-    _count_when(_not_invalidated, tokens.c.used_at.is_(None), tokens.c.expires_at <= _now()).label(
-        "expired"
-    ),
+    _count_when(
+        _not_invalidated, tokens.c.used_at.is_(None), tokens.c.expires_at > bind_now()
+    ).label("live"),
+    _count_when(
+        _not_invalidated, tokens.c.used_at.is_(None), tokens.c.expires_at <= bind_now()
+    ).label("expired"),
     _count_when(_not_invalidated, tokens.c.used_at.is_not(None)).label("used"),
     _count_when(tokens.c.invalidated == true()).label("invalidated"),
 ).select_from(tokens)
@@ -432,11 +290,8 @@ COUNT_LINKS_ISSUED: Final = (
 
 
 __all__ = [
-    "ADD_TOKEN_AND_AUDIT",
     "AUDIT_OF_OPERATION",
     "CLAIM_REQUEST_SLOT",
-    "CONSUME_ACCEPTED_AND_AUDIT",
-    "CONSUME_AND_AUDIT",
     "CONSUME_TOKEN",
     "COUNT_EXPIRED",
     "COUNT_LINKS_ISSUED",
@@ -456,7 +311,6 @@ __all__ = [
     "INSERT_TOKEN",
     "INVALIDATE_ALL_LIVE_OF_GUEST",
     "INVALIDATE_BY_BOOKING",
-    "INVALIDATE_BY_BOOKING_AND_AUDIT",
     "INVALIDATE_BY_BOOKING_RETURNING",
     "INVALIDATE_BY_BOOKING_UP_TO",
     "INVALIDATE_LIVE_FOR_BOOKING",
@@ -466,12 +320,15 @@ __all__ = [
     "LIST_AUDIT",
     "LIST_INCIDENTS_BY_UID",
     "LIST_TOKENS_BY_BOOKING",
+    "LIVE_TOKEN",
     "LOCK_AND_COUNT_BY_BOOKING",
     "LOOKUP_TOKEN",
+    "OPEN_STATUSES",
     "PURGE_EXPIRED",
     "REVOKE_BOOKING_LINKS",
     "SET_BLOCKED",
     "SET_BLOCKED_RETURNING",
     "TOKEN_STATS",
     "UPDATE_BOOKING",
+    "bind_now",
 ]

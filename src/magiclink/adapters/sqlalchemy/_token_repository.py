@@ -1,7 +1,7 @@
 """The SQLAlchemy Core token repository: the hot path (lookup and consume) lives here.
 
-Statements come from `_statements`, built once at import; rows become records, and records
-insert parameters, through `_rows`, by column name. Each method issues a fixed number of
+Statements come from `_statements` and `_combined`, built once at import; rows become records,
+and records insert parameters, through `_rows`, by column name. Each method issues a fixed number of
 statements, whatever the number of tokens involved (R10.5).
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 from sqlalchemy import Executable, RowMapping
 
+from magiclink.adapters.sqlalchemy import _combined as combined
 from magiclink.adapters.sqlalchemy import _statements as sql
 from magiclink.adapters.sqlalchemy._errors import translating
 from magiclink.adapters.sqlalchemy._repository_base import (
@@ -88,7 +89,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         `ADD_TOKEN_AND_AUDIT`, a data-modifying CTE); the stored token."""
         params = {f"t_{name}": value for name, value in token_values(token).items()}
         params.update(_entry_params(entry))
-        row = self._first(sql.ADD_TOKEN_AND_AUDIT, params, _as_read)
+        row = self._first(combined.ADD_TOKEN_AND_AUDIT, params, _as_read)
         if row is None:
             raise StorageError("Storage error: the database returned no id for a new row")
         return attrs.evolve(token, id=int(row["id"]))
@@ -113,7 +114,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         """`consume` and, if it matched, the insert of `entry`, in one statement (PostgreSQL:
         `CONSUME_AND_AUDIT`, a data-modifying CTE); True when the token was consumed."""
         params = {"p_id": token_id, "p_now": now, **_entry_params(entry)}
-        return self._first(sql.CONSUME_AND_AUDIT, params, _as_read) is not None
+        return self._first(combined.CONSUME_AND_AUDIT, params, _as_read) is not None
 
     @translating
     def consume_accepted_and_audit(
@@ -124,7 +125,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         or None when nothing matched (see `Transaction.consume_if_accepted`)."""
         params = {"p_hash": token_hash, "p_now": now, "p_scope": booking_id}
         params.update(_entry_params(entry))
-        return self._lookup(sql.CONSUME_ACCEPTED_AND_AUDIT, params)
+        return self._lookup(combined.CONSUME_ACCEPTED_AND_AUDIT, params)
 
     @translating
     def invalidate(
@@ -170,7 +171,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         statement (PostgreSQL: `INVALIDATE_BY_BOOKING_AND_AUDIT`, a data-modifying CTE)."""
         params = {"p_booking": booking_id, "p_reason": str(reason), "p_now": now}
         params.update(_entry_params(entry))
-        rows = self._all(sql.INVALIDATE_BY_BOOKING_AND_AUDIT, params, _as_read)
+        rows = self._all(combined.INVALIDATE_BY_BOOKING_AND_AUDIT, params, _as_read)
         return InvalidationResult(per_guest={row["guest_id"]: row["n"] for row in rows})
 
     @translating
