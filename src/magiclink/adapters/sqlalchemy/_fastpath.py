@@ -4,10 +4,10 @@ A verify is one indexed SELECT and a consume one conditional UPDATE; on SQLite t
 `Connection.execute` around each (compiled-cache lookup, execution context, result
 metadata, row objects) cost several times the driver's own call. So, for the drivers where
 the profile showed it (pysqlite and psycopg 3, both synchronous), every constant statement
-of `_statements` and `_combined` that a repository runs (and the one-row token and audit INSERTs of
-`STATEMENTS`) is compiled once, on first use, with the engine's own dialect, into the SQL
-string, parameter order and type processors SQLAlchemy itself would send (`_prepared`), and
-runs with `cursor.execute(sql, params)` on the DBAPI connection of its transaction: the same
+of `_statements` and `_combined` that a repository runs (and the one-row token and audit
+INSERTs of `STATEMENTS`) is compiled once, on first use, with the engine's own dialect, into
+the SQL string, parameter order and type processors SQLAlchemy itself would send
+(`_prepared`), and runs with `cursor.execute(sql, params)` on the DBAPI connection of its transaction: the same
 connection, inside the same database transaction (or, read-only, the same absence of one),
 so atomicity, isolation and the unit of work's commit are unchanged. A statement built at
 run time is never cached here: it goes through Core.

@@ -1,8 +1,8 @@
 """The SQLAlchemy Core token repository: the hot path (lookup and consume) lives here.
 
-Statements come from `_statements` and `_combined`, built once at import; rows become records,
-and records insert parameters, through `_rows`, by column name. Each method issues a fixed number of
-statements, whatever the number of tokens involved (R10.5).
+Statements come from `_statements` and `_combined`, built once at import; rows become
+records, and records insert parameters, through `_rows`, by column name. Each method issues a
+fixed number of statements, whatever the number of tokens involved (R10.5).
 """
 
 from __future__ import annotations
