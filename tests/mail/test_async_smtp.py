@@ -14,7 +14,7 @@ import socket
 import pytest
 
 from magiclink import LinkMessage
-from magiclink.adapters.smtp import AsyncSmtpNotifier, MailDeliveryError
+from magiclink.adapters.smtp import AsyncSmtpNotifier, MailDeliveryError, SmtpNotifier
 from tests.mail.conftest import Recorder, free_port
 
 RAW = "b" * 64
@@ -85,3 +85,13 @@ def test_async_timeout_is_transient_s11_3() -> None:
         with pytest.raises(MailDeliveryError) as caught:
             asyncio.run(_notifier(port, timeout=0.3).send(MSG))
         assert caught.value.transient
+
+
+@pytest.mark.parametrize("notifier", [SmtpNotifier, AsyncSmtpNotifier])
+def test_both_notifiers_refuse_starttls_with_implicit_tls(
+    notifier: type[SmtpNotifier] | type[AsyncSmtpNotifier],
+) -> None:
+    """One set of settings (`SmtpEndpoint`): STARTTLS on a TLS connection is a mistake,
+    refused when the notifier is built, by the async twin as by `SmtpNotifier`."""
+    with pytest.raises(ValueError, match="starttls or use_tls"):
+        notifier("127.0.0.1", 465, sender="bookings@example.org", starttls=True, use_tls=True)

@@ -108,8 +108,9 @@ class MailRenderer:
         return email
 
 
-class SmtpNotifier(Notifier):
-    """Mails each link over SMTP; one connection per message (see the package docstring).
+class SmtpEndpoint:
+    """Where and how a notifier reaches its mail server, and the renderer of its messages:
+    the settings `SmtpNotifier` and `AsyncSmtpNotifier` share.
 
     `starttls` upgrades a plain connection (port 587); `use_tls` speaks TLS from the start
     (port 465); both use `ssl.create_default_context()` unless `ssl_context` is given.
@@ -139,6 +140,14 @@ class SmtpNotifier(Notifier):
         self._ssl = ssl_context
         self.renderer = MailRenderer(templates)
 
+    def _context(self) -> ssl.SSLContext:
+        return self._ssl if self._ssl is not None else ssl.create_default_context()
+
+
+class SmtpNotifier(SmtpEndpoint, Notifier):
+    """Mails each link over SMTP; one connection per message (see the package docstring and
+    `SmtpEndpoint` for the settings)."""
+
     def send(self, message: LinkMessage) -> None:
         """Send one message. Raises `MailDeliveryError` (never an smtplib or socket error)."""
         email = self.renderer.render(message, sender=self.sender, reply_to=self.reply_to)
@@ -151,9 +160,6 @@ class SmtpNotifier(Notifier):
                 smtp.send_message(email)
         except (smtplib.SMTPException, OSError) as error:
             raise translate_smtp_error(error) from None
-
-    def _context(self) -> ssl.SSLContext:
-        return self._ssl if self._ssl is not None else ssl.create_default_context()
 
     def _connect(self) -> smtplib.SMTP:
         if self._use_tls:
@@ -192,6 +198,7 @@ __all__ = [
     "DEFAULT_SUBJECTS",
     "MailDeliveryError",
     "MailRenderer",
+    "SmtpEndpoint",
     "SmtpNotifier",
     "time_in_words",
     "translate_smtp_error",
