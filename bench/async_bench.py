@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from magiclink import Settings, build_services, generate_raw_token, hash_token
+from magiclink import MagicLinkToken, Settings, build_services, generate_raw_token, hash_token
 from magiclink.adapters.memory import InMemoryNotifier, InMemoryUnitOfWork, ManualClock
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
 from magiclink.asyncio import (
@@ -57,12 +57,14 @@ def _seed(uow: UnitOfWork, count: int) -> list[str]:
         guest, _ = tx.guests.get_or_create("bench@example.com", now=NOW, last_request_at=None)
         for raw in raws:
             tx.tokens.add(
-                token_hash=hash_token(raw),
-                guest_id=guest.id,
-                booking_id=None,
-                booking_revision=None,
-                expires_at=NOW + timedelta(days=1),
-                created_at=NOW,
+                MagicLinkToken.new(
+                    token_hash=hash_token(raw),
+                    guest_id=guest.id,
+                    booking_id=None,
+                    booking_revision=None,
+                    expires_at=NOW + timedelta(days=1),
+                    created_at=NOW,
+                )
             )
         tx.commit()
     return raws

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, event
 from storages import GUESTS, GuestRef, PortSeeder, booking_row, hash_of
 from subjects import Runner, Subject
 
-from magiclink import GuestService, Settings
+from magiclink import GuestService, MagicLinkToken, Settings
 from magiclink.adapters.memory import InMemoryUnitOfWork
 
 
@@ -257,12 +257,14 @@ def _port_tokens(count: int) -> float:
                     created = base + timedelta(microseconds=i)
                     booking = booking_ids[i // 10 % len(booking_ids)]
                     tx.tokens.add(
-                        token_hash=hash_of(str(i)),
-                        guest_id=guest_ids[i % GUESTS],
-                        booking_id=booking,
-                        booking_revision=0,
-                        expires_at=created + timedelta(minutes=15),
-                        created_at=created,
+                        MagicLinkToken.new(
+                            token_hash=hash_of(str(i)),
+                            guest_id=guest_ids[i % GUESTS],
+                            booking_id=booking,
+                            booking_revision=0,
+                            expires_at=created + timedelta(minutes=15),
+                            created_at=created,
+                        )
                     )
                 tx.commit()
 

@@ -28,10 +28,10 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, 
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
-from magiclink import AuditAction, BookingStatus, InvalidationReason
+from magiclink import AuditAction, Booking, BookingStatus, InvalidationReason, MagicLinkToken
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata
-from magiclink.ports import NewAuditEntry, UnitOfWork
+from magiclink.ports import UNSAVED_ID, NewAuditEntry, UnitOfWork
 
 # --- What the tables hold while measuring ---------------------------------------------------
 
@@ -173,7 +173,9 @@ class PortSeeder:
     def bookings(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         with self.uow.transaction() as tx:
             ids = [
-                tx.bookings.add(**{**row, "status": BookingStatus(row["status"])}).id
+                tx.bookings.add(
+                    Booking(id=UNSAVED_ID, **{**row, "status": BookingStatus(row["status"])})
+                ).id
                 for row in rows
             ]
             tx.commit()
@@ -184,12 +186,14 @@ class PortSeeder:
         with self.uow.transaction() as tx:
             for row in rows:
                 token = tx.tokens.add(
-                    token_hash=row["token_hash"],
-                    guest_id=row["guest_id"],
-                    booking_id=row["booking_id"],
-                    booking_revision=row["booking_revision"],
-                    expires_at=row["expires_at"],
-                    created_at=row["created_at"],
+                    MagicLinkToken.new(
+                        token_hash=row["token_hash"],
+                        guest_id=row["guest_id"],
+                        booking_id=row["booking_id"],
+                        booking_revision=row["booking_revision"],
+                        expires_at=row["expires_at"],
+                        created_at=row["created_at"],
+                    )
                 )
                 if row["invalidated"]:
                     tx.tokens.invalidate(

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 
-from magiclink import AuditAction, Requester, TokenExpiredOrUsed
+from magiclink import AuditAction, MagicLinkToken, Requester, TokenExpiredOrUsed
 from magiclink.ports import UnitOfWork
 from magiclink.testing import hash_token
 from magiclink.testing.faults import FaultyUnitOfWork
@@ -107,13 +107,15 @@ def test_8_4_a_link_action_advances_the_generation_in_its_transaction(
         guest = tx.guests.get_by_email(STUDENT)
         assert guest is not None
         tx.tokens.add(
-            token_hash=hash_token(untouched),
-            guest_id=guest.id,
-            booking_id=booking.id,
-            booking_revision=booking.revision,
-            link_generation=0,
-            expires_at=h.clock.now() + timedelta(minutes=15),
-            created_at=h.clock.now(),
+            MagicLinkToken.new(
+                token_hash=hash_token(untouched),
+                guest_id=guest.id,
+                booking_id=booking.id,
+                booking_revision=booking.revision,
+                link_generation=0,
+                expires_at=h.clock.now() + timedelta(minutes=15),
+                created_at=h.clock.now(),
+            )
         )
         tx.commit()
     with pytest.raises(TokenExpiredOrUsed):

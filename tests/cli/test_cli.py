@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, create_engine, event
 
-from magiclink import BookingStatus
+from magiclink import Booking, BookingStatus, MagicLinkToken
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
 from magiclink.cli import main, parse_duration
-from magiclink.ports import SystemClock
+from magiclink.ports import UNSAVED_ID, SystemClock
 
 RAW = re.compile(r"token=([0-9a-f]{64})")
 
@@ -50,13 +50,16 @@ def add_booking(url: str, email: str = "ada@example.com") -> int:
         now = SystemClock().now()
         with SqlAlchemyUnitOfWork(engine).transaction() as tx:
             booking = tx.bookings.add(
-                uid=f"uid-{email}",
-                mentor_id=7,
-                guest_email=email,
-                start_time=now + timedelta(days=1),
-                end_time=now + timedelta(days=1, minutes=30),
-                status=BookingStatus.SCHEDULED,
-                revision=0,
+                Booking(
+                    id=UNSAVED_ID,
+                    uid=f"uid-{email}",
+                    mentor_id=7,
+                    guest_email=email,
+                    start_time=now + timedelta(days=1),
+                    end_time=now + timedelta(days=1, minutes=30),
+                    status=BookingStatus.SCHEDULED,
+                    revision=0,
+                )
             )
             tx.commit()
         return booking.id
@@ -263,12 +266,14 @@ def test_purge_deletes_exactly_the_expired_in_batches(
         for i in range(10_100):
             expired = i < 10_000
             tx.tokens.add(
-                token_hash=f"{i:064x}",
-                guest_id=guest.id,
-                booking_id=None,
-                booking_revision=None,
-                expires_at=now - timedelta(days=8) if expired else now + timedelta(minutes=15),
-                created_at=now - timedelta(days=9) if expired else now,
+                MagicLinkToken.new(
+                    token_hash=f"{i:064x}",
+                    guest_id=guest.id,
+                    booking_id=None,
+                    booking_revision=None,
+                    expires_at=now - timedelta(days=8) if expired else now + timedelta(minutes=15),
+                    created_at=now - timedelta(days=9) if expired else now,
+                )
             )
         tx.commit()
     engine.dispose()

@@ -14,7 +14,7 @@ import attrs
 import pytest
 
 import magiclink.testing
-from magiclink import DuplicateRating, StorageError
+from magiclink import DuplicateRating, Rating, StorageError
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.ports import (
     AuditLog,
@@ -223,9 +223,9 @@ def _naive_times(tx: _MutantTransaction) -> None:
 def _duplicate_as_storage_error(tx: _MutantTransaction) -> None:
     inner = tx.inner.ratings
 
-    def add(**kwargs: Any) -> Any:
+    def add(rating: Rating) -> Rating:
         try:
-            return inner.add(**kwargs)
+            return inner.add(rating)
         except DuplicateRating as error:
             raise StorageError("unique violation") from error
 

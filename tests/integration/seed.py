@@ -16,6 +16,7 @@ from magiclink import (
     hash_token,
 )
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork
+from magiclink.ports import UNSAVED_ID
 
 NOW: Final = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
 TTL: Final = timedelta(minutes=15)
@@ -47,13 +48,16 @@ def seed_booking(
     emails = [f"guest{i}-{uid}@example.com" for i in range(guests)]
     with uow.transaction() as tx:
         booking = tx.bookings.add(
-            uid=uid,
-            mentor_id=42,
-            guest_email=emails[0],
-            start_time=now + timedelta(days=1),
-            end_time=now + timedelta(days=1, minutes=15),
-            status=BookingStatus.SCHEDULED,
-            revision=0,
+            Booking(
+                id=UNSAVED_ID,
+                uid=uid,
+                mentor_id=42,
+                guest_email=emails[0],
+                start_time=now + timedelta(days=1),
+                end_time=now + timedelta(days=1, minutes=15),
+                status=BookingStatus.SCHEDULED,
+                revision=0,
+            )
         )
         people = [
             tx.guests.get_or_create(email, now=now, last_request_at=None)[0] for email in emails
@@ -61,12 +65,14 @@ def seed_booking(
         raws = [generate_raw_token() for _ in range(tokens)]
         stored = [
             tx.tokens.add(
-                token_hash=hash_token(raw),
-                guest_id=people[i % guests].id,
-                booking_id=booking.id,
-                booking_revision=booking.revision,
-                expires_at=now + TTL,
-                created_at=now,
+                MagicLinkToken.new(
+                    token_hash=hash_token(raw),
+                    guest_id=people[i % guests].id,
+                    booking_id=booking.id,
+                    booking_revision=booking.revision,
+                    expires_at=now + TTL,
+                    created_at=now,
+                )
             )
             for i, raw in enumerate(raws)
         ]

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy import exc as sa_exc
 
-from magiclink import DuplicateRating, InvalidInput, StorageError
+from magiclink import Booking, DuplicateRating, InvalidInput, MagicLinkToken, Rating, StorageError
 from magiclink.adapters.sqlalchemy import SqlAlchemyUnitOfWork, metadata, translate_errors
+from magiclink.ports import UNSAVED_ID
 from magiclink.testing import hash_token
 from tests.databases import count_statements, new_mariadb_engine, new_postgres_engine
 from tests.integration.seed import NOW, TTL, seed_booking
@@ -31,29 +32,38 @@ def test_duplicate_rating_is_duplicate_rating_and_transaction_survives(
     seeded = seed_booking(uow)
     with uow.transaction() as tx:
         tx.ratings.add(
-            booking_id=seeded.booking.id,
-            student_profile_id="p",
-            rating=4,
-            feedback="good",
-            created_at=NOW,
+            Rating(
+                id=UNSAVED_ID,
+                booking_id=seeded.booking.id,
+                student_profile_id="p",
+                rating=4,
+                feedback="good",
+                created_at=NOW,
+            )
         )
         with pytest.raises(DuplicateRating):
             tx.ratings.add(
-                booking_id=seeded.booking.id,
-                student_profile_id="p",
-                rating=1,
-                feedback=None,
-                created_at=NOW,
+                Rating(
+                    id=UNSAVED_ID,
+                    booking_id=seeded.booking.id,
+                    student_profile_id="p",
+                    rating=1,
+                    feedback=None,
+                    created_at=NOW,
+                )
             )
         with pytest.raises(InvalidInput, match=r"^Booking uid already exists$"):
             tx.bookings.add(
-                uid=seeded.booking.uid,
-                mentor_id=1,
-                guest_email="x@example.com",
-                start_time=NOW,
-                end_time=NOW + TTL,
-                status=seeded.booking.status,
-                revision=0,
+                Booking(
+                    id=UNSAVED_ID,
+                    uid=seeded.booking.uid,
+                    mentor_id=1,
+                    guest_email="x@example.com",
+                    start_time=NOW,
+                    end_time=NOW + TTL,
+                    status=seeded.booking.status,
+                    revision=0,
+                )
             )
         tx.guests.get_or_create("after@example.com", now=NOW, last_request_at=None)
         tx.commit()
@@ -69,12 +79,14 @@ def test_other_integrity_errors_are_permanent_and_quote_no_values(any_engine: En
     seeded = seed_booking(uow)
     with uow.transaction() as tx, pytest.raises(StorageError) as caught:
         tx.tokens.add(
-            token_hash=seeded.tokens[0].token_hash,
-            guest_id=seeded.guests[0].id,
-            booking_id=None,
-            booking_revision=None,
-            expires_at=NOW + TTL,
-            created_at=NOW,
+            MagicLinkToken.new(
+                token_hash=seeded.tokens[0].token_hash,
+                guest_id=seeded.guests[0].id,
+                booking_id=None,
+                booking_revision=None,
+                expires_at=NOW + TTL,
+                created_at=NOW,
+            )
         )
     assert not caught.value.transient
     assert seeded.tokens[0].token_hash not in str(caught.value)

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, event, literal, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine.interfaces import Dialect
 
-from magiclink import AuditAction, InvalidationReason, StorageError
+from magiclink import AuditAction, InvalidationReason, MagicLinkToken, StorageError
 from magiclink.adapters.sqlalchemy import SqlAlchemyTransaction, SqlAlchemyUnitOfWork, metadata
 from magiclink.adapters.sqlalchemy._fastpath import FAST_DRIVERS, fast_path_for
 from magiclink.adapters.sqlalchemy._prepared import timestamp_binder, timestamp_reader
@@ -61,12 +61,14 @@ def _exercise(uow: SqlAlchemyUnitOfWork) -> dict[str, object]:
         out["consume"] = tx.tokens.consume(seeded.tokens[0].id, now=NOW)
         out["consume again"] = tx.tokens.consume(seeded.tokens[0].id, now=NOW)
         added = tx.tokens.add(
-            token_hash=hash_token(seeded.raws[0] + "-inbox"),
-            guest_id=seeded.guests[0].id,
-            booking_id=None,
-            booking_revision=None,
-            expires_at=NOW + TTL,
-            created_at=NOW,
+            MagicLinkToken.new(
+                token_hash=hash_token(seeded.raws[0] + "-inbox"),
+                guest_id=seeded.guests[0].id,
+                booking_id=None,
+                booking_revision=None,
+                expires_at=NOW + TTL,
+                created_at=NOW,
+            )
         )
         assert tx.tokens.get(added.id) == added
         tx.audit.add_many(
@@ -138,12 +140,14 @@ def _exercise_constants(uow: SqlAlchemyUnitOfWork, seeded: Seeded) -> dict[str, 
             str(entry.action) for entry in tx.audit.list(guest_id=guest.id, limit=10)
         )
         token = tx.tokens.add(
-            token_hash=hash_token(f"{seeded.raws[0]}-audited"),
-            guest_id=guest.id,
-            booking_id=None,
-            booking_revision=None,
-            expires_at=NOW + TTL,
-            created_at=NOW,
+            MagicLinkToken.new(
+                token_hash=hash_token(f"{seeded.raws[0]}-audited"),
+                guest_id=guest.id,
+                booking_id=None,
+                booking_revision=None,
+                expires_at=NOW + TTL,
+                created_at=NOW,
+            )
         )
         entry = attrs.evolve(_ENTRY, guest_id=guest.id, operation_id=f"audited-{token.id}")
         out["consumed with audit"] = [

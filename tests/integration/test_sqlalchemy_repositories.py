@@ -14,9 +14,17 @@ import attrs
 import pytest
 from sqlalchemy import Engine, event
 
-from magiclink import BookingStatus, IncidentType, InvalidationReason, StorageError
+from magiclink import (
+    Booking,
+    BookingStatus,
+    Incident,
+    IncidentType,
+    InvalidationReason,
+    MagicLinkToken,
+    StorageError,
+)
 from magiclink.adapters.sqlalchemy import SqlAlchemyTransaction, SqlAlchemyUnitOfWork, metadata
-from magiclink.ports import NewAuditEntry
+from magiclink.ports import UNSAVED_ID, NewAuditEntry
 from magiclink.testing import hash_token
 from tests.databases import count_statements, new_postgres_engine, sqlite_file_engine
 from tests.integration.seed import NOW, TTL, seed_booking
@@ -33,12 +41,14 @@ def test_times_come_back_aware_utc_with_microseconds(any_engine: Engine) -> None
     with uow.transaction() as tx:
         guest, _ = tx.guests.get_or_create("t@example.com", now=issued, last_request_at=issued)
         token = tx.tokens.add(
-            token_hash="f" * 64,
-            guest_id=guest.id,
-            booking_id=None,
-            booking_revision=None,
-            expires_at=issued + TTL,
-            created_at=issued,
+            MagicLinkToken.new(
+                token_hash="f" * 64,
+                guest_id=guest.id,
+                booking_id=None,
+                booking_revision=None,
+                expires_at=issued + TTL,
+                created_at=issued,
+            )
         )
         tx.commit()
     with uow.transaction(readonly=True) as tx:
@@ -66,13 +76,16 @@ def test_enums_and_json_round_trip(any_engine: Engine) -> None:
     seeded = seed_booking(uow)
     with uow.transaction() as tx:
         incident = tx.incidents.add(
-            booking_uid=seeded.booking.uid,
-            booking_id=seeded.booking.id,
-            student_profile_id="profile-1",
-            type=IncidentType.INAPPROPRIATE_BEHAVIOR,
-            description="é" * 5000,
-            reported_by_user_id=None,
-            created_at=NOW,
+            Incident(
+                id=UNSAVED_ID,
+                booking_uid=seeded.booking.uid,
+                booking_id=seeded.booking.id,
+                student_profile_id="profile-1",
+                type=IncidentType.INAPPROPRIATE_BEHAVIOR,
+                description="é" * 5000,
+                reported_by_user_id=None,
+                created_at=NOW,
+            )
         )
         tx.audit.add_many(
             [
@@ -204,12 +217,14 @@ def test_invalidate_live_touches_only_live_tokens_of_that_pair(any_engine: Engin
     guest = seeded.guests[0]
     with uow.transaction() as tx:
         inbox = tx.tokens.add(
-            token_hash="e" * 64,
-            guest_id=guest.id,
-            booking_id=None,
-            booking_revision=None,
-            expires_at=NOW + TTL,
-            created_at=NOW,
+            MagicLinkToken.new(
+                token_hash="e" * 64,
+                guest_id=guest.id,
+                booking_id=None,
+                booking_revision=None,
+                expires_at=NOW + TTL,
+                created_at=NOW,
+            )
         )
         assert tx.tokens.consume(seeded.tokens[0].id, now=NOW)
         changed = tx.tokens.invalidate_live(
@@ -354,12 +369,14 @@ def test_sqlite_transactions_begin_immediate_and_readonly_open_none(sqlite_engin
     assert begins == ["BEGIN IMMEDIATE"]
     with uow.transaction() as tx, pytest.raises(StorageError):
         tx.tokens.add(
-            token_hash="1" * 64,
-            guest_id=999,
-            booking_id=None,
-            booking_revision=None,
-            expires_at=NOW,
-            created_at=NOW,
+            MagicLinkToken.new(
+                token_hash="1" * 64,
+                guest_id=999,
+                booking_id=None,
+                booking_revision=None,
+                expires_at=NOW,
+                created_at=NOW,
+            )
         )
 
 
@@ -587,13 +604,16 @@ def test_identifiers_compare_exactly_on_every_dialect(any_engine: Engine) -> Non
         )
         for uid in ("ABC", "abc"):
             tx.bookings.add(
-                uid=uid,
-                mentor_id=1,
-                guest_email="jose@example.com",
-                start_time=NOW,
-                end_time=NOW + TTL,
-                status=BookingStatus.SCHEDULED,
-                revision=0,
+                Booking(
+                    id=UNSAVED_ID,
+                    uid=uid,
+                    mentor_id=1,
+                    guest_email="jose@example.com",
+                    start_time=NOW,
+                    end_time=NOW + TTL,
+                    status=BookingStatus.SCHEDULED,
+                    revision=0,
+                )
             )
         tx.commit()
     assert created_accented and created_plain and accented.id != plain.id

@@ -14,6 +14,7 @@ from magiclink import (
     AuditAction,
     IncidentType,
     InvalidToken,
+    MagicLinkToken,
     QualityRepository,
     RateLimited,
     RatingService,
@@ -105,12 +106,14 @@ def test_a_link_whose_booking_is_gone_is_refused(uow: UnitOfWork) -> None:
     live = world.inbox(ADA)
     with uow.transaction() as tx:
         orphan = tx.tokens.add(
-            token_hash=hash_token("0" * 64),
-            guest_id=world.stored(live).guest_id,
-            booking_id=987_654,
-            booking_revision=0,
-            expires_at=world.clock.now() + timedelta(minutes=15),
-            created_at=world.clock.now(),
+            MagicLinkToken.new(
+                token_hash=hash_token("0" * 64),
+                guest_id=world.stored(live).guest_id,
+                booking_id=987_654,
+                booking_revision=0,
+                expires_at=world.clock.now() + timedelta(minutes=15),
+                created_at=world.clock.now(),
+            )
         )
         tx.commit()
 

@@ -8,6 +8,7 @@ import pytest
 
 from magiclink import (
     AuditAction,
+    Booking,
     BookingStatus,
     InvalidationReason,
     InvalidInput,
@@ -16,6 +17,7 @@ from magiclink import (
     TokenExpiredOrUsed,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
+from magiclink.ports import UNSAVED_ID
 from magiclink.testing.faults import FaultyUnitOfWork, InjectedFault
 from tests.unit.harness import STUDENT, T0, Harness, inner_snapshot, snapshot
 
@@ -54,13 +56,16 @@ def test_r5_4_booking_with_no_tokens_returns_zero() -> None:
     h = Harness.build()
     with h.uow.transaction() as tx:
         empty = tx.bookings.add(
-            uid="empty",
-            mentor_id=1,
-            guest_email=STUDENT,
-            start_time=T0,
-            end_time=T0 + timedelta(minutes=15),
-            status=BookingStatus.SCHEDULED,
-            revision=0,
+            Booking(
+                id=UNSAVED_ID,
+                uid="empty",
+                mentor_id=1,
+                guest_email=STUDENT,
+                start_time=T0,
+                end_time=T0 + timedelta(minutes=15),
+                status=BookingStatus.SCHEDULED,
+                revision=0,
+            )
         )
         tx.commit()
     before = snapshot(h.uow)

@@ -13,6 +13,7 @@ import pytest
 from magiclink import (
     AccessDenied,
     AuditAction,
+    Booking,
     BookingClosed,
     BookingNotFound,
     BookingStatus,
@@ -23,6 +24,7 @@ from magiclink import (
     Settings,
 )
 from magiclink.adapters.memory import InMemoryUnitOfWork
+from magiclink.ports import UNSAVED_ID
 from magiclink.testing.faults import WRITE_CALLS, FaultyUnitOfWork
 from magiclink.testing.properties import raw_from_url
 from tests.unit.harness import (
@@ -187,13 +189,16 @@ def test_rescheduled_booking_token_for_new_guest_creates_the_guest() -> None:
     h = Harness.build()
     with h.uow.transaction() as tx:
         booking = tx.bookings.add(
-            uid="imported",
-            mentor_id=1,
-            guest_email="new@example.com",
-            start_time=T0,
-            end_time=T0 + TTL,
-            status=BookingStatus.SCHEDULED,
-            revision=2,
+            Booking(
+                id=UNSAVED_ID,
+                uid="imported",
+                mentor_id=1,
+                guest_email="new@example.com",
+                start_time=T0,
+                end_time=T0 + TTL,
+                status=BookingStatus.SCHEDULED,
+                revision=2,
+            )
         )
         tx.commit()
     assert h.guests.get_guest("new@example.com") is None

@@ -9,37 +9,43 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from magiclink import Booking
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.adapters.memory._store import _Store
 from magiclink.adapters.memory._unit_of_work import _InMemoryTransaction
 from magiclink.domain._enums import BookingStatus, InvalidationReason
 from magiclink.domain._records import MagicLinkToken
-from magiclink.ports import Transaction
+from magiclink.ports import UNSAVED_ID, Transaction
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def _token(tx: Transaction, guest_id: int, booking_id: int | None, n: int) -> MagicLinkToken:
     return tx.tokens.add(
-        token_hash=f"{guest_id}-{booking_id}-{n}",
-        guest_id=guest_id,
-        booking_id=booking_id,
-        booking_revision=None if booking_id is None else 0,
-        expires_at=NOW + timedelta(hours=1),
-        created_at=NOW,
+        MagicLinkToken.new(
+            token_hash=f"{guest_id}-{booking_id}-{n}",
+            guest_id=guest_id,
+            booking_id=booking_id,
+            booking_revision=None if booking_id is None else 0,
+            expires_at=NOW + timedelta(hours=1),
+            created_at=NOW,
+        )
     )
 
 
 def add_booking(tx: Transaction, uid: str, guest_email: str = "old@example.com") -> int:
     """A scheduled booking a day after `NOW`; its id (shared with test_memory_records)."""
     return tx.bookings.add(
-        uid=uid,
-        mentor_id=1,
-        guest_email=guest_email,
-        start_time=NOW + timedelta(days=1),
-        end_time=NOW + timedelta(days=1, minutes=15),
-        status=BookingStatus.SCHEDULED,
-        revision=0,
+        Booking(
+            id=UNSAVED_ID,
+            uid=uid,
+            mentor_id=1,
+            guest_email=guest_email,
+            start_time=NOW + timedelta(days=1),
+            end_time=NOW + timedelta(days=1, minutes=15),
+            status=BookingStatus.SCHEDULED,
+            revision=0,
+        )
     ).id
 
 
@@ -189,12 +195,14 @@ def test_purge_rebuilds_each_index_once_and_rollback_restores_it() -> None:
     uow, store, guest_id, booking_id = _with_history(30)
     with uow.transaction() as tx:
         fresh = tx.tokens.add(
-            token_hash="fresh",
-            guest_id=guest_id,
-            booking_id=booking_id,
-            booking_revision=0,
-            expires_at=NOW + timedelta(days=2),
-            created_at=NOW,
+            MagicLinkToken.new(
+                token_hash="fresh",
+                guest_id=guest_id,
+                booking_id=booking_id,
+                booking_revision=0,
+                expires_at=NOW + timedelta(days=2),
+                created_at=NOW,
+            )
         )
         tx.commit()
     before = (list(store.tokens_by_guest[guest_id]), list(store.tokens_by_booking[booking_id]))

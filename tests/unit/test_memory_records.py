@@ -31,12 +31,14 @@ def _setup(tokens: int) -> tuple[InMemoryUnitOfWork, int, list[MagicLinkToken]]:
         booking_id = add_booking(tx, "b-1", guest_email="ada@example.com")
         made = [
             tx.tokens.add(
-                token_hash=f"hash-{n}",
-                guest_id=guest.id,
-                booking_id=booking_id,
-                booking_revision=0,
-                expires_at=NOW + timedelta(hours=1),
-                created_at=NOW,
+                MagicLinkToken.new(
+                    token_hash=f"hash-{n}",
+                    guest_id=guest.id,
+                    booking_id=booking_id,
+                    booking_revision=0,
+                    expires_at=NOW + timedelta(hours=1),
+                    created_at=NOW,
+                )
             )
             for n in range(tokens)
         ]

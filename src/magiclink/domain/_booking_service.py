@@ -29,6 +29,7 @@ from magiclink.domain._policy import (
     require_text,
 )
 from magiclink.domain._records import (
+    UNSAVED_ID,
     Booking,
     BookingOutcome,
     LinkMessage,
@@ -40,7 +41,7 @@ from magiclink.domain._transactions import Operation, read, run
 from magiclink.ports._clock import Clock
 from magiclink.ports._metrics import Metrics
 from magiclink.ports._notifier import Notifier
-from magiclink.ports._outbox import Outbox
+from magiclink.ports._outbox import Outbox, OutboxMessage
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 DEFAULT_DURATION: Final = timedelta(minutes=15)
@@ -124,18 +125,18 @@ class BookingService(LifecycleService):
 
         def work(tx: Transaction) -> Booking:
             booking = tx.bookings.add(
-                uid=uid,
-                mentor_id=mentor_id,
-                guest_email=email,
-                start_time=start,
-                end_time=end,
-                status=BookingStatus.SCHEDULED,
-                revision=0,
+                Booking(
+                    id=UNSAVED_ID,
+                    uid=uid,
+                    mentor_id=mentor_id,
+                    guest_email=email,
+                    start_time=start,
+                    end_time=end,
+                    status=BookingStatus.SCHEDULED,
+                    revision=0,
+                    operation_id=operation_id,
+                )
             )
-            # The key goes on the row through `update`, which every adapter already takes
-            # a whole record for: a host's `add` keeps its signature (docs/adapters.md).
-            booking = _with_operation(booking, operation_id)
-            tx.bookings.update(booking)
             self._enqueue_mail(tx, booking, "booking")
             return booking
 
@@ -241,14 +242,14 @@ class BookingService(LifecycleService):
     def _enqueue_mail(self, tx: Transaction, booking: Booking, kind: str) -> None:
         """Store the mail intent in the booking's own transaction (§11.2); no token at rest."""
         if self._outbox is not None:
-            self._outbox.enqueue(
-                tx,
+            intent = OutboxMessage.pending(
                 booking_id=booking.id,
                 booking_revision=booking.revision,
                 guest_email=booking.guest_email,
                 kind=kind,
                 now=self._clock.now(),
             )
+            self._outbox.enqueue(tx, intent)
 
     # ------------------------------------------------------- link actions (§8.1)
 

@@ -12,7 +12,7 @@ from magiclink.domain._lifecycle import LifecycleService, revoke_links
 from magiclink.domain._link_actions import LinkGrant
 from magiclink.domain._observability import Events, log_event
 from magiclink.domain._policy import MAX_TEXT_ID_LENGTH, require_optional_id, require_text
-from magiclink.domain._records import Incident
+from magiclink.domain._records import UNSAVED_ID, Incident
 from magiclink.ports._unit_of_work import Transaction
 
 MAX_DESCRIPTION: Final = 5_000
@@ -88,14 +88,17 @@ class QualityRepository(LifecycleService):
             if booking is not None:  # the increment is atomic: no lock needed to kill (§8.4)
                 revoke_links(tx, booking)
             return tx.incidents.add(
-                booking_uid=uid,
-                booking_id=None if booking is None else booking.id,
-                student_profile_id=profile,
-                type=kind,
-                description=text,
-                reported_by_user_id=reporter,
-                created_at=now,
-                operation_id=operation_id,
+                Incident(
+                    id=UNSAVED_ID,
+                    booking_uid=uid,
+                    booking_id=None if booking is None else booking.id,
+                    student_profile_id=profile,
+                    type=kind,
+                    description=text,
+                    reported_by_user_id=reporter,
+                    created_at=now,
+                    operation_id=operation_id,
+                )
             )
 
         return self._run_once(work, lambda tx: tx.incidents.list_by_booking_uid(uid))
@@ -117,13 +120,16 @@ class QualityRepository(LifecycleService):
 
         def act(tx: Transaction, grant: LinkGrant) -> Incident:
             return tx.incidents.add(
-                booking_uid=grant.booking.uid,
-                booking_id=grant.booking.id,
-                student_profile_id=grant.profile_id,
-                type=kind,
-                description=text,
-                reported_by_user_id=None,
-                created_at=grant.now,
+                Incident(
+                    id=UNSAVED_ID,
+                    booking_uid=grant.booking.uid,
+                    booking_id=grant.booking.id,
+                    student_profile_id=grant.profile_id,
+                    type=kind,
+                    description=text,
+                    reported_by_user_id=None,
+                    created_at=grant.now,
+                )
             )
 
         reason = InvalidationReason.INCIDENT_REPORTED

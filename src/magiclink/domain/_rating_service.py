@@ -10,7 +10,7 @@ from magiclink.domain._errors import DuplicateRating, InvalidInput
 from magiclink.domain._lifecycle import LifecycleService, load_for_change, revoke_links
 from magiclink.domain._link_actions import LinkGrant
 from magiclink.domain._policy import MAX_TEXT_ID_LENGTH, require_id, require_text
-from magiclink.domain._records import Rating
+from magiclink.domain._records import UNSAVED_ID, Rating
 from magiclink.domain._transactions import read, run
 from magiclink.ports._unit_of_work import Transaction
 
@@ -54,12 +54,15 @@ class RatingService(LifecycleService):
                 raise DuplicateRating()
             revoke_links(tx, booking)
             return tx.ratings.add(
-                booking_id=booking_id,
-                student_profile_id=profile,
-                rating=rating,
-                feedback=feedback,
-                created_at=now,
-                operation_id=operation_id,
+                Rating(
+                    id=UNSAVED_ID,
+                    booking_id=booking_id,
+                    student_profile_id=profile,
+                    rating=rating,
+                    feedback=feedback,
+                    created_at=now,
+                    operation_id=operation_id,
+                )
             )
 
         stored = self._run_once(work, lambda tx: [tx.ratings.get_by_booking(booking_id)])
@@ -83,11 +86,14 @@ class RatingService(LifecycleService):
             if tx.ratings.get_by_booking(grant.booking.id) is not None:
                 raise DuplicateRating()
             return tx.ratings.add(
-                booking_id=grant.booking.id,
-                student_profile_id=grant.profile_id,
-                rating=rating,
-                feedback=feedback,
-                created_at=grant.now,
+                Rating(
+                    id=UNSAVED_ID,
+                    booking_id=grant.booking.id,
+                    student_profile_id=grant.profile_id,
+                    rating=rating,
+                    feedback=feedback,
+                    created_at=grant.now,
+                )
             )
 
         return self._act_with_link(

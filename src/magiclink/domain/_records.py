@@ -9,13 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
 from magiclink.domain._enums import BookingStatus, IncidentType, InvalidationReason
 from magiclink.domain._errors import InvalidInput
+
+UNSAVED_ID: Final = 0
+"""The id of a record not stored yet. A repository's `add` takes a record with this id and
+returns it with the id storage assigned (`tx.bookings.add(Booking(id=UNSAVED_ID, ...))`)."""
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -86,9 +90,9 @@ class MagicLinkToken:
         expires_at: datetime,
         created_at: datetime,
         link_generation: int = 0,
-        token_id: int = 0,
+        token_id: int = UNSAVED_ID,
     ) -> MagicLinkToken:
-        """A new, live token: never used, never invalidated; `token_id` 0 until stored."""
+        """A new, live token: never used, never invalidated; `UNSAVED_ID` until stored."""
         return cls(
             token_id,
             token_hash,
@@ -369,6 +373,7 @@ class InvalidationResult:
 
 
 __all__ = [
+    "UNSAVED_ID",
     "AuditEntry",
     "Booking",
     "BookingOutcome",

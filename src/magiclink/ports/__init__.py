@@ -2,13 +2,18 @@
 
 The records an adapter builds or returns (`TokenLookup`, `NewAuditEntry`,
 `InvalidationResult`, `TokenStats`) are re-exported here, so an adapter needs no internal
-module.
+module, and `UNSAVED_ID`, the id of a record a repository's `add` is about to store.
 
 `MetricNames`, with `COUNTERS` and `OBSERVATIONS` (which names are counters and which are
 histograms), is public for a host's own `Metrics` adapter and its dashboards.
 """
 
-from magiclink.domain._records import InvalidationResult, NewAuditEntry, TokenLookup
+from magiclink.domain._records import (
+    UNSAVED_ID,
+    InvalidationResult,
+    NewAuditEntry,
+    TokenLookup,
+)
 from magiclink.ports._clock import Clock, SystemClock
 from magiclink.ports._metrics import COUNTERS, OBSERVATIONS, MetricNames, Metrics, NullMetrics
 from magiclink.ports._notifier import Notifier
@@ -27,6 +32,7 @@ from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 __all__ = [
     "COUNTERS",
     "OBSERVATIONS",
+    "UNSAVED_ID",
     "AuditLog",
     "BookingRepository",
     "Clock",

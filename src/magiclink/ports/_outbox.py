@@ -20,6 +20,7 @@ from typing import Final
 
 import attrs
 
+from magiclink.domain._records import UNSAVED_ID
 from magiclink.ports._unit_of_work import Transaction
 
 
@@ -57,6 +58,23 @@ class OutboxMessage:
     last_error: str | None = None
     delivered_at: datetime | None = None
 
+    @classmethod
+    def pending(
+        cls, *, booking_id: int, booking_revision: int, guest_email: str, kind: str, now: datetime
+    ) -> OutboxMessage:
+        """A new intent for `Outbox.enqueue`: pending, never attempted, due at `now`."""
+        return cls(
+            id=UNSAVED_ID,
+            booking_id=booking_id,
+            booking_revision=booking_revision,
+            guest_email=guest_email,
+            kind=kind,
+            state=OutboxState.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+
 
 @attrs.frozen
 class OutboxStatus:
@@ -74,17 +92,9 @@ class Outbox(abc.ABC):
     """
 
     @abc.abstractmethod
-    def enqueue(
-        self,
-        tx: Transaction,
-        *,
-        booking_id: int,
-        booking_revision: int,
-        guest_email: str,
-        kind: str,
-        now: datetime,
-    ) -> int:
-        """Store a pending intent in `tx`, due at `now`; return its id."""
+    def enqueue(self, tx: Transaction, message: OutboxMessage) -> int:
+        """Store `message`, a new intent (`OutboxMessage.pending`, its id `UNSAVED_ID`,
+        ignored), in `tx`; return the id storage assigned."""
 
     @abc.abstractmethod
     def claim_due(self, *, now: datetime, limit: int, lease: timedelta) -> list[OutboxMessage]:

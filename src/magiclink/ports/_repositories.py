@@ -14,7 +14,7 @@ from datetime import datetime
 
 import attrs
 
-from magiclink.domain._enums import BookingStatus, IncidentType, InvalidationReason
+from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._records import (
     AuditEntry,
     Booking,
@@ -76,18 +76,9 @@ class BookingRepository(abc.ABC):
     """Bookings. A host may implement this over its own booking table (docs/adapters.md)."""
 
     @abc.abstractmethod
-    def add(
-        self,
-        *,
-        uid: str,
-        mentor_id: int,
-        guest_email: str,
-        start_time: datetime,
-        end_time: datetime,
-        status: BookingStatus,
-        revision: int,
-    ) -> Booking:
-        """Store a new booking; storage assigns its id. A duplicate uid raises `InvalidInput`."""
+    def add(self, booking: Booking) -> Booking:
+        """Store `booking`, a new one (its id `UNSAVED_ID`, ignored); the stored booking, with
+        the id storage assigned. A duplicate uid raises `InvalidInput`."""
 
     @abc.abstractmethod
     def get(self, booking_id: int, *, for_update: bool = False) -> Booking | None:
@@ -121,19 +112,10 @@ class TokenRepository(abc.ABC):
     the token's link generation (§8.4)."""
 
     @abc.abstractmethod
-    def add(
-        self,
-        *,
-        token_hash: str,
-        guest_id: int,
-        booking_id: int | None,
-        booking_revision: int | None,
-        expires_at: datetime,
-        created_at: datetime,
-        link_generation: int = 0,
-    ) -> MagicLinkToken:
-        """Store a new, live token; storage assigns its id. `link_generation` is its
-        booking's generation at issue (§8.4); a missing or older one leaves the link dead
+    def add(self, token: MagicLinkToken) -> MagicLinkToken:
+        """Store `token`, a new, live one (`MagicLinkToken.new`, its id `UNSAVED_ID`,
+        ignored); the stored token, with the id storage assigned. Its `link_generation` is
+        its booking's generation at issue (§8.4); a missing or older one leaves the link dead
         once its booking has had an event (fail-closed)."""
 
     @abc.abstractmethod
@@ -219,19 +201,11 @@ class RatingRepository(abc.ABC):
     """Ratings: at most one per booking."""
 
     @abc.abstractmethod
-    def add(
-        self,
-        *,
-        booking_id: int,
-        student_profile_id: str,
-        rating: int,
-        feedback: str | None,
-        created_at: datetime,
-        operation_id: str | None = None,
-    ) -> Rating:
-        """Store a rating; a second one for the same booking raises `DuplicateRating`.
+    def add(self, rating: Rating) -> Rating:
+        """Store `rating`, a new one (its id `UNSAVED_ID`, ignored); the stored rating, with
+        the id storage assigned. A second one for the same booking raises `DuplicateRating`.
 
-        `operation_id` is stored with it and returned on reads (the call's `landed` key)."""
+        Its `operation_id` is stored with it and returned on reads (the call's `landed` key)."""
 
     @abc.abstractmethod
     def get_by_booking(self, booking_id: int) -> Rating | None:
@@ -242,20 +216,10 @@ class IncidentRepository(abc.ABC):
     """Incident reports."""
 
     @abc.abstractmethod
-    def add(
-        self,
-        *,
-        booking_uid: str,
-        booking_id: int | None,
-        student_profile_id: str,
-        type: IncidentType,
-        description: str,
-        reported_by_user_id: int | None,
-        created_at: datetime,
-        operation_id: str | None = None,
-    ) -> Incident:
-        """Store an incident; storage assigns its id. `operation_id` is stored with it and
-        returned on reads (the call's `landed` key)."""
+    def add(self, incident: Incident) -> Incident:
+        """Store `incident`, a new one (its id `UNSAVED_ID`, ignored); the stored incident,
+        with the id storage assigned. Its `operation_id` is stored with it and returned on
+        reads (the call's `landed` key)."""
 
     @abc.abstractmethod
     def list_by_booking_uid(self, booking_uid: str) -> list[Incident]:

@@ -108,22 +108,14 @@ class Transaction(abc.ABC):
         *,
         before: Sequence[NewAuditEntry] = (),
     ) -> MagicLinkToken:
-        """Store `token`, a new live one whose id is not yet assigned (`TokenRepository.add`
-        with its fields), and append `before` (e.g. a supersede's entry) then
-        `entry.of_token(stored)` in this transaction; the stored token.
+        """Store `token`, a new live one whose id is not yet assigned (`TokenRepository.add`),
+        and append `before` (e.g. a supersede's entry) then `entry.of_token(stored)` in this
+        transaction; the stored token.
 
         This default is those two calls (one `add_many` of all the entries). An adapter may
         store the token and its entry in one statement (the SQL adapter on PostgreSQL: a
         data-modifying CTE, issue 15.1)."""
-        stored = self.tokens.add(
-            token_hash=token.token_hash,
-            guest_id=token.guest_id,
-            booking_id=token.booking_id,
-            booking_revision=token.booking_revision,
-            expires_at=token.expires_at,
-            created_at=token.created_at,
-            link_generation=token.link_generation,
-        )
+        stored = self.tokens.add(token)
         self.audit.add_many([*before, entry.of_token(stored)])
         return stored
 

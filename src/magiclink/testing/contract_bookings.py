@@ -9,7 +9,9 @@ import pytest
 
 from magiclink.domain._enums import BookingStatus
 from magiclink.domain._errors import InvalidInput
+from magiclink.domain._records import Booking
 from magiclink.domain._transactions import run_in_transaction
+from magiclink.ports import UNSAVED_ID
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import (
     LOCK_GRACE_SECONDS,
@@ -32,13 +34,16 @@ class BookingRepositoryContract(ContractBase):
         booking = self.run(
             uow,
             lambda tx: tx.bookings.add(
-                uid=uid,
-                mentor_id=7,
-                guest_email="student@example.org",
-                start_time=start,
-                end_time=start + timedelta(minutes=45),
-                status=BookingStatus.SCHEDULED,
-                revision=0,
+                Booking(
+                    id=UNSAVED_ID,
+                    uid=uid,
+                    mentor_id=7,
+                    guest_email="student@example.org",
+                    start_time=start,
+                    end_time=start + timedelta(minutes=45),
+                    status=BookingStatus.SCHEDULED,
+                    revision=0,
+                )
             ),
         )
         assert isinstance(booking.id, int)

@@ -31,6 +31,7 @@ from magiclink.domain._records import (
     NewAuditEntry,
     Rating,
 )
+from magiclink.ports import UNSAVED_ID
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 
 T = TypeVar("T")
@@ -193,13 +194,16 @@ class ContractBase:
         """Create a booking one day after `T0`, lasting 15 minutes, and return it."""
         start = T0 + timedelta(days=1)
         return tx.bookings.add(
-            uid=uid if uid is not None else new_uid(),
-            mentor_id=mentor_id,
-            guest_email=guest_email if guest_email is not None else new_email(),
-            start_time=start,
-            end_time=start + timedelta(minutes=15),
-            status=status,
-            revision=revision,
+            Booking(
+                id=UNSAVED_ID,
+                uid=uid if uid is not None else new_uid(),
+                mentor_id=mentor_id,
+                guest_email=guest_email if guest_email is not None else new_email(),
+                start_time=start,
+                end_time=start + timedelta(minutes=15),
+                status=status,
+                revision=revision,
+            )
         )
 
     @staticmethod
@@ -225,19 +229,21 @@ class ContractBase:
             booking_id, current = booking, None
         revision = current if booking_revision is FROM_BOOKING else booking_revision
         return tx.tokens.add(
-            token_hash=token_hash if token_hash is not None else new_hash(),
-            guest_id=guest.id,
-            booking_id=booking_id,
-            booking_revision=revision,
-            link_generation=booking.link_generation if isinstance(booking, Booking) else 0,
-            expires_at=expires_at,
-            created_at=created_at,
+            MagicLinkToken.new(
+                token_hash=token_hash if token_hash is not None else new_hash(),
+                guest_id=guest.id,
+                booking_id=booking_id,
+                booking_revision=revision,
+                link_generation=booking.link_generation if isinstance(booking, Booking) else 0,
+                expires_at=expires_at,
+                created_at=created_at,
+            )
         )
 
     @staticmethod
     def add_rating(tx: Transaction, booking_id: int, **fields: Any) -> Rating:
         """Store a rating of `booking_id`: the `_RATING` defaults, overridden by `fields`."""
-        return tx.ratings.add(booking_id=booking_id, **{**_RATING, **fields})
+        return tx.ratings.add(Rating(id=UNSAVED_ID, booking_id=booking_id, **{**_RATING, **fields}))
 
     @staticmethod
     def add_incident(
@@ -246,7 +252,12 @@ class ContractBase:
         """Store an incident of `booking_uid`: the `_INCIDENT` defaults, overridden by
         `fields`."""
         return tx.incidents.add(
-            booking_uid=booking_uid, booking_id=booking_id, **{**_INCIDENT, **fields}
+            Incident(
+                id=UNSAVED_ID,
+                booking_uid=booking_uid,
+                booking_id=booking_id,
+                **{**_INCIDENT, **fields},
+            )
         )
 
     @staticmethod

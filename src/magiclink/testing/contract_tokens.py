@@ -70,13 +70,15 @@ class TokenRepositoryContract(ContractBase):
         token = self.run(
             uow,
             lambda tx: tx.tokens.add(
-                token_hash=token_hash,
-                guest_id=guest.id,
-                booking_id=booking.id,
-                booking_revision=2,
-                link_generation=3,
-                expires_at=expires,
-                created_at=T0,
+                MagicLinkToken.new(
+                    token_hash=token_hash,
+                    guest_id=guest.id,
+                    booking_id=booking.id,
+                    booking_revision=2,
+                    link_generation=3,
+                    expires_at=expires,
+                    created_at=T0,
+                )
             ),
         )
         assert isinstance(token.id, int)

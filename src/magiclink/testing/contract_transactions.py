@@ -11,6 +11,7 @@ import pytest
 from magiclink.domain._enums import BookingStatus, InvalidationReason
 from magiclink.domain._errors import InvalidInput
 from magiclink.domain._records import Booking, Guest, MagicLinkToken
+from magiclink.ports import UNSAVED_ID
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import (
     JOIN_SECONDS,
@@ -259,13 +260,16 @@ class TransactionContract(ContractBase):
         def work(tx: Transaction) -> tuple[int, int, int, str]:
             guest, _ = tx.guests.get_or_create(new_email(), now=t[0], last_request_at=t[1])
             booking = tx.bookings.add(
-                uid="contract-times",
-                mentor_id=1,
-                guest_email=guest.normalized_email,
-                start_time=t[2],
-                end_time=t[3],
-                status=BookingStatus.SCHEDULED,
-                revision=0,
+                Booking(
+                    id=UNSAVED_ID,
+                    uid="contract-times",
+                    mentor_id=1,
+                    guest_email=guest.normalized_email,
+                    start_time=t[2],
+                    end_time=t[3],
+                    status=BookingStatus.SCHEDULED,
+                    revision=0,
+                )
             )
             token = self.add_token(tx, guest, booking, expires_at=t[5], created_at=t[4])
             assert tx.tokens.consume(token.id, now=t[4] + MICRO)
@@ -306,13 +310,16 @@ class TransactionContract(ContractBase):
         booking = self.run(
             uow,
             lambda tx: tx.bookings.add(
-                uid="contract-offsets",
-                mentor_id=1,
-                guest_email=new_email(),
-                start_time=start,
-                end_time=end,
-                status=BookingStatus.SCHEDULED,
-                revision=0,
+                Booking(
+                    id=UNSAVED_ID,
+                    uid="contract-offsets",
+                    mentor_id=1,
+                    guest_email=new_email(),
+                    start_time=start,
+                    end_time=end,
+                    status=BookingStatus.SCHEDULED,
+                    revision=0,
+                )
             ),
         )
         stored = self.read(uow, lambda tx: tx.bookings.get(booking.id))

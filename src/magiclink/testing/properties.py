@@ -41,7 +41,7 @@ from magiclink import (
     TokenExpiredOrUsed,
 )
 from magiclink.domain._records import TokenLookup
-from magiclink.ports import UnitOfWork
+from magiclink.ports import UNSAVED_ID, UnitOfWork
 from magiclink.testing.strategies import (
     EPOCH,
     LifecycleEvent,
@@ -691,13 +691,16 @@ def check_p9(uow_factory: UowFactory, *, plan: WorldPlan, case: str, missing_id:
     if case == "no_tokens":
         with world.uow.transaction() as tx:
             empty = tx.bookings.add(
-                uid="p9-empty",
-                mentor_id=MENTOR_ID,
-                guest_email="p9@example.com",
-                start_time=world.clock.now(),
-                end_time=world.clock.now() + timedelta(minutes=15),
-                status=world.subject.status,
-                revision=0,
+                Booking(
+                    id=UNSAVED_ID,
+                    uid="p9-empty",
+                    mentor_id=MENTOR_ID,
+                    guest_email="p9@example.com",
+                    start_time=world.clock.now(),
+                    end_time=world.clock.now() + timedelta(minutes=15),
+                    status=world.subject.status,
+                    revision=0,
+                )
             )
             tx.commit()
         target = empty.id

@@ -43,7 +43,7 @@ from magiclink.adapters.memory import (
     ManualClock,
 )
 from magiclink.domain._policy import generate_raw_token, hash_token
-from magiclink.ports import Metrics, Notifier, UnitOfWork
+from magiclink.ports import UNSAVED_ID, Metrics, Notifier, UnitOfWork
 
 __all__ = [
     "EPOCH",
@@ -210,14 +210,16 @@ class World:
             guest, _ = tx.guests.get_or_create(email, now=now, last_request_at=None)
             booking = None if booking_id is None else tx.bookings.get(booking_id)
             tx.tokens.add(
-                token_hash=hash_token(raw),
-                guest_id=guest.id,
-                booking_id=booking_id,
-                booking_revision=booking_revision,
-                # As issuing does (§8.4): the booking's generation now.
-                link_generation=0 if booking is None else booking.link_generation,
-                expires_at=now + ttl,
-                created_at=now,
+                MagicLinkToken.new(
+                    token_hash=hash_token(raw),
+                    guest_id=guest.id,
+                    booking_id=booking_id,
+                    booking_revision=booking_revision,
+                    # As issuing does (§8.4): the booking's generation now.
+                    link_generation=0 if booking is None else booking.link_generation,
+                    expires_at=now + ttl,
+                    created_at=now,
+                )
             )
             tx.commit()
         return raw
@@ -236,13 +238,16 @@ class World:
         start = self.clock.now() + ahead
         with self.uow.transaction() as tx:
             booking = tx.bookings.add(
-                uid=uid if uid is not None else generate_raw_token()[:16],
-                mentor_id=self.mentor_id,
-                guest_email=email,
-                start_time=start,
-                end_time=start + timedelta(minutes=15),
-                status=status,
-                revision=revision,
+                Booking(
+                    id=UNSAVED_ID,
+                    uid=uid if uid is not None else generate_raw_token()[:16],
+                    mentor_id=self.mentor_id,
+                    guest_email=email,
+                    start_time=start,
+                    end_time=start + timedelta(minutes=15),
+                    status=status,
+                    revision=revision,
+                )
             )
             tx.commit()
         return booking

@@ -33,29 +33,10 @@ class InMemoryOutbox(Outbox):
             raise TypeError("InMemoryOutbox joins only InMemoryUnitOfWork transactions")
         return tx
 
-    def enqueue(
-        self,
-        tx: Transaction,
-        *,
-        booking_id: int,
-        booking_revision: int,
-        guest_email: str,
-        kind: str,
-        now: datetime,
-    ) -> int:
-        message = OutboxMessage(
-            id=next(self._ids),
-            booking_id=booking_id,
-            booking_revision=booking_revision,
-            guest_email=guest_email,
-            kind=kind,
-            state=OutboxState.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        self._tx(tx).put(self._messages, message.id, message)
-        return message.id
+    def enqueue(self, tx: Transaction, message: OutboxMessage) -> int:
+        message_id = next(self._ids)
+        self._tx(tx).put(self._messages, message_id, attrs.evolve(message, id=message_id))
+        return message_id
 
     def claim_due(self, *, now: datetime, limit: int, lease: timedelta) -> list[OutboxMessage]:
         with self._uow.transaction() as tx:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from magiclink.adapters.memory._store import _UndoLog
-from magiclink.domain._enums import BookingStatus, IncidentType
 from magiclink.domain._errors import DuplicateRating, InvalidInput
 from magiclink.domain._records import (
     Booking,
@@ -33,6 +32,9 @@ _requested = replacer(Guest, "last_request_at")
 _blocked = replacer(Guest, "blocked")
 _moved = replacer(Booking, "status", "start_time", "end_time", "revision", "operation_id")
 _revoked = replacer(Booking, "link_generation")
+_numbered_booking = replacer(Booking, "id")
+_numbered_rating = replacer(Rating, "id")
+_numbered_incident = replacer(Incident, "id")
 
 
 class _Repository:
@@ -47,6 +49,22 @@ class _Repository:
         """The record a unique secondary index maps `key` to, or None."""
         record_id = index.get(key)
         return None if record_id is None else table[record_id]
+
+    def _stored(
+        self,
+        table: dict[int, V],
+        record: V,
+        numbered: Callable[[V, int], V],
+        *unique: tuple[dict[Any, int], object],
+    ) -> V:
+        """Store `record` under a new id (undoable), entered in each unique `(index, key)`;
+        the stored record, `numbered(record, id)`. An `add`'s uniqueness checks come first."""
+        new_id = self._tx.store.next_id()
+        stored = numbered(record, new_id)
+        self._tx.put(table, new_id, stored)
+        for index, key in unique:
+            self._tx.put(index, key, new_id)
+        return stored
 
     def _change(self, table: dict[int, V], key: int, change: Callable[[V], V]) -> V | None:
         """Replace the stored record by `change(record)` (undoable); None if it is unknown."""
@@ -103,33 +121,12 @@ class InMemoryGuestRepository(_Repository, GuestRepository):
 class InMemoryBookingRepository(_Repository, BookingRepository):
     """Bookings in memory."""
 
-    def add(
-        self,
-        *,
-        uid: str,
-        mentor_id: int,
-        guest_email: str,
-        start_time: datetime,
-        end_time: datetime,
-        status: BookingStatus,
-        revision: int,
-    ) -> Booking:
+    def add(self, booking: Booking) -> Booking:
         store = self._tx.store
-        if uid in store.booking_by_uid:
+        if booking.uid in store.booking_by_uid:
             raise InvalidInput("Booking uid already exists")
-        booking = Booking(
-            id=store.next_id(),
-            uid=uid,
-            mentor_id=mentor_id,
-            guest_email=guest_email,
-            start_time=start_time,
-            end_time=end_time,
-            status=status,
-            revision=revision,
-        )
-        self._tx.put(store.bookings, booking.id, booking)
-        self._tx.put(store.booking_by_uid, uid, booking.id)
-        return booking
+        unique = (store.booking_by_uid, booking.uid)
+        return self._stored(store.bookings, booking, _numbered_booking, unique)
 
     def get(self, booking_id: int, *, for_update: bool = False) -> Booking | None:
         return self._tx.store.bookings.get(booking_id)
@@ -163,31 +160,12 @@ class InMemoryBookingRepository(_Repository, BookingRepository):
 class InMemoryRatingRepository(_Repository, RatingRepository):
     """Ratings in memory, one per booking."""
 
-    def add(
-        self,
-        *,
-        booking_id: int,
-        student_profile_id: str,
-        rating: int,
-        feedback: str | None,
-        created_at: datetime,
-        operation_id: str | None = None,
-    ) -> Rating:
+    def add(self, rating: Rating) -> Rating:
         store = self._tx.store
-        if booking_id in store.rating_by_booking:
+        if rating.booking_id in store.rating_by_booking:
             raise DuplicateRating()
-        record = Rating(
-            id=store.next_id(),
-            booking_id=booking_id,
-            student_profile_id=student_profile_id,
-            rating=rating,
-            feedback=feedback,
-            created_at=created_at,
-            operation_id=operation_id,
-        )
-        self._tx.put(store.ratings, record.id, record)
-        self._tx.put(store.rating_by_booking, booking_id, record.id)
-        return record
+        unique = (store.rating_by_booking, rating.booking_id)
+        return self._stored(store.ratings, rating, _numbered_rating, unique)
 
     def get_by_booking(self, booking_id: int) -> Rating | None:
         store = self._tx.store
@@ -197,32 +175,8 @@ class InMemoryRatingRepository(_Repository, RatingRepository):
 class InMemoryIncidentRepository(_Repository, IncidentRepository):
     """Incidents in memory."""
 
-    def add(
-        self,
-        *,
-        booking_uid: str,
-        booking_id: int | None,
-        student_profile_id: str,
-        type: IncidentType,
-        description: str,
-        reported_by_user_id: int | None,
-        created_at: datetime,
-        operation_id: str | None = None,
-    ) -> Incident:
-        store = self._tx.store
-        incident = Incident(
-            id=store.next_id(),
-            booking_uid=booking_uid,
-            booking_id=booking_id,
-            student_profile_id=student_profile_id,
-            type=type,
-            description=description,
-            reported_by_user_id=reported_by_user_id,
-            created_at=created_at,
-            operation_id=operation_id,
-        )
-        self._tx.put(store.incidents, incident.id, incident)
-        return incident
+    def add(self, incident: Incident) -> Incident:
+        return self._stored(self._tx.store.incidents, incident, _numbered_incident)
 
     def list_by_booking_uid(self, booking_uid: str) -> list[Incident]:
         return [i for i in self._tx.store.incidents.values() if i.booking_uid == booking_uid]

@@ -22,6 +22,7 @@ from magiclink.domain._records import InvalidationResult, MagicLinkToken, TokenL
 from magiclink.domain._replace import replacer
 from magiclink.ports._repositories import TokenRepository, TokenStats
 
+_numbered = replacer(MagicLinkToken, "id")
 _used = replacer(MagicLinkToken, "used_at")
 _killed = replacer(MagicLinkToken, "invalidated", "invalidation_reason", "used_at")
 
@@ -62,38 +63,18 @@ def _unspent(token: MagicLinkToken, change: _Change | None, now: datetime) -> bo
 class InMemoryTokenRepository(_Repository, TokenRepository):
     """Tokens in memory, indexed by hash, booking and guest."""
 
-    def add(
-        self,
-        *,
-        token_hash: str,
-        guest_id: int,
-        booking_id: int | None,
-        booking_revision: int | None,
-        expires_at: datetime,
-        created_at: datetime,
-        link_generation: int = 0,
-    ) -> MagicLinkToken:
+    def add(self, token: MagicLinkToken) -> MagicLinkToken:
         store = self._tx.store
-        if token_hash in store.token_by_hash:
+        if token.token_hash in store.token_by_hash:
             raise StorageError("Token hash collision")
-        token = MagicLinkToken.new(
-            token_hash=token_hash,
-            guest_id=guest_id,
-            booking_id=booking_id,
-            booking_revision=booking_revision,
-            expires_at=expires_at,
-            created_at=created_at,
-            link_generation=link_generation,
-            token_id=store.next_id(),
-        )
-        self._tx.put(store.tokens, token.id, token)
-        self._tx.put(store.token_by_hash, token_hash, token.id)
-        if booking_id is not None:
-            self._tx.append_index(store.tokens_by_booking, booking_id, token.id)
+        unique = (store.token_by_hash, token.token_hash)
+        stored = self._stored(store.tokens, token, _numbered, unique)
+        if stored.booking_id is not None:
+            self._tx.append_index(store.tokens_by_booking, stored.booking_id, stored.id)
         else:
-            self._tx.append_index(store.inbox_by_guest, guest_id, token.id)
-        self._tx.append_index(store.tokens_by_guest, guest_id, token.id)
-        return token
+            self._tx.append_index(store.inbox_by_guest, stored.guest_id, stored.id)
+        self._tx.append_index(store.tokens_by_guest, stored.guest_id, stored.id)
+        return stored
 
     def lookup(self, token_hash: str) -> TokenLookup | None:
         store = self._tx.store

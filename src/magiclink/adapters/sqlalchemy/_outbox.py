@@ -58,6 +58,8 @@ outbox: Final = Table(
     **MYSQL_TABLE_OPTIONS,
 )
 _COLUMNS: Final = tuple(outbox.c)
+_INSERTED: Final = tuple(c.name for c in _COLUMNS if c.name != "id")
+"""The columns `enqueue` writes, each from the message's field of that name."""
 _CLAIMABLE: Final = (str(OutboxState.PENDING), str(OutboxState.SENDING))
 
 
@@ -79,29 +81,11 @@ class SqlAlchemyOutbox(Outbox):
             raise TypeError("SqlAlchemyOutbox joins only SqlAlchemyUnitOfWork transactions")
         return tx.connection()
 
-    def enqueue(
-        self,
-        tx: Transaction,
-        *,
-        booking_id: int,
-        booking_revision: int,
-        guest_email: str,
-        kind: str,
-        now: datetime,
-    ) -> int:
+    def enqueue(self, tx: Transaction, message: OutboxMessage) -> int:
+        values = {name: getattr(message, name) for name in _INSERTED}
+        values["state"] = str(message.state)
         with translate_errors():
-            result = self._connection(tx).execute(
-                insert(outbox).values(
-                    booking_id=booking_id,
-                    booking_revision=booking_revision,
-                    guest_email=guest_email,
-                    kind=kind,
-                    state=str(OutboxState.PENDING),
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
+            result = self._connection(tx).execute(insert(outbox), values)
             return int(result.inserted_primary_key[0])
 
     def claim_due(self, *, now: datetime, limit: int, lease: timedelta) -> list[OutboxMessage]:

@@ -38,7 +38,6 @@ from magiclink.adapters.sqlalchemy._rows import (
     rating_values,
 )
 from magiclink.adapters.sqlalchemy._token_repository import SqlAlchemyTokenRepository
-from magiclink.domain._enums import BookingStatus, IncidentType
 from magiclink.domain._records import AuditEntry, Booking, Guest, Incident, NewAuditEntry, Rating
 from magiclink.ports._repositories import (
     AuditLog,
@@ -116,31 +115,10 @@ class SqlAlchemyBookingRepository(SqlAlchemyRepository, BookingRepository):
     """Bookings in `magiclink_bookings`."""
 
     @translating
-    def add(
-        self,
-        *,
-        uid: str,
-        mentor_id: int,
-        guest_email: str,
-        start_time: datetime,
-        end_time: datetime,
-        status: BookingStatus,
-        revision: int,
-    ) -> Booking:
+    def add(self, booking: Booking) -> Booking:
         """Store a new booking (one INSERT); a duplicate uid raises `InvalidInput`."""
-        booking = Booking(
-            id=UNSAVED_ID,
-            uid=uid,
-            mentor_id=mentor_id,
-            guest_email=guest_email,
-            start_time=start_time,
-            end_time=end_time,
-            status=BookingStatus(status),
-            revision=revision,
-        )
-        return attrs.evolve(
-            booking, id=self._insert_guarded(sql.INSERT_BOOKING, booking_values(booking))
-        )
+        new = self._insert_guarded(sql.INSERT_BOOKING, booking_values(booking))
+        return attrs.evolve(booking, id=new)
 
     @translating
     def get(self, booking_id: int, *, for_update: bool = False) -> Booking | None:
@@ -179,29 +157,10 @@ class SqlAlchemyRatingRepository(SqlAlchemyRepository, RatingRepository):
     """Ratings in `magiclink_ratings`, unique per booking."""
 
     @translating
-    def add(
-        self,
-        *,
-        booking_id: int,
-        student_profile_id: str,
-        rating: int,
-        feedback: str | None,
-        created_at: datetime,
-        operation_id: str | None = None,
-    ) -> Rating:
+    def add(self, rating: Rating) -> Rating:
         """Store a rating (one INSERT); a second one for the booking raises `DuplicateRating`."""
-        record = Rating(
-            id=UNSAVED_ID,
-            booking_id=booking_id,
-            student_profile_id=student_profile_id,
-            rating=rating,
-            feedback=feedback,
-            created_at=created_at,
-            operation_id=operation_id,
-        )
-        return attrs.evolve(
-            record, id=self._insert_guarded(sql.INSERT_RATING, rating_values(record))
-        )
+        new = self._insert_guarded(sql.INSERT_RATING, rating_values(rating))
+        return attrs.evolve(rating, id=new)
 
     @translating
     def get_by_booking(self, booking_id: int) -> Rating | None:
@@ -213,30 +172,8 @@ class SqlAlchemyIncidentRepository(SqlAlchemyRepository, IncidentRepository):
     """Incident reports in `magiclink_incidents`."""
 
     @translating
-    def add(
-        self,
-        *,
-        booking_uid: str,
-        booking_id: int | None,
-        student_profile_id: str,
-        type: IncidentType,
-        description: str,
-        reported_by_user_id: int | None,
-        created_at: datetime,
-        operation_id: str | None = None,
-    ) -> Incident:
+    def add(self, incident: Incident) -> Incident:
         """Store an incident (one INSERT)."""
-        incident = Incident(
-            id=UNSAVED_ID,
-            booking_uid=booking_uid,
-            booking_id=booking_id,
-            student_profile_id=student_profile_id,
-            type=IncidentType(type),
-            description=description,
-            reported_by_user_id=reported_by_user_id,
-            created_at=created_at,
-            operation_id=operation_id,
-        )
         result = self._source.connection().execute(sql.INSERT_INCIDENT, incident_values(incident))
         return attrs.evolve(incident, id=new_id(result))
 

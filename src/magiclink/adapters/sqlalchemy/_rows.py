@@ -9,8 +9,8 @@ explicitly into the frozen domain records (strings back to `StrEnum` members; ti
 timezone-aware UTC from `UTCDateTime`).
 
 The `*_values` functions are the other way: a record's column values to insert, keyed by
-column name (the id aside, which the database assigns). An `add` builds its record once,
-with `UNSAVED_ID`, inserts that record's values and returns the record with the new id.
+column name (the id aside, which the database assigns). An `add` receives its record with
+`UNSAVED_ID`, inserts that record's values and returns the record with the new id.
 
 Each record's fields are named as its table's columns, so one name-based mapping serves
 every table (`_reader`, `_writer`), with the few value conversions spelled out per table;
@@ -35,6 +35,7 @@ from magiclink.adapters.sqlalchemy._tables import (
 )
 from magiclink.domain._enums import BookingStatus, IncidentType, InvalidationReason
 from magiclink.domain._records import (
+    UNSAVED_ID,
     AuditEntry,
     Booking,
     Guest,
@@ -46,9 +47,6 @@ from magiclink.domain._records import (
     TokenLookup,
 )
 from magiclink.ports._repositories import TokenStats
-
-UNSAVED_ID: Final = 0
-"""The id of a record built before its INSERT, which `attrs.evolve` replaces by the new id."""
 
 R = TypeVar("R")
 Convert = Callable[[Any], Any]

@@ -22,7 +22,6 @@ from magiclink.adapters.sqlalchemy._repository_base import (
     new_id,
 )
 from magiclink.adapters.sqlalchemy._rows import (
-    UNSAVED_ID,
     audit_values,
     invalidation_from_rows,
     lookup_from_row,
@@ -52,28 +51,8 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
     """
 
     @translating
-    def add(
-        self,
-        *,
-        token_hash: str,
-        guest_id: int,
-        booking_id: int | None,
-        booking_revision: int | None,
-        expires_at: datetime,
-        created_at: datetime,
-        link_generation: int = 0,
-    ) -> MagicLinkToken:
+    def add(self, token: MagicLinkToken) -> MagicLinkToken:
         """Store a new, live token (one INSERT)."""
-        token = MagicLinkToken.new(
-            token_hash=token_hash,
-            guest_id=guest_id,
-            booking_id=booking_id,
-            booking_revision=booking_revision,
-            expires_at=expires_at,
-            created_at=created_at,
-            link_generation=link_generation,
-            token_id=UNSAVED_ID,
-        )
         fast = self._fast
         if fast is not None and fast.usable():
             new = fast.insert(self._fast_connection(), "insert_token", token_values(token))
