@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy import exc as sa_exc
@@ -31,27 +32,17 @@ def test_duplicate_rating_is_duplicate_rating_and_transaction_survives(
     uow = SqlAlchemyUnitOfWork(any_engine)
     seeded = seed_booking(uow)
     with uow.transaction() as tx:
-        tx.ratings.add(
-            Rating(
-                id=UNSAVED_ID,
-                booking_id=seeded.booking.id,
-                student_profile_id="p",
-                rating=4,
-                feedback="good",
-                created_at=NOW,
-            )
+        first = Rating(
+            id=UNSAVED_ID,
+            booking_id=seeded.booking.id,
+            student_profile_id="p",
+            rating=4,
+            feedback="good",
+            created_at=NOW,
         )
+        tx.ratings.add(first)
         with pytest.raises(DuplicateRating):
-            tx.ratings.add(
-                Rating(
-                    id=UNSAVED_ID,
-                    booking_id=seeded.booking.id,
-                    student_profile_id="p",
-                    rating=1,
-                    feedback=None,
-                    created_at=NOW,
-                )
-            )
+            tx.ratings.add(attrs.evolve(first, rating=1, feedback=None))
         with pytest.raises(InvalidInput, match=r"^Booking uid already exists$"):
             tx.bookings.add(
                 Booking(
