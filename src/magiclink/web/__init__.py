@@ -9,7 +9,8 @@ does the whole journey; thin shells mount it:
 * `flask_blueprint(services, *, secret_key, ...)` — `flask_app.register_blueprint(...)`;
 * Django: a view of a few lines around `GuestPage` (see docs/web.md, run by the tests).
 
-`services` is `magiclink.build_services(...)`. Options (keyword-only) of all three:
+`services` is `magiclink.build_services(...)`. Options (keyword-only) of all three
+(`PageOptions`, besides `secret_key`):
 `secret_key` (≥ 16 bytes, signs the CSRF tokens), `notifier` (mails fresh links; default the
 booking service's), `mentor_name(booking) -> str`, `timezone` (a `tzinfo`, default UTC),
 `base_path` (default: the path of `Settings.link_base_url`).
@@ -17,14 +18,10 @@ booking service's), `mentor_name(booking) -> str`, `timezone` (a `tzinfo`, defau
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from magiclink._bootstrap import Services
-from magiclink.domain._records import Booking
-from magiclink.ports._notifier import Notifier
-from magiclink.web._flow import COOKIE_NAME, GuestPage
+from magiclink.web._flow import COOKIE_NAME, GuestPage, PageOptions
 from magiclink.web._http import WebRequest, WebResponse
 
 if TYPE_CHECKING:
@@ -34,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COOKIE_NAME",
     "GuestPage",
+    "PageOptions",
     "WebRequest",
     "WebResponse",
     "create_asgi_app",
@@ -42,35 +40,22 @@ __all__ = [
 
 
 def create_asgi_app(
-    services: Services,
-    *,
-    secret_key: str | bytes,
-    notifier: Notifier | None = None,
-    mentor_name: Callable[[Booking], str] | None = None,
-    timezone: tzinfo = UTC,
-    base_path: str | None = None,
+    services: Services, *, secret_key: str | bytes, **options: Unpack[PageOptions]
 ) -> Starlette:
     """The guest's page as a Starlette application (mountable in FastAPI)."""
     from magiclink.web._asgi import asgi_app
 
-    page = GuestPage(services, secret_key=secret_key, notifier=notifier,
-                     mentor_name=mentor_name, timezone=timezone, base_path=base_path)  # fmt: skip
-    return asgi_app(page)
+    return asgi_app(GuestPage(services, secret_key=secret_key, **options))
 
 
 def flask_blueprint(
     services: Services,
     *,
     secret_key: str | bytes,
-    notifier: Notifier | None = None,
-    mentor_name: Callable[[Booking], str] | None = None,
-    timezone: tzinfo = UTC,
-    base_path: str | None = None,
     name: str = "magiclink_web",
+    **options: Unpack[PageOptions],
 ) -> Blueprint:
     """The guest's page as a Flask blueprint (Flask itself is the host's dependency)."""
     from magiclink.web._flask import blueprint
 
-    page = GuestPage(services, secret_key=secret_key, notifier=notifier,
-                     mentor_name=mentor_name, timezone=timezone, base_path=base_path)  # fmt: skip
-    return blueprint(page, name)
+    return blueprint(GuestPage(services, secret_key=secret_key, **options), name)

@@ -23,7 +23,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, tzinfo
-from typing import Final
+from typing import Final, TypedDict
 from urllib.parse import urlsplit
 
 import attrs
@@ -52,7 +52,7 @@ from magiclink.web._http import (
 )
 from magiclink.web._views import ACTIONS, INCIDENT_LABELS, Action, describe, render, stylesheet
 
-__all__ = ["COOKIE_NAME", "GuestPage"]
+__all__ = ["COOKIE_NAME", "GuestPage", "PageOptions"]
 
 COOKIE_NAME: Final = "magiclink_session"
 _TOKEN: Final = "t."  # cookie value prefixes: a link's raw token, or an anonymous form nonce
@@ -63,6 +63,16 @@ _MIN_KEY_BYTES: Final = 16
 _LINK_REFUSED: Final = (InvalidToken, TokenExpiredOrUsed, AccessDenied)
 _ACTION_STATUS: Final = {"BAD_REQUEST": 400, "CONFLICT": 409, "NOT_FOUND": 409}
 _logger = logging.getLogger("magiclink.web")
+
+
+class PageOptions(TypedDict, total=False):
+    """The optional keywords of `GuestPage`, which `create_asgi_app` and `flask_blueprint`
+    pass on: see `GuestPage` for each one's meaning and default."""
+
+    notifier: Notifier | None
+    mentor_name: Callable[[Booking], str] | None
+    timezone: tzinfo
+    base_path: str | None
 
 
 def _mentor_number(booking: Booking) -> str:
