@@ -145,6 +145,11 @@ def _operation_id() -> Column[str]:
     return Column("operation_id", String(32), nullable=True)
 
 
+def _indexes(*columns: str) -> tuple[Index, ...]:
+    """One index on each of `columns`, named by `NAMING_CONVENTION`."""
+    return tuple(Index(None, column) for column in columns)
+
+
 guests: Final = _table(
     "magiclink_guests",
     Column("normalized_email", String(EMAIL_LENGTH), nullable=False),
@@ -188,9 +193,7 @@ tokens: Final = _table(
     UniqueConstraint("token_hash"),
     # R10.1: by booking (batch invalidation), by guest (supersede, inbox links), by expiry
     # (purge); the hash is indexed by its unique constraint.
-    Index(None, "booking_id"),
-    Index(None, "guest_id"),
-    Index(None, "expires_at"),
+    *_indexes("booking_id", "guest_id", "expires_at"),
 )
 
 audit_log: Final = _table(
@@ -204,9 +207,7 @@ audit_log: Final = _table(
     Column("metadata", JsonObject, nullable=False),
     _created_at(),
     _operation_id(),
-    Index(None, "resource_id"),
-    Index(None, "guest_id"),
-    Index(None, "operation_id"),
+    *_indexes("resource_id", "guest_id", "operation_id"),
 )
 
 ratings: Final = _table(
@@ -231,7 +232,7 @@ incidents: Final = _table(
     Column("reported_by_user_id", BigInteger, nullable=True),
     _created_at(),
     _operation_id(),
-    Index(None, "booking_uid"),
+    *_indexes("booking_uid"),
 )
 
 __all__ = [
