@@ -20,7 +20,7 @@ that the names match is checked once, at import.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar, cast
 
 import attrs
 from sqlalchemy import Column, Label, RowMapping, Table
@@ -103,28 +103,41 @@ class _Reader(Generic[R]):
 
     def at(self, columns: Columns) -> Callable[[Sequence[Any]], R]:
         """The reader of plain rows whose labels sit where `columns` says (one pass)."""
-        record = self._record
-        steps = [_step(columns[label], self._convert.get(name)) for name, label in self._labels]
-
-        def read(row: Sequence[Any]) -> R:
-            return record(*[row[i] if f is None else f(row[i]) for i, f in steps])
-
-        return read
+        reads = [(columns[label], self._convert.get(name)) for name, label in self._labels]
+        return _compiled(self._record, reads)
 
 
-def _step(column: Step, convert: Convert | None) -> Step:
-    """How to read one value: its column's processor (None passed through), then `convert`."""
-    index, process = column
-    if process is None:
-        return index, convert
-    if convert is None:
-        return index, lambda value: None if value is None else process(value)
-    return index, lambda value: convert(None if value is None else process(value))
+_Read = tuple[Step, Convert | None]
+"""One value of a plain row: where it sits and its driver processor, then its conversion."""
 
 
-def _value(step: Step, row: Sequence[Any]) -> Any:
-    index, read = step
-    return row[index] if read is None else read(row[index])
+def _compiled(
+    make: Callable[..., R], reads: Sequence[_Read | Callable[[Sequence[Any]], Any]]
+) -> Callable[[Sequence[Any]], R]:
+    """`make(*values)` of a plain row as one generated function (as attrs generates
+    `__init__`): each value `row[i]`, through its processor (None passed through) and its
+    conversion, or a nested reader called with the whole row. The hot path reads a row with
+    no loop, list or per-value call beyond the conversions themselves; the generated source
+    holds only indexes and names of this namespace, never data."""
+    namespace: dict[str, Any] = {"make": make}
+    values = []
+    for n, read in enumerate(reads):
+        if callable(read):
+            namespace[f"nested{n}"] = read
+            values.append(f"nested{n}(row)")
+            continue
+        (index, process), convert = read
+        value = f"row[{int(index)}]"
+        if process is not None:
+            namespace[f"process{n}"] = process
+            value = f"(None if {value} is None else process{n}({value}))"
+        if convert is not None:
+            namespace[f"convert{n}"] = convert
+            value = f"convert{n}({value})"
+        values.append(value)
+    source = f"def read(row):\n    return make({', '.join(values)})\n"
+    exec(compile(source, f"<magiclink reader of {make.__name__}>", "exec"), namespace)
+    return cast(Callable[[Sequence[Any]], R], namespace["read"])
 
 
 def _writer(record: type[R], table: Table, **convert: Convert) -> Callable[[R], dict[str, Any]]:
@@ -187,21 +200,16 @@ def lookup_from_row(row: RowMapping) -> TokenLookup:
 def lookup_reader(columns: Columns) -> Callable[[Sequence[Any]], TokenLookup]:
     """`lookup_from_row` for plain rows of `LOOKUP_COLUMNS` (the fast path), compiled from
     where each label sits in the row."""
-    token, guest = token_from_row.at(columns), guest_from_row.at(columns)
-    status = _step(columns["booking_status"], _optional(BookingStatus))
-    revision = _step(columns["booking_revision"], None)
-    generation = _step(columns["booking_link_generation"], None)
-
-    def read(row: Sequence[Any]) -> TokenLookup:
-        return TokenLookup(
-            token(row),
-            guest(row),
-            _value(status, row),
-            _value(revision, row),
-            _value(generation, row),
-        )
-
-    return read
+    return _compiled(
+        TokenLookup,
+        [
+            token_from_row.at(columns),
+            guest_from_row.at(columns),
+            (columns["booking_status"], _optional(BookingStatus)),
+            (columns["booking_revision"], None),
+            (columns["booking_link_generation"], None),
+        ],
+    )
 
 
 def invalidation_from_rows(rows: Iterable[RowMapping]) -> InvalidationResult:
