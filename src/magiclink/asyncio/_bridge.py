@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 from sqlalchemy.util import await_only, greenlet_spawn
 
@@ -58,4 +59,57 @@ def wait(awaitable: Awaitable[T]) -> T:
     return await_only(awaitable)
 
 
-__all__ = ["run", "wait"]
+class Shell:
+    """An async service: the sync service `_sync` whose methods its `Twin`s await."""
+
+    def __init__(self, sync: Any) -> None:
+        self._sync = sync
+
+
+class Twin(Generic[P, T]):
+    """A method of an async service: its sync twin's, awaited through `run` (SPEC §10).
+
+    Declared in a `Shell`'s body as `verify_token = Twin(GuestService.verify_token)`. On an
+    instance it is a coroutine function with the twin's name, docstring and exact signature
+    (`inspect.signature`, types for mypy included) that awaits
+    `run(<the instance's sync service>.<name>, *args, **kwargs)`, arguments and result
+    passed unchanged: no service logic is copied, and no signature is spelled twice.
+    """
+
+    def __init__(self, method: Callable[Concatenate[Any, P], T]) -> None:
+        self._method = method
+        self._name = method.__name__
+        self.__doc__ = f"See `{method.__qualname__}`, awaited."
+        signature = inspect.signature(method)
+        self._signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+
+    def __set_name__(self, owner: type[Shell], name: str) -> None:
+        if name != self._name:
+            raise TypeError(f"{owner.__name__}.{name} is the twin of {self._name!r}: name it so")
+
+    @overload
+    def __get__(self, instance: None, owner: type[Shell]) -> Self: ...
+
+    @overload
+    def __get__(
+        self, instance: Shell, owner: type[Shell]
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(
+        self, instance: Shell | None, owner: type[Shell]
+    ) -> Self | Callable[P, Coroutine[Any, Any, T]]:
+        if instance is None:
+            return self
+        method: Callable[P, T] = getattr(instance._sync, self._name)
+
+        async def twin(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await run(method, *args, **kwargs)
+
+        functools.update_wrapper(twin, self._method)
+        twin.__signature__ = self._signature  # type: ignore[attr-defined]  # without `self`
+        # Made once per instance: the instance's own attribute from now on.
+        instance.__dict__[self._name] = twin
+        return twin
+
+
+__all__ = ["Shell", "Twin", "run", "wait"]
