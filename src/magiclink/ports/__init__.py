@@ -8,12 +8,7 @@ module, and `UNSAVED_ID`, the id of a record a repository's `add` is about to st
 histograms), is public for a host's own `Metrics` adapter and its dashboards.
 """
 
-from magiclink.domain._records import (
-    UNSAVED_ID,
-    InvalidationResult,
-    NewAuditEntry,
-    TokenLookup,
-)
+from magiclink.domain._records import UNSAVED_ID, InvalidationResult, NewAuditEntry, TokenLookup
 from magiclink.ports._clock import Clock, SystemClock
 from magiclink.ports._metrics import COUNTERS, OBSERVATIONS, MetricNames, Metrics, NullMetrics
 from magiclink.ports._notifier import Notifier

@@ -158,12 +158,7 @@ class TokenRepository(abc.ABC):
 
     @abc.abstractmethod
     def invalidate_live(
-        self,
-        *,
-        guest_id: int,
-        booking_id: int | None,
-        reason: InvalidationReason,
-        now: datetime,
+        self, *, guest_id: int, booking_id: int | None, reason: InvalidationReason, now: datetime
     ) -> int:
         """Invalidate the guest's unused, unexpired, not invalidated tokens for this booking
         (`booking_id=None`: the guest's inbox links, those with no booking). One UPDATE;

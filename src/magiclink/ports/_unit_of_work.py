@@ -10,12 +10,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeAlias, TypeVar, overload
 
 from magiclink.domain._enums import InvalidationReason
-from magiclink.domain._records import (
-    InvalidationResult,
-    MagicLinkToken,
-    NewAuditEntry,
-    TokenLookup,
-)
+from magiclink.domain._records import InvalidationResult, MagicLinkToken, NewAuditEntry, TokenLookup
 from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,
@@ -102,11 +97,7 @@ class Transaction(abc.ABC):
         return None
 
     def add_token_with_audit(
-        self,
-        token: MagicLinkToken,
-        entry: NewAuditEntry,
-        *,
-        before: Sequence[NewAuditEntry] = (),
+        self, token: MagicLinkToken, entry: NewAuditEntry, *, before: Sequence[NewAuditEntry] = ()
     ) -> MagicLinkToken:
         """Store `token`, a new live one whose id is not yet assigned (`TokenRepository.add`),
         and append `before` (e.g. a supersede's entry) then `entry.of_token(stored)` in this

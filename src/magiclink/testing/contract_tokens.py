@@ -15,14 +15,7 @@ import pytest
 from magiclink.domain._enums import AuditAction, BookingStatus, InvalidationReason
 from magiclink.domain._records import Booking, Guest, MagicLinkToken, NewAuditEntry
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
-from magiclink.testing.contract_support import (
-    MICRO,
-    MISSING_ID,
-    T0,
-    TTL,
-    ContractBase,
-    new_hash,
-)
+from magiclink.testing.contract_support import MICRO, MISSING_ID, T0, TTL, ContractBase, new_hash
 
 CANCELLED = InvalidationReason.BOOKING_CANCELLED
 

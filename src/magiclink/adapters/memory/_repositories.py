@@ -11,12 +11,7 @@ from typing import Any, TypeVar
 
 from magiclink.adapters.memory._store import _UndoLog
 from magiclink.domain._errors import DuplicateRating, InvalidInput
-from magiclink.domain._records import (
-    Booking,
-    Guest,
-    Incident,
-    Rating,
-)
+from magiclink.domain._records import Booking, Guest, Incident, Rating
 from magiclink.domain._replace import replacer
 from magiclink.ports._repositories import (
     BookingRepository,

@@ -15,14 +15,7 @@ from typing import Any, Final, TypeAlias, TypeVar, cast
 
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
-from magiclink.domain._records import (
-    AuditEntry,
-    Booking,
-    Guest,
-    Incident,
-    MagicLinkToken,
-    Rating,
-)
+from magiclink.domain._records import AuditEntry, Booking, Guest, Incident, MagicLinkToken, Rating
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -147,12 +147,7 @@ class InMemoryTokenRepository(_Repository, TokenRepository):
         return InvalidationResult(per_guest=per_guest)
 
     def invalidate_live(
-        self,
-        *,
-        guest_id: int,
-        booking_id: int | None,
-        reason: InvalidationReason,
-        now: datetime,
+        self, *, guest_id: int, booking_id: int | None, reason: InvalidationReason, now: datetime
     ) -> int:
         store = self._tx.store
         # A pair's links are found by the booking's own index, or the guest's inbox index:

@@ -38,10 +38,7 @@ from magiclink.adapters.sqlalchemy._repositories import (
     SqlAlchemyTokenRepository,
 )
 from magiclink.adapters.sqlalchemy._tables import metadata
-from magiclink.adapters.sqlalchemy._unit_of_work import (
-    SqlAlchemyTransaction,
-    SqlAlchemyUnitOfWork,
-)
+from magiclink.adapters.sqlalchemy._unit_of_work import SqlAlchemyTransaction, SqlAlchemyUnitOfWork
 
 __all__ = [
     "VERSION_TABLE",

@@ -25,12 +25,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 from sqlalchemy import exc as sa_exc
 
 from magiclink.adapters.sqlalchemy._tables import UQ_BOOKING_UID, UQ_RATING_BOOKING
-from magiclink.domain._errors import (
-    DuplicateRating,
-    InvalidInput,
-    MagicLinkError,
-    StorageError,
-)
+from magiclink.domain._errors import DuplicateRating, InvalidInput, MagicLinkError, StorageError
 from magiclink.ports._unit_of_work import ExcInfo
 
 P = ParamSpec("P")

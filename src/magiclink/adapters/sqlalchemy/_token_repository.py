@@ -17,10 +17,7 @@ from sqlalchemy import Executable, RowMapping
 from magiclink.adapters.sqlalchemy import _combined as combined
 from magiclink.adapters.sqlalchemy import _statements as sql
 from magiclink.adapters.sqlalchemy._errors import translating
-from magiclink.adapters.sqlalchemy._repository_base import (
-    SqlAlchemyRepository,
-    new_id,
-)
+from magiclink.adapters.sqlalchemy._repository_base import SqlAlchemyRepository, new_id
 from magiclink.adapters.sqlalchemy._rows import (
     audit_values,
     invalidation_from_rows,
@@ -32,12 +29,7 @@ from magiclink.adapters.sqlalchemy._rows import (
 )
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
-from magiclink.domain._records import (
-    InvalidationResult,
-    MagicLinkToken,
-    NewAuditEntry,
-    TokenLookup,
-)
+from magiclink.domain._records import InvalidationResult, MagicLinkToken, NewAuditEntry, TokenLookup
 from magiclink.ports._repositories import TokenRepository, TokenStats
 
 
@@ -155,12 +147,7 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
 
     @translating
     def invalidate_live(
-        self,
-        *,
-        guest_id: int,
-        booking_id: int | None,
-        reason: InvalidationReason,
-        now: datetime,
+        self, *, guest_id: int, booking_id: int | None, reason: InvalidationReason, now: datetime
     ) -> int:
         """Invalidate the guest's live tokens for this booking, or inbox links (one UPDATE)."""
         params = {"p_guest": guest_id, "p_reason": str(reason), "p_now": now}

@@ -26,12 +26,7 @@ from magiclink.adapters.sqlalchemy._repositories import (
 )
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
-from magiclink.domain._records import (
-    InvalidationResult,
-    MagicLinkToken,
-    NewAuditEntry,
-    TokenLookup,
-)
+from magiclink.domain._records import InvalidationResult, MagicLinkToken, NewAuditEntry, TokenLookup
 from magiclink.ports._unit_of_work import OnFirstUse, Transaction
 
 
@@ -111,11 +106,7 @@ class SqlAlchemyTransaction(Transaction):
         return super().consume_if_accepted(token_hash, now=now, booking_id=booking_id, entry=entry)
 
     def add_token_with_audit(
-        self,
-        token: MagicLinkToken,
-        entry: NewAuditEntry,
-        *,
-        before: Sequence[NewAuditEntry] = (),
+        self, token: MagicLinkToken, entry: NewAuditEntry, *, before: Sequence[NewAuditEntry] = ()
     ) -> MagicLinkToken:
         """See `Transaction.add_token_with_audit`: on PostgreSQL the entries `before` (if
         any), then one data-modifying CTE; the port's two calls elsewhere."""
