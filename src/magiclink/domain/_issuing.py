@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, overload
 
 from magiclink.domain import _audit
 from magiclink.domain._context import GuestContext
@@ -17,7 +17,14 @@ from magiclink.domain._policy import (
     require_id,
     require_optional_id,
 )
-from magiclink.domain._records import Booking, Guest, IssuedToken, MagicLinkToken, NewAuditEntry
+from magiclink.domain._records import (
+    UNSAVED_ID,
+    Booking,
+    Guest,
+    IssuedToken,
+    MagicLinkToken,
+    NewAuditEntry,
+)
 from magiclink.domain._transactions import Operation, run
 from magiclink.ports._unit_of_work import Transaction
 
@@ -27,6 +34,8 @@ HOURLY_CAP_MESSAGE: Final = "Too many links requested this hour: try again later
 
 Within = Callable[[Transaction, MagicLinkToken, Booking], None]
 """A step run inside the issuing transaction (the outbox's, §11.2)."""
+_Work = Callable[[Transaction], tuple[MagicLinkToken, int]]
+_MaybeWork = Callable[[Transaction], tuple[MagicLinkToken, int] | None]
 
 
 class Issuing:
@@ -40,6 +49,10 @@ class Issuing:
         normalized = normalize_email(email)
         booking_id = require_optional_id(booking_id, "booking_id")
         now, raw = self._context.clock.now(), generate_raw_token()
+        if booking_id is None and self._in_one_statement():
+            issued = self._claim_and_issue(normalized, raw, now)
+            if issued is not None:
+                return issued
 
         def work(tx: Transaction) -> tuple[MagicLinkToken, int]:
             guest = _unblocked(tx.guests.get_by_email(normalized))
@@ -73,6 +86,30 @@ class Issuing:
             return stored
 
         return self._issue(work, raw, path, normalized)
+
+    def _in_one_statement(self) -> bool:
+        """True when an inbox link may be issued by `claim_and_add_inbox_token` first: the
+        adapter has the statement, and no hourly cap or supersede asks for more than it does."""
+        settings = self._context.settings
+        return (
+            self._context.uow.issues_in_one_statement
+            and settings.max_links_per_hour is None
+            and not settings.supersede_previous_links
+        )
+
+    def _claim_and_issue(self, email: str, raw: str, now: datetime) -> IssuedToken | None:
+        """An existing, unblocked guest's inbox link outside the interval in one statement
+        (issue 15.1); None, with nothing written, for anyone else (the general path then
+        issues or refuses, in its order)."""
+        new = self._new_token(raw, UNSAVED_ID, None, now)
+        entry = _audit.creation(IssuePath.INBOX, now)
+        not_after = now - self._context.settings.request_interval
+
+        def work(tx: Transaction) -> tuple[MagicLinkToken, int] | None:
+            stored = tx.claim_and_add_inbox_token(email, new, entry, not_after=not_after)
+            return None if stored is None else (stored, 0)
+
+        return self._issue(work, raw, IssuePath.INBOX, email, one_write=True)
 
     def _claim_request(self, tx: Transaction, guest: Guest, now: datetime) -> None:
         """The rate limits of the guest path: the interval, then the hourly cap (§9.4).
@@ -121,29 +158,45 @@ class Issuing:
                 before.append(
                     _audit.tokens_invalidated(guest.id, booking_id, reason, superseded, now)
                 )
-        new = MagicLinkToken.new(
-            token_hash=hash_token(raw),
-            guest_id=guest.id,
-            booking_id=booking_id,
-            booking_revision=None if booking is None else booking.revision,
-            link_generation=0 if booking is None else booking.link_generation,
-            expires_at=now + settings.token_ttl,
-            created_at=now,
-        )
+        new = self._new_token(raw, guest.id, booking, now)
         # The token and its entry: one statement where the adapter can (issue 15.1).
         stored = tx.add_token_with_audit(new, _audit.creation(path, now), before=before)
         return stored, superseded
 
-    def _issue(
-        self,
-        work: Callable[[Transaction], tuple[MagicLinkToken, int]],
-        raw: str,
-        path: IssuePath,
-        email: str,
-    ) -> IssuedToken:
-        token, superseded = run(
-            self._context.uow, Operation(work, landed=token_stored(hash_token(raw)))
+    def _new_token(
+        self, raw: str, guest_id: int, booking: Booking | None, now: datetime
+    ) -> MagicLinkToken:
+        """The link of `raw` to store: the guest's, for `booking` (None: an inbox link)."""
+        return MagicLinkToken.new(
+            token_hash=hash_token(raw),
+            guest_id=guest_id,
+            booking_id=None if booking is None else booking.id,
+            booking_revision=None if booking is None else booking.revision,
+            link_generation=0 if booking is None else booking.link_generation,
+            expires_at=now + self._context.settings.token_ttl,
+            created_at=now,
         )
+
+    @overload
+    def _issue(
+        self, work: _Work, raw: str, path: IssuePath, email: str, *, one_write: bool = ...
+    ) -> IssuedToken: ...
+
+    @overload
+    def _issue(
+        self, work: _MaybeWork, raw: str, path: IssuePath, email: str, *, one_write: bool = ...
+    ) -> IssuedToken | None: ...
+
+    def _issue(
+        self, work: _MaybeWork, raw: str, path: IssuePath, email: str, *, one_write: bool = False
+    ) -> IssuedToken | None:
+        """Run `work` (in a `one_write` transaction if asked) and return the issued link;
+        None when the work issued none."""
+        operation = Operation(work, one_write=one_write, landed=token_stored(hash_token(raw)))
+        stored = run(self._context.uow, operation)
+        if stored is None:
+            return None
+        token, superseded = stored
         self._context.instruments.issued(token, path, superseded)
         return IssuedToken(
             raw=raw,

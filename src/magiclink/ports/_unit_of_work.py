@@ -96,6 +96,23 @@ class Transaction(abc.ABC):
         issue 15.1) makes the consume of a good link one round trip."""
         return None
 
+    def claim_and_add_inbox_token(
+        self, email: str, token: MagicLinkToken, entry: NewAuditEntry, *, not_after: datetime
+    ) -> MagicLinkToken | None:
+        """A guest's request for an inbox link, in one statement: claim the request slot of
+        the existing, unblocked guest with the normalized address `email`
+        (`GuestRepository.claim_request_slot`: its last request NULL or at most `not_after`,
+        then `token.created_at`), store `token` as that guest's (its `guest_id` is not yet
+        known: `UNSAVED_ID`) and append `entry.of_token(stored)`; the stored token, or None.
+
+        None says only that this call changed nothing: the guest is unknown, blocked or
+        within the interval, or the adapter has no such statement (this default, which does
+        nothing; `UnitOfWork.issues_in_one_statement` says which adapters have it). The
+        caller then takes the general path, which finds out which. The hourly cap (§9.4)
+        is not checked here: a caller with a cap takes the general path, whose count runs
+        after the claim, in a snapshot that sees every earlier committed link."""
+        return None
+
     def add_token_with_audit(
         self, token: MagicLinkToken, entry: NewAuditEntry, *, before: Sequence[NewAuditEntry] = ()
     ) -> MagicLinkToken:
@@ -166,6 +183,14 @@ class UnitOfWork(abc.ABC):
     def transaction(self, *, readonly: bool = False) -> Transaction:
         """Begin a new transaction. `readonly` promises no writes: a hint the adapter may use
         (SQLite begins deferred instead of immediate), not an enforcement."""
+
+    @property
+    def issues_in_one_statement(self) -> bool:
+        """True when `Transaction.claim_and_add_inbox_token` is one statement that commits by
+        itself in `one_write_transaction()` (the SQL adapter on PostgreSQL, issue 15.1): the
+        guest path then tries it before the general one. False here: the default does
+        nothing, and trying it would only cost a transaction."""
+        return False
 
     def one_write_transaction(self) -> Transaction:
         """A transaction for work whose writes land at most once, through `Transaction`'s

@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 from magiclink.domain._enums import AuditAction, BookingStatus, InvalidationReason
-from magiclink.domain._records import Booking, Guest, MagicLinkToken, NewAuditEntry
+from magiclink.domain._records import UNSAVED_ID, Booking, Guest, MagicLinkToken, NewAuditEntry
 from magiclink.ports._unit_of_work import Transaction, UnitOfWork
 from magiclink.testing.contract_support import MICRO, MISSING_ID, T0, TTL, ContractBase, new_hash
 
@@ -290,6 +290,63 @@ class TokenRepositoryContract(ContractBase):
             (expected.action, guest.id, expected.resource_id, expected.metadata),
         ]
         assert self.run(uow, lambda tx: tx.tokens.lookup("d" * 64)) is None
+
+    def test_claim_and_add_inbox_token_issues_to_a_free_guest_or_changes_nothing(
+        self, uow: UnitOfWork
+    ) -> None:
+        """Issue 15.1: `Transaction.claim_and_add_inbox_token` (one statement where
+        `uow.issues_in_one_statement`; else it does nothing) issues only to an existing,
+        unblocked guest outside the interval — claiming the slot, storing the token as that
+        guest's and appending `entry.of_token(stored)` — and for an unknown address, a
+        blocked guest or one within the interval changes nothing at all."""
+        now, not_after = T0 + timedelta(minutes=5), T0 + timedelta(minutes=1)
+        free = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=T0))
+        recent = self.run(uow, lambda tx: self.add_guest(tx, last_request_at=now))
+        blocked = self.run(uow, self.add_guest)
+        self.run(uow, lambda tx: tx.guests.set_blocked(blocked.id, True))
+        new = MagicLinkToken.new(
+            token_hash=new_hash(),
+            guest_id=UNSAVED_ID,
+            booking_id=None,
+            booking_revision=None,
+            expires_at=now + TTL,
+            created_at=now,
+        )
+        entry = NewAuditEntry(
+            None, "contract", AuditAction.CREATE_TOKEN, None, True, {"path": "inbox"}, now, "claim"
+        )
+
+        def claim(email: str, token_hash: str) -> MagicLinkToken | None:
+            token = attrs.evolve(new, token_hash=token_hash)
+            return self.run(
+                uow,
+                lambda tx: tx.claim_and_add_inbox_token(email, token, entry, not_after=not_after),
+            )
+
+        refused = [
+            claim(email, f"{n}" * 64)
+            for n, email in enumerate(
+                ["nobody@example.com", recent.normalized_email, blocked.normalized_email]
+            )
+        ]
+        stored = claim(free.normalized_email, new.token_hash)
+
+        assert refused == [None, None, None]
+        hashes = [f"{n}" * 64 for n in range(3)]
+        assert self.read(uow, lambda tx: [tx.tokens.lookup(h) for h in hashes]) == [None] * 3
+        assert self.read(uow, lambda tx: tx.guests.get(recent.id)) == recent
+        written = self.read(uow, lambda tx: list(tx.audit.by_operation("claim")))
+        claimed = self.read(uow, lambda tx: tx.guests.get(free.id))
+        if not uow.issues_in_one_statement:
+            assert stored is None and written == [] and claimed == free
+            return
+        assert stored == attrs.evolve(new, id=stored.id if stored else 0, guest_id=free.id)
+        assert stored is not None and self._get(uow, stored.id) == stored
+        assert claimed == attrs.evolve(free, last_request_at=now)
+        expected = entry.of_token(stored)
+        assert [(e.guest_id, e.resource_id, e.metadata) for e in written] == [
+            (free.id, None, expected.metadata)
+        ]
 
     def test_consume_at_expiry_is_refused_r6_5(self, uow: UnitOfWork) -> None:
         """R7.3: `expires_at <= now` is dead; one microsecond before expiry is still live."""

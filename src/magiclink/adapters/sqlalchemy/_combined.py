@@ -35,6 +35,7 @@ from magiclink.adapters.sqlalchemy._statements import (
     INVALIDATE_BY_BOOKING_RETURNING,
     LIVE_TOKEN,
     OPEN_STATUSES,
+    SLOT_FREE,
     bind_now,
 )
 from magiclink.adapters.sqlalchemy._tables import audit_log, bookings, guests, tokens
@@ -148,9 +149,12 @@ CONSUME_ACCEPTED_AND_AUDIT: Final = (
 # `t_*` parameters, then the entry completed from the new row as `NewAuditEntry.of_token`
 # completes it; the new token's id comes back.
 _TOKEN_FIELDS: Final = [column.name for column in tokens.columns if column.name != "id"]
+_NEW_TOKEN_VALUES: Final = {
+    name: bindparam(f"t_{name}", type_=tokens.c[name].type) for name in _TOKEN_FIELDS
+}
 _NEW_TOKEN: Final = (
     insert(tokens)
-    .values({name: bindparam(f"t_{name}", type_=tokens.c[name].type) for name in _TOKEN_FIELDS})
+    .values(_NEW_TOKEN_VALUES)
     .returning(tokens.c.id, tokens.c.guest_id, tokens.c.booking_id)
     .cte("new_token")
 )
@@ -158,6 +162,41 @@ _CREATED_ENTRY: Final = _insert_entries(
     _entry_values(_of_token(_NEW_TOKEN)).select_from(_NEW_TOKEN)
 ).cte("created_entry")
 ADD_TOKEN_AND_AUDIT: Final = select(_NEW_TOKEN.c.id).add_cte(_CREATED_ENTRY)
+
+# A guest's request for an inbox link in one statement, PostgreSQL only
+# (`Transaction.claim_and_add_inbox_token`, issue 15.1): `CLAIM_REQUEST_SLOT`'s conditional
+# UPDATE of the unblocked guest found by address, then the new token as `ADD_TOKEN_AND_AUDIT`
+# inserts it, its guest id taken from the claimed row, and its entry. No row, and nothing
+# written, when the guest is unknown, blocked or within the interval.
+_CLAIMED: Final = (
+    update(guests)
+    .where(
+        guests.c.normalized_email == bindparam("p_email"), guests.c.blocked == false(), SLOT_FREE
+    )
+    .values(last_request_at=bind_now())
+    .returning(guests.c.id)
+    .cte("claimed")
+)
+_CLAIMED_TOKEN: Final = (
+    insert(tokens)
+    .from_select(
+        _TOKEN_FIELDS,
+        select(
+            *(
+                _CLAIMED.c.id if name == "guest_id" else _NEW_TOKEN_VALUES[name]
+                for name in _TOKEN_FIELDS
+            )
+        ),
+    )
+    .returning(tokens.c.id, tokens.c.guest_id, tokens.c.booking_id)
+    .cte("claimed_token")
+)
+_CLAIMED_ENTRY: Final = _insert_entries(
+    _entry_values(_of_token(_CLAIMED_TOKEN)).select_from(_CLAIMED_TOKEN)
+).cte("claimed_entry")
+CLAIM_AND_ADD_INBOX_TOKEN: Final = select(_CLAIMED_TOKEN.c.id, _CLAIMED_TOKEN.c.guest_id).add_cte(
+    _CLAIMED_ENTRY
+)
 
 
 # A batch invalidation and its `INVALIDATE_TOKEN` entries (one per guest, the template's
@@ -182,6 +221,7 @@ INVALIDATE_BY_BOOKING_AND_AUDIT: Final = (
 
 __all__ = [
     "ADD_TOKEN_AND_AUDIT",
+    "CLAIM_AND_ADD_INBOX_TOKEN",
     "CONSUME_ACCEPTED_AND_AUDIT",
     "CONSUME_AND_AUDIT",
     "INVALIDATE_BY_BOOKING_AND_AUDIT",

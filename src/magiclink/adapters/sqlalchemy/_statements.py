@@ -62,15 +62,14 @@ GET_GUEST_BY_EMAIL: Final = select(*GUEST_COLUMNS).where(
     guests.c.normalized_email == bindparam("p_email")
 )
 INSERT_GUEST: Final = insert(guests)
+# The rate limit's interval (§9.4): the guest's last request is NULL or at most `p_not_after`.
+SLOT_FREE: Final = or_(
+    guests.c.last_request_at.is_(None),
+    guests.c.last_request_at <= bindparam("p_not_after", type_=UTCDateTime()),
+)
 CLAIM_REQUEST_SLOT: Final = (
     update(guests)
-    .where(
-        guests.c.id == bindparam("p_id"),
-        or_(
-            guests.c.last_request_at.is_(None),
-            guests.c.last_request_at <= bindparam("p_not_after", type_=UTCDateTime()),
-        ),
-    )
+    .where(guests.c.id == bindparam("p_id"), SLOT_FREE)
     .values(last_request_at=bind_now())
 )
 SET_BLOCKED: Final = (
@@ -328,6 +327,7 @@ __all__ = [
     "REVOKE_BOOKING_LINKS",
     "SET_BLOCKED",
     "SET_BLOCKED_RETURNING",
+    "SLOT_FREE",
     "TOKEN_STATS",
     "UPDATE_BOOKING",
     "bind_now",

@@ -66,6 +66,23 @@ class SqlAlchemyTokenRepository(SqlAlchemyRepository, TokenRepository):
         return attrs.evolve(token, id=int(row["id"]))
 
     @translating
+    def claim_and_add_inbox_token(
+        self, email: str, token: MagicLinkToken, entry: NewAuditEntry, *, not_after: datetime
+    ) -> MagicLinkToken | None:
+        """The guest's slot claim, `add` of its new token and the insert of
+        `entry.of_token(stored)`, in one statement (PostgreSQL: `CLAIM_AND_ADD_INBOX_TOKEN`, a
+        data-modifying CTE); the stored token, or None when no guest was claimed."""
+        params: dict[str, Any] = {
+            f"t_{name}": value for name, value in token_values(token).items() if name != "guest_id"
+        }
+        params.update(_entry_params(entry))
+        params.update(p_email=email, p_now=token.created_at, p_not_after=not_after)
+        row = self._first(combined.CLAIM_AND_ADD_INBOX_TOKEN, params, _as_read)
+        if row is None:
+            return None
+        return attrs.evolve(token, id=int(row["id"]), guest_id=int(row["guest_id"]))
+
+    @translating
     def lookup(self, token_hash: str) -> TokenLookup | None:
         """Token, guest and booking state in one SELECT (token JOIN guest LEFT JOIN booking)."""
         return self._lookup(sql.LOOKUP_TOKEN, {"p_hash": token_hash})

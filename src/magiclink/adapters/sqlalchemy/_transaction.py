@@ -105,6 +105,15 @@ class SqlAlchemyTransaction(Transaction):
             )
         return super().consume_if_accepted(token_hash, now=now, booking_id=booking_id, entry=entry)
 
+    def claim_and_add_inbox_token(
+        self, email: str, token: MagicLinkToken, entry: NewAuditEntry, *, not_after: datetime
+    ) -> MagicLinkToken | None:
+        """See `Transaction.claim_and_add_inbox_token`: one statement on PostgreSQL (a
+        data-modifying CTE); elsewhere None, and the general path issues."""
+        if self._flavour is Flavour.POSTGRESQL:
+            return self.tokens.claim_and_add_inbox_token(email, token, entry, not_after=not_after)
+        return super().claim_and_add_inbox_token(email, token, entry, not_after=not_after)
+
     def add_token_with_audit(
         self, token: MagicLinkToken, entry: NewAuditEntry, *, before: Sequence[NewAuditEntry] = ()
     ) -> MagicLinkToken:

@@ -132,6 +132,11 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             restore_autocommit=restore,
         )
 
+    @property
+    def issues_in_one_statement(self) -> bool:
+        """See `UnitOfWork.issues_in_one_statement`: True on PostgreSQL."""
+        return self._flavour is Flavour.POSTGRESQL
+
     def one_write_transaction(self) -> SqlAlchemyTransaction:
         """See `UnitOfWork.one_write_transaction`. On PostgreSQL the read-only checkout (in
         AUTOCOMMIT), where each statement commits by itself: a good link's consume is the
