@@ -233,6 +233,20 @@ class AuditLogContract(ContractBase):
             entry.created_at,
         )
 
+    def test_a_stored_entry_keeps_its_metadata_as_written_r8(self, uow: UnitOfWork) -> None:
+        """R8: the log is append-only — changing the dict passed in afterwards (a host's
+        `log_access` metadata) changes no stored entry, and a read entry's metadata is
+        read-only."""
+        metadata: dict[str, object] = {"count": 1}
+        entry = self.audit_entry(resource_id="kept", metadata=metadata)
+        self.run(uow, lambda tx: tx.audit.add_many([entry]))
+        metadata["count"] = 2
+        metadata["added"] = True
+        [stored] = self.read(uow, lambda tx: tx.audit.list(booking_id=None, guest_id=None))
+        assert dict(stored.metadata) == {"count": 1}
+        with pytest.raises(TypeError):
+            stored.metadata["count"] = 3  # type: ignore[index]
+
     def test_add_many_stores_every_field_r8(self, uow: UnitOfWork) -> None:
         """R8.2-8.5: guest, action, resource, success, JSON metadata and time round-trip."""
         metadata = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
+from typing import Any
 
 from magiclink.adapters.memory._repositories import _Repository
 from magiclink.adapters.memory._store import _MISSING
@@ -22,17 +24,7 @@ class InMemoryAuditLog(_Repository, AuditLog):
         for new in entries:
             entry_id = store.next_id()  # fresh: nothing to restore but its absence
             log((audit, entry_id, _MISSING))
-            audit[entry_id] = AuditEntry(
-                id=entry_id,
-                guest_id=new.guest_id,
-                endpoint=new.endpoint,
-                action=new.action,
-                resource_id=new.resource_id,
-                success=new.success,
-                metadata=new.metadata,
-                created_at=new.created_at,
-                operation_id=new.operation_id,
-            )
+            audit[entry_id] = (new, MappingProxyType(dict(new.metadata)))
             if new.resource_id is not None:
                 tx.append_index(store.audit_by_resource, new.resource_id, entry_id)
             if new.guest_id is not None:
@@ -50,7 +42,7 @@ class InMemoryAuditLog(_Repository, AuditLog):
             ids = store.audit_by_guest.get(guest_id, ())
         else:
             ids = list(store.audit)
-        entries = [store.audit[i] for i in ids]
+        entries = [_entry(i, store.audit[i]) for i in ids]
         if booking_id is not None and guest_id is not None:
             entries = [e for e in entries if e.guest_id == guest_id]
         entries.sort(key=lambda e: (e.created_at, e.id), reverse=True)
@@ -58,17 +50,33 @@ class InMemoryAuditLog(_Repository, AuditLog):
 
     def by_operation(self, operation_id: str) -> Sequence[AuditEntry]:
         store = self._tx.store
-        return [store.audit[i] for i in store.audit_by_operation.get(operation_id, ())]
+        return [_entry(i, store.audit[i]) for i in store.audit_by_operation.get(operation_id, ())]
 
     def count_links_issued(self, guest_id: int, *, path: str, since: datetime) -> int:
         store = self._tx.store
         return sum(
             1
             for i in store.audit_by_guest.get(guest_id, ())
-            if (entry := store.audit[i]).action == AuditAction.CREATE_TOKEN
-            and entry.metadata.get("path") == path
-            and entry.created_at > since
+            if (entry := store.audit[i])[0].action == AuditAction.CREATE_TOKEN
+            and entry[1].get("path") == path
+            and entry[0].created_at > since
         )
+
+
+def _entry(entry_id: int, stored: tuple[NewAuditEntry, Mapping[str, Any]]) -> AuditEntry:
+    """The log's row of a stored entry."""
+    new, metadata = stored
+    return AuditEntry(
+        id=entry_id,
+        guest_id=new.guest_id,
+        endpoint=new.endpoint,
+        action=new.action,
+        resource_id=new.resource_id,
+        success=new.success,
+        metadata=metadata,
+        created_at=new.created_at,
+        operation_id=new.operation_id,
+    )
 
 
 __all__ = ["InMemoryAuditLog"]

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, TypeAlias, TypeVar, cast
 
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
-from magiclink.domain._records import AuditEntry, Booking, Guest, Incident, MagicLinkToken, Rating
+from magiclink.domain._records import (
+    Booking,
+    Guest,
+    Incident,
+    MagicLinkToken,
+    NewAuditEntry,
+    Rating,
+)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -49,7 +57,9 @@ class _Store:
         self.ratings: dict[int, Rating] = {}
         self.rating_by_booking: dict[int, int] = {}
         self.incidents: dict[int, Incident] = {}
-        self.audit: dict[int, AuditEntry] = {}
+        # Each entry as written, with a private copy of its metadata: the `AuditEntry` is
+        # built when read (rare), not on the hot path of every write.
+        self.audit: dict[int, tuple[NewAuditEntry, Mapping[str, Any]]] = {}
         self.audit_by_resource: dict[str, list[int]] = {}
         self.audit_by_guest: dict[int, list[int]] = {}
         self.audit_by_operation: dict[str, list[int]] = {}
