@@ -27,11 +27,12 @@ ROUNDS: Final = 5
 """Rounds per race (each on fresh records)."""
 
 
-def race(uow: UnitOfWork, work: Callable[[Transaction], T], *, threads: int = THREADS) -> list[T]:
-    """Run `work` in `threads` threads released together, each in its own transaction.
-
-    Returns every racer's result; fails the test if any racer raised or did not finish.
-    """
+def released_together(
+    call: Callable[[], T], *, threads: int = THREADS
+) -> tuple[list[T], list[BaseException]]:
+    """Run `call` in `threads` threads released together by a barrier; what the calls
+    returned and what they raised (each list in finishing order). Fails the test if a
+    thread does not finish within `JOIN_SECONDS`."""
     barrier = threading.Barrier(threads)
     results: list[T] = []
     errors: list[BaseException] = []
@@ -40,7 +41,7 @@ def race(uow: UnitOfWork, work: Callable[[Transaction], T], *, threads: int = TH
     def racer() -> None:
         try:
             barrier.wait(JOIN_SECONDS)
-            result = run_in_transaction(uow, work)
+            result = call()
         except BaseException as error:
             with lock:
                 errors.append(error)
@@ -49,7 +50,7 @@ def race(uow: UnitOfWork, work: Callable[[Transaction], T], *, threads: int = TH
                 results.append(result)
 
     workers = [
-        threading.Thread(target=racer, name=f"contract-racer-{i}", daemon=True)
+        threading.Thread(target=racer, name=f"magiclink-racer-{i}", daemon=True)
         for i in range(threads)
     ]
     for worker in workers:
@@ -57,6 +58,15 @@ def race(uow: UnitOfWork, work: Callable[[Transaction], T], *, threads: int = TH
     for worker in workers:
         worker.join(JOIN_SECONDS)
     assert not any(worker.is_alive() for worker in workers), "a racer never finished"
+    return results, errors
+
+
+def race(uow: UnitOfWork, work: Callable[[Transaction], T], *, threads: int = THREADS) -> list[T]:
+    """Run `work` in `threads` threads released together, each in its own transaction.
+
+    Returns every racer's result; fails the test if any racer raised or did not finish.
+    """
+    results, errors = released_together(lambda: run_in_transaction(uow, work), threads=threads)
     assert errors == [], f"racers raised: {errors!r}"
     assert len(results) == threads
     return results
@@ -164,4 +174,4 @@ class ConcurrencyContract(ContractBase):
         assert [o for o in outcomes if o is not None] == [token]
 
 
-__all__ = ["ROUNDS", "THREADS", "ConcurrencyContract", "race"]
+__all__ = ["ROUNDS", "THREADS", "ConcurrencyContract", "race", "released_together"]
