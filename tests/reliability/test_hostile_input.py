@@ -375,7 +375,8 @@ def lasting_rows(world: World) -> dict[str, list[Any]]:
     if isinstance(world.uow, InMemoryUnitOfWork):
         stored.pop("audit_by_resource")
         stored.pop("audit_by_guest")
-        stored["audit"] = [(i, e) for i, e in stored["audit"] if e.action != "VERIFY_TOKEN"]
+        # Each entry is stored as written, with its metadata: (NewAuditEntry, metadata).
+        stored["audit"] = [(i, e) for i, e in stored["audit"] if e[0].action != "VERIFY_TOKEN"]
     else:
         stored["magiclink_audit_log"] = [
             r for r in stored["magiclink_audit_log"] if "VERIFY_TOKEN" not in r
