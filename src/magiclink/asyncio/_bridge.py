@@ -59,10 +59,13 @@ def wait(awaitable: Awaitable[T]) -> T:
     return await_only(awaitable)
 
 
-class Shell:
+S = TypeVar("S")
+
+
+class Shell(Generic[S]):
     """An async service: the sync service `_sync` whose methods its `Twin`s await."""
 
-    def __init__(self, sync: Any) -> None:
+    def __init__(self, sync: S) -> None:
         self._sync = sync
 
 
@@ -83,20 +86,20 @@ class Twin(Generic[P, T]):
         signature = inspect.signature(method)
         self._signature = signature.replace(parameters=list(signature.parameters.values())[1:])
 
-    def __set_name__(self, owner: type[Shell], name: str) -> None:
+    def __set_name__(self, owner: type[Shell[Any]], name: str) -> None:
         if name != self._name:
             raise TypeError(f"{owner.__name__}.{name} is the twin of {self._name!r}: name it so")
 
     @overload
-    def __get__(self, instance: None, owner: type[Shell]) -> Self: ...
+    def __get__(self, instance: None, owner: type[Shell[Any]]) -> Self: ...
 
     @overload
     def __get__(
-        self, instance: Shell, owner: type[Shell]
+        self, instance: Shell[Any], owner: type[Shell[Any]]
     ) -> Callable[P, Coroutine[Any, Any, T]]: ...
 
     def __get__(
-        self, instance: Shell | None, owner: type[Shell]
+        self, instance: Shell[Any] | None, owner: type[Shell[Any]]
     ) -> Self | Callable[P, Coroutine[Any, Any, T]]:
         if instance is None:
             return self

@@ -23,27 +23,23 @@ from magiclink.ports._metrics import Metrics
 from magiclink.ports._unit_of_work import UnitOfWork
 
 
-class AsyncGuestService(Shell):
+class AsyncGuestService(Shell[GuestService]):
     """`GuestService` as coroutines: issuing, verification, invalidation, admin."""
-
-    def __init__(self, sync: GuestService) -> None:
-        super().__init__(sync)
-        self._guests = sync
 
     @property
     def clock(self) -> Clock:
         """The clock the service reads."""
-        return self._guests.clock
+        return self._sync.clock
 
     @property
     def metrics(self) -> Metrics:
         """The metrics the service records."""
-        return self._guests.metrics
+        return self._sync.metrics
 
     @property
     def settings(self) -> Settings:
         """The service's settings (TTL, request interval, link URL)."""
-        return self._guests.settings
+        return self._sync.settings
 
     request_inbox_link = Twin(GuestService.request_inbox_link)
     # `within` runs inside the bridge, in the issuing transaction.
@@ -66,7 +62,7 @@ class AsyncGuestService(Shell):
     audit_trail = Twin(GuestService.audit_trail)
 
 
-class AsyncBookingService(Shell):
+class AsyncBookingService(Shell[BookingService]):
     """`BookingService` as coroutines: the booking lifecycle and its link actions."""
 
     def __init__(self, sync: BookingService, notifier: AsyncNotifier) -> None:
@@ -88,22 +84,16 @@ class AsyncBookingService(Shell):
     reschedule_with_link = Twin(BookingService.reschedule_with_link)
 
 
-class AsyncRatingService(Shell):
+class AsyncRatingService(Shell[RatingService]):
     """`RatingService` as coroutines."""
-
-    def __init__(self, sync: RatingService) -> None:
-        super().__init__(sync)
 
     get_rating = Twin(RatingService.get_rating)
     create_rating = Twin(RatingService.create_rating)
     rate_with_link = Twin(RatingService.rate_with_link)
 
 
-class AsyncQualityRepository(Shell):
+class AsyncQualityRepository(Shell[QualityRepository]):
     """`QualityRepository` as coroutines: incidents."""
-
-    def __init__(self, sync: QualityRepository) -> None:
-        super().__init__(sync)
 
     create_incident = Twin(QualityRepository.create_incident)
     report_with_link = Twin(QualityRepository.report_with_link)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final, overload
 
+import attrs
+
 from magiclink.domain import _audit
 from magiclink.domain._context import GuestContext
 from magiclink.domain._enums import InvalidationReason, IssuePath
@@ -38,6 +40,20 @@ _Work = Callable[[Transaction], tuple[MagicLinkToken, int]]
 _MaybeWork = Callable[[Transaction], tuple[MagicLinkToken, int] | None]
 
 
+@attrs.frozen
+class _NewLink:
+    """A link about to be issued: its raw secret (mailed once, never stored) and the hash
+    stored for it, computed once per request."""
+
+    raw: str = attrs.field(repr=False)
+    token_hash: str
+
+    @classmethod
+    def generate(cls) -> _NewLink:
+        raw = generate_raw_token()
+        return cls(raw, hash_token(raw))
+
+
 class Issuing:
     """Issues links, each with its `CREATE_TOKEN` entry, in one transaction per link."""
 
@@ -48,9 +64,9 @@ class Issuing:
         """The guest path; see `GuestService.request_inbox_link`."""
         normalized = normalize_email(email)
         booking_id = require_optional_id(booking_id, "booking_id")
-        now, raw = self._context.clock.now(), generate_raw_token()
+        now, link = self._context.clock.now(), _NewLink.generate()
         if booking_id is None and self._in_one_statement():
-            issued = self._claim_and_issue(normalized, raw, now)
+            issued = self._claim_and_issue(normalized, link, now)
             if issued is not None:
                 return issued
 
@@ -64,9 +80,9 @@ class Issuing:
             guest, created = _guest_or_new(tx, guest, normalized, now, last_request_at=now)
             if not created:
                 self._claim_request(tx, guest, now)
-            return self._store(tx, guest, booking, raw, now, IssuePath.INBOX)
+            return self._store(tx, guest, booking, link, now, IssuePath.INBOX)
 
-        return self._issue(work, raw, IssuePath.INBOX, normalized)
+        return self._issue(work, link, IssuePath.INBOX, normalized)
 
     def issue_system_link(
         self, email: str, booking_id: int, path: IssuePath, within: Within | None = None
@@ -74,18 +90,18 @@ class Issuing:
         """A booking's link on a system path: never rate-limited, `last_request_at` untouched."""
         normalized = normalize_email(email)
         booking_id = require_id(booking_id, "booking_id")
-        now, raw = self._context.clock.now(), generate_raw_token()
+        now, link = self._context.clock.now(), _NewLink.generate()
 
         def work(tx: Transaction) -> tuple[MagicLinkToken, int]:
             guest = _unblocked(tx.guests.get_by_email(normalized))
             booking = open_booking_of(tx, booking_id, normalized)
             guest, _ = _guest_or_new(tx, guest, normalized, now, last_request_at=None)
-            stored = self._store(tx, guest, booking, raw, now, path)
+            stored = self._store(tx, guest, booking, link, now, path)
             if within is not None:
                 within(tx, stored[0], booking)
             return stored
 
-        return self._issue(work, raw, path, normalized)
+        return self._issue(work, link, path, normalized)
 
     def _in_one_statement(self) -> bool:
         """True when an inbox link may be issued by `claim_and_add_inbox_token` first: the
@@ -97,11 +113,11 @@ class Issuing:
             and not settings.supersede_previous_links
         )
 
-    def _claim_and_issue(self, email: str, raw: str, now: datetime) -> IssuedToken | None:
+    def _claim_and_issue(self, email: str, link: _NewLink, now: datetime) -> IssuedToken | None:
         """An existing, unblocked guest's inbox link outside the interval in one statement
         (issue 15.1); None, with nothing written, for anyone else (the general path then
         issues or refuses, in its order)."""
-        new = self._new_token(raw, UNSAVED_ID, None, now)
+        new = self._new_token(link, UNSAVED_ID, None, now)
         entry = _audit.creation(IssuePath.INBOX, now)
         not_after = now - self._context.settings.request_interval
 
@@ -109,7 +125,7 @@ class Issuing:
             stored = tx.claim_and_add_inbox_token(email, new, entry, not_after=not_after)
             return None if stored is None else (stored, 0)
 
-        return self._issue(work, raw, IssuePath.INBOX, email, one_write=True)
+        return self._issue(work, link, IssuePath.INBOX, email, one_write=True)
 
     def _claim_request(self, tx: Transaction, guest: Guest, now: datetime) -> None:
         """The rate limits of the guest path: the interval, then the hourly cap (§9.4).
@@ -133,7 +149,7 @@ class Issuing:
         tx: Transaction,
         guest: Guest,
         booking: Booking | None,
-        raw: str,
+        link: _NewLink,
         now: datetime,
         path: IssuePath,
     ) -> tuple[MagicLinkToken, int]:
@@ -158,17 +174,17 @@ class Issuing:
                 before.append(
                     _audit.tokens_invalidated(guest.id, booking_id, reason, superseded, now)
                 )
-        new = self._new_token(raw, guest.id, booking, now)
+        new = self._new_token(link, guest.id, booking, now)
         # The token and its entry: one statement where the adapter can (issue 15.1).
         stored = tx.add_token_with_audit(new, _audit.creation(path, now), before=before)
         return stored, superseded
 
     def _new_token(
-        self, raw: str, guest_id: int, booking: Booking | None, now: datetime
+        self, link: _NewLink, guest_id: int, booking: Booking | None, now: datetime
     ) -> MagicLinkToken:
-        """The link of `raw` to store: the guest's, for `booking` (None: an inbox link)."""
+        """The token of `link` to store: the guest's, for `booking` (None: an inbox link)."""
         return MagicLinkToken.new(
-            token_hash=hash_token(raw),
+            token_hash=link.token_hash,
             guest_id=guest_id,
             booking_id=None if booking is None else booking.id,
             booking_revision=None if booking is None else booking.revision,
@@ -179,27 +195,39 @@ class Issuing:
 
     @overload
     def _issue(
-        self, work: _Work, raw: str, path: IssuePath, email: str, *, one_write: bool = ...
+        self, work: _Work, link: _NewLink, path: IssuePath, email: str, *, one_write: bool = ...
     ) -> IssuedToken: ...
 
     @overload
     def _issue(
-        self, work: _MaybeWork, raw: str, path: IssuePath, email: str, *, one_write: bool = ...
+        self,
+        work: _MaybeWork,
+        link: _NewLink,
+        path: IssuePath,
+        email: str,
+        *,
+        one_write: bool = ...,
     ) -> IssuedToken | None: ...
 
     def _issue(
-        self, work: _MaybeWork, raw: str, path: IssuePath, email: str, *, one_write: bool = False
+        self,
+        work: _MaybeWork,
+        link: _NewLink,
+        path: IssuePath,
+        email: str,
+        *,
+        one_write: bool = False,
     ) -> IssuedToken | None:
         """Run `work` (in a `one_write` transaction if asked) and return the issued link;
         None when the work issued none."""
-        operation = Operation(work, one_write=one_write, landed=token_stored(hash_token(raw)))
+        operation = Operation(work, one_write=one_write, landed=token_stored(link.token_hash))
         stored = run(self._context.uow, operation)
         if stored is None:
             return None
         token, superseded = stored
         self._context.instruments.issued(token, path, superseded)
         return IssuedToken(
-            raw=raw,
+            raw=link.raw,
             token_id=token.id,
             guest_id=token.guest_id,
             booking_id=token.booking_id,
