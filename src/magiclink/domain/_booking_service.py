@@ -242,14 +242,7 @@ class BookingService(LifecycleService):
     def _enqueue_mail(self, tx: Transaction, booking: Booking, kind: str) -> None:
         """Store the mail intent in the booking's own transaction (§11.2); no token at rest."""
         if self._outbox is not None:
-            intent = OutboxMessage.pending(
-                booking_id=booking.id,
-                booking_revision=booking.revision,
-                guest_email=booking.guest_email,
-                kind=kind,
-                now=self._clock.now(),
-            )
-            self._outbox.enqueue(tx, intent)
+            self._outbox.enqueue(tx, OutboxMessage.pending(booking, kind, self._clock.now()))
 
     # ------------------------------------------------------- link actions (§8.1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Final, overload
+from typing import Final
 
 import attrs
 
@@ -37,7 +37,6 @@ HOURLY_CAP_MESSAGE: Final = "Too many links requested this hour: try again later
 Within = Callable[[Transaction, MagicLinkToken, Booking], None]
 """A step run inside the issuing transaction (the outbox's, §11.2)."""
 _Work = Callable[[Transaction], tuple[MagicLinkToken, int]]
-_MaybeWork = Callable[[Transaction], tuple[MagicLinkToken, int] | None]
 
 
 @attrs.frozen
@@ -125,7 +124,9 @@ class Issuing:
             stored = tx.claim_and_add_inbox_token(email, new, entry, not_after=not_after)
             return None if stored is None else (stored, 0)
 
-        return self._issue(work, link, IssuePath.INBOX, email, one_write=True)
+        landed = token_stored(link.token_hash)
+        stored = run(self._context.uow, Operation(work, one_write=True, landed=landed))
+        return None if stored is None else self._issued(stored, link, IssuePath.INBOX, email)
 
     def _claim_request(self, tx: Transaction, guest: Guest, now: datetime) -> None:
         """The rate limits of the guest path: the interval, then the hourly cap (§9.4).
@@ -193,37 +194,15 @@ class Issuing:
             created_at=now,
         )
 
-    @overload
-    def _issue(
-        self, work: _Work, link: _NewLink, path: IssuePath, email: str, *, one_write: bool = ...
-    ) -> IssuedToken: ...
+    def _issue(self, work: _Work, link: _NewLink, path: IssuePath, email: str) -> IssuedToken:
+        """Run `work` in its transaction and return the link it issued."""
+        stored = run(self._context.uow, Operation(work, landed=token_stored(link.token_hash)))
+        return self._issued(stored, link, path, email)
 
-    @overload
-    def _issue(
-        self,
-        work: _MaybeWork,
-        link: _NewLink,
-        path: IssuePath,
-        email: str,
-        *,
-        one_write: bool = ...,
-    ) -> IssuedToken | None: ...
-
-    def _issue(
-        self,
-        work: _MaybeWork,
-        link: _NewLink,
-        path: IssuePath,
-        email: str,
-        *,
-        one_write: bool = False,
-    ) -> IssuedToken | None:
-        """Run `work` (in a `one_write` transaction if asked) and return the issued link;
-        None when the work issued none."""
-        operation = Operation(work, one_write=one_write, landed=token_stored(link.token_hash))
-        stored = run(self._context.uow, operation)
-        if stored is None:
-            return None
+    def _issued(
+        self, stored: tuple[MagicLinkToken, int], link: _NewLink, path: IssuePath, email: str
+    ) -> IssuedToken:
+        """The caller's view of a stored link (its raw secret, once), counted and logged."""
         token, superseded = stored
         self._context.instruments.issued(token, path, superseded)
         return IssuedToken(

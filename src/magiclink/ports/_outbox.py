@@ -20,7 +20,7 @@ from typing import Final
 
 import attrs
 
-from magiclink.domain._records import UNSAVED_ID
+from magiclink.domain._records import UNSAVED_ID, Booking
 from magiclink.ports._unit_of_work import Transaction
 
 
@@ -59,15 +59,14 @@ class OutboxMessage:
     delivered_at: datetime | None = None
 
     @classmethod
-    def pending(
-        cls, *, booking_id: int, booking_revision: int, guest_email: str, kind: str, now: datetime
-    ) -> OutboxMessage:
-        """A new intent for `Outbox.enqueue`: pending, never attempted, due at `now`."""
+    def pending(cls, booking: Booking, kind: str, now: datetime) -> OutboxMessage:
+        """A new intent for `Outbox.enqueue`: a `kind` mail about `booking` as it stands
+        (its revision, its guest's address), pending, never attempted, due at `now`."""
         return cls(
             id=UNSAVED_ID,
-            booking_id=booking_id,
-            booking_revision=booking_revision,
-            guest_email=guest_email,
+            booking_id=booking.id,
+            booking_revision=booking.revision,
+            guest_email=booking.guest_email,
             kind=kind,
             state=OutboxState.PENDING,
             attempts=0,

@@ -7,6 +7,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+import attrs
+
 from magiclink.adapters.memory._repositories import _Repository
 from magiclink.adapters.memory._store import _MISSING
 from magiclink.domain._enums import AuditAction
@@ -64,19 +66,11 @@ class InMemoryAuditLog(_Repository, AuditLog):
 
 
 def _entry(entry_id: int, stored: tuple[NewAuditEntry, Mapping[str, Any]]) -> AuditEntry:
-    """The log's row of a stored entry."""
+    """The log's row of a stored entry: the entry as written, with its id."""
     new, metadata = stored
-    return AuditEntry(
-        id=entry_id,
-        guest_id=new.guest_id,
-        endpoint=new.endpoint,
-        action=new.action,
-        resource_id=new.resource_id,
-        success=new.success,
-        metadata=metadata,
-        created_at=new.created_at,
-        operation_id=new.operation_id,
-    )
+    fields = attrs.asdict(new, recurse=False)
+    fields["metadata"] = metadata  # the private copy taken when it was written
+    return AuditEntry(id=entry_id, **fields)
 
 
 __all__ = ["InMemoryAuditLog"]
