@@ -11,14 +11,7 @@ from typing import Any, ClassVar, Generic, Self, TypeAlias, TypeVar, overload
 
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._records import InvalidationResult, MagicLinkToken, NewAuditEntry, TokenLookup
-from magiclink.ports._repositories import (
-    AuditLog,
-    BookingRepository,
-    GuestRepository,
-    IncidentRepository,
-    RatingRepository,
-    TokenRepository,
-)
+from magiclink.ports import _repositories as repositories
 
 ExcInfo: TypeAlias = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 """What `__exit__` receives: the exception's type, the exception and its traceback (or Nones)."""
@@ -62,12 +55,12 @@ class Transaction(abc.ABC):
     in turn.
     """
 
-    guests: GuestRepository
-    tokens: TokenRepository
-    bookings: BookingRepository
-    ratings: RatingRepository
-    incidents: IncidentRepository
-    audit: AuditLog
+    guests: repositories.GuestRepository
+    tokens: repositories.TokenRepository
+    bookings: repositories.BookingRepository
+    ratings: repositories.RatingRepository
+    incidents: repositories.IncidentRepository
+    audit: repositories.AuditLog
 
     def consume_with_audit(self, token_id: int, *, now: datetime, entry: NewAuditEntry) -> bool:
         """Consume the token (`TokenRepository.consume`) and, if that marked it used, append

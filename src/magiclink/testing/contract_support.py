@@ -22,17 +22,17 @@ from typing import Any, Final, Literal, TypeVar
 
 import pytest
 
-from magiclink.domain._enums import AuditAction, BookingStatus, IncidentType
-from magiclink.domain._records import (
+from magiclink import (
+    AuditAction,
     Booking,
+    BookingStatus,
     Guest,
     Incident,
+    IncidentType,
     MagicLinkToken,
-    NewAuditEntry,
     Rating,
 )
-from magiclink.ports import UNSAVED_ID
-from magiclink.ports._unit_of_work import Transaction, UnitOfWork
+from magiclink.ports import UNSAVED_ID, NewAuditEntry, Transaction, UnitOfWork
 
 T = TypeVar("T")
 

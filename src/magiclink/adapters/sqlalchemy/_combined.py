@@ -12,20 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import (
-    BigInteger,
-    and_,
-    bindparam,
-    cast,
-    exists,
-    false,
-    func,
-    insert,
-    literal_column,
-    or_,
-    select,
-    update,
-)
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.expression import CTE, Insert, Select
 
@@ -51,9 +38,9 @@ def _entry_values(filled: Mapping[str, Any] | None = None) -> Select[Any]:
     (`_token_repository._entry_params`), but the columns in `filled`, taken from the rows
     it selects from."""
     filled = filled or {}
-    return select(
+    return sa.select(
         *(
-            filled.get(name, bindparam(f"a_{name}", type_=audit_log.c[name].type))
+            filled.get(name, sa.bindparam(f"a_{name}", type_=audit_log.c[name].type))
             for name in _AUDITED
         )
     )
@@ -61,14 +48,14 @@ def _entry_values(filled: Mapping[str, Any] | None = None) -> Select[Any]:
 
 def _insert_entries(values: Select[Any]) -> Insert:
     """The INSERT of one audit entry per row of `values`, returning their ids."""
-    return insert(audit_log).from_select(_AUDITED, values).returning(audit_log.c.id)
+    return sa.insert(audit_log).from_select(_AUDITED, values).returning(audit_log.c.id)
 
 
 def _metadata_with(key: str, value: Any) -> Any:
     """The `a_metadata` parameter (JSONB) with `key` set to `value` from the row."""
-    return bindparam("a_metadata", type_=postgresql.JSONB()).op(
+    return sa.bindparam("a_metadata", type_=postgresql.JSONB()).op(
         "||", return_type=postgresql.JSONB()
-    )(func.jsonb_build_object(literal_column(f"'{key}'"), value))
+    )(sa.func.jsonb_build_object(sa.literal_column(f"'{key}'"), value))
 
 
 # A row exactly when the token was consumed.
@@ -84,22 +71,22 @@ CONSUME_AND_AUDIT: Final = _insert_entries(_entry_values().select_from(_CONSUMED
 # refused link matches nothing: the domain's general path then finds out why.
 _scoped = bookings.alias("s")
 _owner = guests.alias("o")
-_scope = bindparam("p_scope", type_=BigInteger())
+_scope = sa.bindparam("p_scope", type_=sa.BigInteger())
 _ACCEPTED: Final = (
-    update(tokens)
+    sa.update(tokens)
     .where(
-        tokens.c.token_hash == bindparam("p_hash"),
+        tokens.c.token_hash == sa.bindparam("p_hash"),
         *LIVE_TOKEN,
-        exists()
+        sa.exists()
         .where(
             _owner.c.id == tokens.c.guest_id,
-            _owner.c.blocked == false(),
-            or_(
+            _owner.c.blocked == sa.false(),
+            sa.or_(
                 _scope.is_(None),
                 tokens.c.booking_id == _scope,
-                and_(
+                sa.and_(
                     tokens.c.booking_id.is_(None),
-                    exists().where(
+                    sa.exists().where(
                         _scoped.c.id == _scope,
                         _scoped.c.guest_email == _owner.c.normalized_email,
                         _scoped.c.status.in_(OPEN_STATUSES),
@@ -119,9 +106,9 @@ def _of_token(row: CTE) -> Mapping[str, Any]:
     """The columns `NewAuditEntry.of_token` fills in, from a token row that a CTE returns."""
     return {
         "guest_id": row.c.guest_id,
-        "resource_id": func.coalesce(
-            bindparam("a_resource_id", type_=audit_log.c.resource_id.type),
-            cast(row.c.booking_id, audit_log.c.resource_id.type),
+        "resource_id": sa.func.coalesce(
+            sa.bindparam("a_resource_id", type_=audit_log.c.resource_id.type),
+            sa.cast(row.c.booking_id, audit_log.c.resource_id.type),
         ),
         "metadata": _metadata_with("token_id", row.c.id),
     }
@@ -132,7 +119,7 @@ _CONSUMED_ENTRY: Final = _insert_entries(_entry_values(_OF_TOKEN).select_from(_A
     "consumed_entry"
 )
 CONSUME_ACCEPTED_AND_AUDIT: Final = (
-    select(
+    sa.select(
         *(_ACCEPTED.c[column.name].label(f"token_{column.name}") for column in tokens.columns),
         *LOOKUP_COLUMNS[len(TOKEN_COLUMNS) :],
     )
@@ -150,10 +137,10 @@ CONSUME_ACCEPTED_AND_AUDIT: Final = (
 # completes it; the new token's id comes back.
 _TOKEN_FIELDS: Final = [column.name for column in tokens.columns if column.name != "id"]
 _NEW_TOKEN_VALUES: Final = {
-    name: bindparam(f"t_{name}", type_=tokens.c[name].type) for name in _TOKEN_FIELDS
+    name: sa.bindparam(f"t_{name}", type_=tokens.c[name].type) for name in _TOKEN_FIELDS
 }
 _NEW_TOKEN: Final = (
-    insert(tokens)
+    sa.insert(tokens)
     .values(_NEW_TOKEN_VALUES)
     .returning(tokens.c.id, tokens.c.guest_id, tokens.c.booking_id)
     .cte("new_token")
@@ -161,7 +148,7 @@ _NEW_TOKEN: Final = (
 _CREATED_ENTRY: Final = _insert_entries(
     _entry_values(_of_token(_NEW_TOKEN)).select_from(_NEW_TOKEN)
 ).cte("created_entry")
-ADD_TOKEN_AND_AUDIT: Final = select(_NEW_TOKEN.c.id).add_cte(_CREATED_ENTRY)
+ADD_TOKEN_AND_AUDIT: Final = sa.select(_NEW_TOKEN.c.id).add_cte(_CREATED_ENTRY)
 
 # A guest's request for an inbox link in one statement, PostgreSQL only
 # (`Transaction.claim_and_add_inbox_token`, issue 15.1): `CLAIM_REQUEST_SLOT`'s conditional
@@ -169,19 +156,21 @@ ADD_TOKEN_AND_AUDIT: Final = select(_NEW_TOKEN.c.id).add_cte(_CREATED_ENTRY)
 # inserts it, its guest id taken from the claimed row, and its entry. No row, and nothing
 # written, when the guest is unknown, blocked or within the interval.
 _CLAIMED: Final = (
-    update(guests)
+    sa.update(guests)
     .where(
-        guests.c.normalized_email == bindparam("p_email"), guests.c.blocked == false(), SLOT_FREE
+        guests.c.normalized_email == sa.bindparam("p_email"),
+        guests.c.blocked == sa.false(),
+        SLOT_FREE,
     )
     .values(last_request_at=bind_now())
     .returning(guests.c.id)
     .cte("claimed")
 )
 _CLAIMED_TOKEN: Final = (
-    insert(tokens)
+    sa.insert(tokens)
     .from_select(
         _TOKEN_FIELDS,
-        select(
+        sa.select(
             *(
                 _CLAIMED.c.id if name == "guest_id" else _NEW_TOKEN_VALUES[name]
                 for name in _TOKEN_FIELDS
@@ -194,9 +183,9 @@ _CLAIMED_TOKEN: Final = (
 _CLAIMED_ENTRY: Final = _insert_entries(
     _entry_values(_of_token(_CLAIMED_TOKEN)).select_from(_CLAIMED_TOKEN)
 ).cte("claimed_entry")
-CLAIM_AND_ADD_INBOX_TOKEN: Final = select(_CLAIMED_TOKEN.c.id, _CLAIMED_TOKEN.c.guest_id).add_cte(
-    _CLAIMED_ENTRY
-)
+CLAIM_AND_ADD_INBOX_TOKEN: Final = sa.select(
+    _CLAIMED_TOKEN.c.id, _CLAIMED_TOKEN.c.guest_id
+).add_cte(_CLAIMED_ENTRY)
 
 
 # A batch invalidation and its `INVALIDATE_TOKEN` entries (one per guest, the template's
@@ -204,7 +193,7 @@ CLAIM_AND_ADD_INBOX_TOKEN: Final = select(_CLAIMED_TOKEN.c.id, _CLAIMED_TOKEN.c.
 # CTE, issue 15): the per-guest counts come back; the INSERT runs whether or not it is read.
 _KILLED: Final = INVALIDATE_BY_BOOKING_RETURNING.cte("killed")
 _PER_GUEST: Final = (
-    select(_KILLED.c.guest_id, func.count().label("n"))
+    sa.select(_KILLED.c.guest_id, sa.func.count().label("n"))
     .group_by(_KILLED.c.guest_id)
     .cte("per_guest")
 )
@@ -216,7 +205,9 @@ _ENTRIES: Final = _insert_entries(_entry_values(_COUNTED).order_by(_PER_GUEST.c.
     "entries"
 )
 INVALIDATE_BY_BOOKING_AND_AUDIT: Final = (
-    select(_PER_GUEST.c.guest_id, _PER_GUEST.c.n).add_cte(_ENTRIES).order_by(_PER_GUEST.c.guest_id)
+    sa.select(_PER_GUEST.c.guest_id, _PER_GUEST.c.n)
+    .add_cte(_ENTRIES)
+    .order_by(_PER_GUEST.c.guest_id)
 )
 
 __all__ = [

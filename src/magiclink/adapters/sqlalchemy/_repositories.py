@@ -25,7 +25,6 @@ from magiclink.adapters.sqlalchemy._repository_base import (
     new_id,
 )
 from magiclink.adapters.sqlalchemy._rows import (
-    UNSAVED_ID,
     audit_from_row,
     audit_values,
     booking_from_row,
@@ -38,7 +37,15 @@ from magiclink.adapters.sqlalchemy._rows import (
     rating_values,
 )
 from magiclink.adapters.sqlalchemy._token_repository import SqlAlchemyTokenRepository
-from magiclink.domain._records import AuditEntry, Booking, Guest, Incident, NewAuditEntry, Rating
+from magiclink.domain._records import (
+    UNSAVED_ID,
+    AuditEntry,
+    Booking,
+    Guest,
+    Incident,
+    NewAuditEntry,
+    Rating,
+)
 from magiclink.ports._repositories import (
     AuditLog,
     BookingRepository,

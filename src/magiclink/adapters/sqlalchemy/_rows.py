@@ -25,27 +25,9 @@ from typing import Any, Final, Generic, TypeVar, cast
 import attrs
 from sqlalchemy import Column, Label, RowMapping, Table
 
-from magiclink.adapters.sqlalchemy._tables import (
-    audit_log,
-    bookings,
-    guests,
-    incidents,
-    ratings,
-    tokens,
-)
+from magiclink.adapters.sqlalchemy import _tables as tables
+from magiclink.domain import _records as records
 from magiclink.domain._enums import BookingStatus, IncidentType, InvalidationReason
-from magiclink.domain._records import (
-    UNSAVED_ID,
-    AuditEntry,
-    Booking,
-    Guest,
-    Incident,
-    InvalidationResult,
-    MagicLinkToken,
-    NewAuditEntry,
-    Rating,
-    TokenLookup,
-)
 from magiclink.ports._repositories import TokenStats
 
 R = TypeVar("R")
@@ -154,41 +136,48 @@ def _writer(record: type[R], table: Table, **convert: Convert) -> Callable[[R], 
 
 # --- Selected columns, labelled: every column of the table ---------------------------------
 
-GUEST_COLUMNS: Final = _labelled("guest", *guests.columns)
-BOOKING_COLUMNS: Final = _labelled("booking", *bookings.columns)
-TOKEN_COLUMNS: Final = _labelled("token", *tokens.columns)
+GUEST_COLUMNS: Final = _labelled("guest", *tables.guests.columns)
+BOOKING_COLUMNS: Final = _labelled("booking", *tables.bookings.columns)
+TOKEN_COLUMNS: Final = _labelled("token", *tables.tokens.columns)
 # R7: the token, its guest, and its booking's state if the booking still exists.
 LOOKUP_COLUMNS: Final = (
     *TOKEN_COLUMNS,
     *GUEST_COLUMNS,
-    *_labelled("booking", bookings.c.status, bookings.c.revision, bookings.c.link_generation),
+    *_labelled(
+        "booking",
+        tables.bookings.c.status,
+        tables.bookings.c.revision,
+        tables.bookings.c.link_generation,
+    ),
 )
-AUDIT_COLUMNS: Final = _labelled("audit", *audit_log.columns)
-RATING_COLUMNS: Final = _labelled("rating", *ratings.columns)
-INCIDENT_COLUMNS: Final = _labelled("incident", *incidents.columns)
+AUDIT_COLUMNS: Final = _labelled("audit", *tables.audit_log.columns)
+RATING_COLUMNS: Final = _labelled("rating", *tables.ratings.columns)
+INCIDENT_COLUMNS: Final = _labelled("incident", *tables.incidents.columns)
 
 
 # --- Row -> record ------------------------------------------------------------------------
 # Booleans through bool() (MariaDB returns 0/1), enumerations from their stored strings.
 
-guest_from_row: Final = _Reader(Guest, guests, "guest", blocked=bool)
-booking_from_row: Final = _Reader(Booking, bookings, "booking", status=BookingStatus)
+guest_from_row: Final = _Reader(records.Guest, tables.guests, "guest", blocked=bool)
+booking_from_row: Final = _Reader(records.Booking, tables.bookings, "booking", status=BookingStatus)
 token_from_row: Final = _Reader(
-    MagicLinkToken,
-    tokens,
+    records.MagicLinkToken,
+    tables.tokens,
     "token",
     invalidated=bool,
     invalidation_reason=_optional(InvalidationReason),
 )
-audit_from_row: Final = _Reader(AuditEntry, audit_log, "audit", success=bool)
-rating_from_row: Final = _Reader(Rating, ratings, "rating")
-incident_from_row: Final = _Reader(Incident, incidents, "incident", type=IncidentType)
+audit_from_row: Final = _Reader(records.AuditEntry, tables.audit_log, "audit", success=bool)
+rating_from_row: Final = _Reader(records.Rating, tables.ratings, "rating")
+incident_from_row: Final = _Reader(
+    records.Incident, tables.incidents, "incident", type=IncidentType
+)
 
 
-def lookup_from_row(row: RowMapping) -> TokenLookup:
+def lookup_from_row(row: RowMapping) -> records.TokenLookup:
     """The `TokenLookup` in a row holding `LOOKUP_COLUMNS` (booking state None: no booking)."""
     status = row["booking_status"]
-    return TokenLookup(
+    return records.TokenLookup(
         token=token_from_row(row),
         guest=guest_from_row(row),
         booking_status=None if status is None else BookingStatus(status),
@@ -197,11 +186,11 @@ def lookup_from_row(row: RowMapping) -> TokenLookup:
     )
 
 
-def lookup_reader(columns: Columns) -> Callable[[Sequence[Any]], TokenLookup]:
+def lookup_reader(columns: Columns) -> Callable[[Sequence[Any]], records.TokenLookup]:
     """`lookup_from_row` for plain rows of `LOOKUP_COLUMNS` (the fast path), compiled from
     where each label sits in the row."""
     return _compiled(
-        TokenLookup,
+        records.TokenLookup,
         [
             token_from_row.at(columns),
             guest_from_row.at(columns),
@@ -212,9 +201,9 @@ def lookup_reader(columns: Columns) -> Callable[[Sequence[Any]], TokenLookup]:
     )
 
 
-def invalidation_from_rows(rows: Iterable[RowMapping]) -> InvalidationResult:
+def invalidation_from_rows(rows: Iterable[RowMapping]) -> records.InvalidationResult:
     """Newly invalidated tokens per guest, from rows of `guest_id` and their count `n`."""
-    return InvalidationResult(per_guest={row["guest_id"]: int(row["n"]) for row in rows})
+    return records.InvalidationResult(per_guest={row["guest_id"]: int(row["n"]) for row in rows})
 
 
 def stats_from_rows(totals: RowMapping, by_reason: Iterable[RowMapping]) -> TokenStats:
@@ -232,12 +221,14 @@ def stats_from_rows(totals: RowMapping, by_reason: Iterable[RowMapping]) -> Toke
 # --- Record -> row values (insert parameters, keyed by column name) -----------------------
 
 
-guest_values: Final = _writer(Guest, guests)
-booking_values: Final = _writer(Booking, bookings, status=str)
-token_values: Final = _writer(MagicLinkToken, tokens, invalidation_reason=_optional(str))
-audit_values: Final = _writer(NewAuditEntry, audit_log, action=str, metadata=dict)
-rating_values: Final = _writer(Rating, ratings)
-incident_values: Final = _writer(Incident, incidents, type=str)
+guest_values: Final = _writer(records.Guest, tables.guests)
+booking_values: Final = _writer(records.Booking, tables.bookings, status=str)
+token_values: Final = _writer(
+    records.MagicLinkToken, tables.tokens, invalidation_reason=_optional(str)
+)
+audit_values: Final = _writer(records.NewAuditEntry, tables.audit_log, action=str, metadata=dict)
+rating_values: Final = _writer(records.Rating, tables.ratings)
+incident_values: Final = _writer(records.Incident, tables.incidents, type=str)
 
 
 __all__ = [
@@ -248,7 +239,6 @@ __all__ = [
     "LOOKUP_COLUMNS",
     "RATING_COLUMNS",
     "TOKEN_COLUMNS",
-    "UNSAVED_ID",
     "Columns",
     "audit_from_row",
     "audit_values",

@@ -4,11 +4,13 @@ repositories bound to it (how it is checked out and set up: `_unit_of_work`)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, PoolProxiedConnection
 
+from magiclink.adapters.sqlalchemy import _repositories as repositories
 from magiclink.adapters.sqlalchemy._connections import (
     Flavour,
     leave_autocommit,
@@ -16,18 +18,17 @@ from magiclink.adapters.sqlalchemy._connections import (
 )
 from magiclink.adapters.sqlalchemy._errors import translate, translate_errors
 from magiclink.adapters.sqlalchemy._fastpath import FastPath
-from magiclink.adapters.sqlalchemy._repositories import (
-    SqlAlchemyAuditLog,
-    SqlAlchemyBookingRepository,
-    SqlAlchemyGuestRepository,
-    SqlAlchemyIncidentRepository,
-    SqlAlchemyRatingRepository,
-    SqlAlchemyTokenRepository,
-)
 from magiclink.domain._enums import InvalidationReason
 from magiclink.domain._errors import StorageError
 from magiclink.domain._records import InvalidationResult, MagicLinkToken, NewAuditEntry, TokenLookup
 from magiclink.ports._unit_of_work import OnFirstUse, Transaction
+
+R = TypeVar("R")
+
+
+def _bound(repository: Callable[..., R]) -> OnFirstUse[R]:
+    """The transaction's `repository`, made on first use on its connection and fast path."""
+    return OnFirstUse(lambda tx: repository(tx, fast=tx._fast))
 
 
 class SqlAlchemyTransaction(Transaction):
@@ -75,12 +76,12 @@ class SqlAlchemyTransaction(Transaction):
         self._returns_updated_rows = bool(dialect.update_returning) and dialect.name != "sqlite"
 
     # The repositories, each made on first use: most operations touch one or two of them.
-    guests = OnFirstUse(lambda tx: SqlAlchemyGuestRepository(tx, fast=tx._fast))
-    tokens = OnFirstUse(lambda tx: SqlAlchemyTokenRepository(tx, fast=tx._fast))
-    bookings = OnFirstUse(lambda tx: SqlAlchemyBookingRepository(tx, fast=tx._fast))
-    ratings = OnFirstUse(lambda tx: SqlAlchemyRatingRepository(tx, fast=tx._fast))
-    incidents = OnFirstUse(lambda tx: SqlAlchemyIncidentRepository(tx, fast=tx._fast))
-    audit = OnFirstUse(lambda tx: SqlAlchemyAuditLog(tx, fast=tx._fast))
+    guests = _bound(repositories.SqlAlchemyGuestRepository)
+    tokens = _bound(repositories.SqlAlchemyTokenRepository)
+    bookings = _bound(repositories.SqlAlchemyBookingRepository)
+    ratings = _bound(repositories.SqlAlchemyRatingRepository)
+    incidents = _bound(repositories.SqlAlchemyIncidentRepository)
+    audit = _bound(repositories.SqlAlchemyAuditLog)
 
     @property
     def guard_inserts(self) -> bool:
