@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from magiclink.adapters.memory._repositories import _Repository
-from magiclink.adapters.memory._store import _MISSING
+from magiclink.adapters.memory._store import _CALLED
 from magiclink.domain._enums import AuditAction
 from magiclink.domain._records import AuditEntry, NewAuditEntry
 from magiclink.ports._repositories import AuditLog
@@ -20,19 +19,10 @@ class InMemoryAuditLog(_Repository, AuditLog):
     """The guest access log in memory, indexed by resource id, guest id and operation id."""
 
     def add_many(self, entries: Sequence[NewAuditEntry]) -> None:
-        tx = self._tx
-        store = tx.store
-        audit, log = store.audit, tx._undo.append
+        store = self._tx.store
+        add, log, remove = store.add_audit, self._tx._undo.append, store.remove_audit
         for new in entries:
-            entry_id = store.next_id()  # fresh: nothing to restore but its absence
-            log((audit, entry_id, _MISSING))
-            audit[entry_id] = (new, MappingProxyType(dict(new.metadata)))
-            if new.resource_id is not None:
-                tx.append_index(store.audit_by_resource, new.resource_id, entry_id)
-            if new.guest_id is not None:
-                tx.append_index(store.audit_by_guest, new.guest_id, entry_id)
-            if new.operation_id is not None:
-                tx.append_index(store.audit_by_operation, new.operation_id, entry_id)
+            log((remove, _CALLED, add(new)))
 
     def list(
         self, *, booking_id: int | None = None, guest_id: int | None = None, limit: int = 100

@@ -3,7 +3,8 @@
 `_Store` holds the committed state, its secondary indexes and the lock that guards them.
 `_UndoLog` is the write side of a transaction: every write to the store goes through it and
 leaves an undo entry, and `rollback` replays those entries backwards. Index appends are O(1)
-(R10.5): the list is appended in place and the `_APPENDED` marker undoes one `list.append`.
+(R10.5): the list is appended in place and the `_APPENDED` marker undoes one `list.append`;
+an audit entry, added with its three indexes at once, is undone by one `_CALLED` entry.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 import threading
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final, TypeAlias, TypeVar, cast
 
 from magiclink.domain._enums import InvalidationReason
@@ -35,6 +37,8 @@ _Change: TypeAlias = tuple[InvalidationReason | None, datetime]
 _MISSING: Final = object()
 # Undo marker: the entry `(index_list, _APPENDED, None)` undoes one `list.append`.
 _APPENDED: Final = object()
+# Undo marker: the entry `(undo, _CALLED, argument)` is undone by `undo(argument)`.
+_CALLED: Final = object()
 
 
 class _Store:
@@ -67,6 +71,37 @@ class _Store:
     def next_id(self) -> int:
         return next(self.ids)
 
+    def add_audit(self, new: NewAuditEntry) -> int:
+        """Append an entry (with a private copy of its metadata) and enter it in its
+        indexes, each in O(1); its id. Undone by `remove_audit(id)`, newest first."""
+        entry_id = next(self.ids)
+        self.audit[entry_id] = (new, MappingProxyType(dict(new.metadata)))
+        for index, key in self._audit_keys(new):
+            if key is not None:
+                entries = index.get(key)
+                if entries is None:
+                    index[key] = [entry_id]
+                else:
+                    entries.append(entry_id)
+        return entry_id
+
+    def remove_audit(self, entry_id: int) -> None:
+        """Undo `add_audit` of the newest entry still added: out of the log and its indexes."""
+        new, _ = self.audit.pop(entry_id)
+        for index, key in self._audit_keys(new):
+            if key is not None:
+                entries = index[key]
+                entries.pop()
+                if not entries:
+                    del index[key]
+
+    def _audit_keys(self, new: NewAuditEntry) -> tuple[tuple[dict[Any, list[int]], Any], ...]:
+        return (
+            (self.audit_by_resource, new.resource_id),
+            (self.audit_by_guest, new.guest_id),
+            (self.audit_by_operation, new.operation_id),
+        )
+
 
 class _ClosedStore:
     """What a closed transaction's `store` is: any use raises `StorageError`."""
@@ -88,7 +123,8 @@ class _UndoLog:
     def __init__(self, store: _Store) -> None:
         self.store = store
         self._store = store
-        self._undo: list[tuple[Any, Any, Any]] = []  # (table, key, old) or (list, _APPENDED, None)
+        # (table, key, old), (list, _APPENDED, None) or (undo, _CALLED, argument)
+        self._undo: list[tuple[Any, Any, Any]] = []
 
     def put(self, table: dict[K, V], key: K, value: V) -> None:
         """Write `table[key] = value`, remembering the old value for rollback."""
@@ -118,6 +154,8 @@ class _UndoLog:
         for table, key, old in reversed(undo):
             if key is _APPENDED:
                 table.pop()
+            elif key is _CALLED:
+                table(old)
             elif old is _MISSING:
                 table.pop(key, None)
             else:
@@ -125,4 +163,4 @@ class _UndoLog:
         undo.clear()
 
 
-__all__ = ["_APPENDED", "_CLOSED", "_MISSING", "_Change", "_Store", "_UndoLog"]
+__all__ = ["_APPENDED", "_CALLED", "_CLOSED", "_MISSING", "_Change", "_Store", "_UndoLog"]
