@@ -17,8 +17,8 @@ from sqlalchemy import Engine, event
 from storages import GUESTS, GuestRef, PortSeeder, booking_row, hash_of
 from subjects import Runner, Subject
 
-from magiclink import GuestService, MagicLinkToken, Settings
-from magiclink.adapters.memory import InMemoryUnitOfWork
+from magiclink import GuestService, MagicLinkToken, Settings, build_services
+from magiclink.adapters.memory import InMemoryNotifier, InMemoryUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -274,9 +274,8 @@ def _port_tokens(count: int) -> float:
 def _issued_links(count: int) -> float:
     def build() -> tuple[GuestService, list[str]]:
         uow = InMemoryUnitOfWork()
-        service = GuestService(
-            uow, settings=Settings(request_interval=timedelta(0), max_links_per_hour=None)
-        )
+        settings = Settings(request_interval=timedelta(0), max_links_per_hour=None)
+        service = build_services(uow, notifier=InMemoryNotifier(), settings=settings).guests
         emails = [f"guest{i:05d}@bench.example" for i in range(GUESTS)]
         for email in emails:  # the guests exist before measuring
             service.request_inbox_link(email)

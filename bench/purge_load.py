@@ -119,7 +119,7 @@ def measure(database: Database, mode: str, batch_size: int) -> dict[str, Any]:
         deadline = time.perf_counter() + IDLE_SECONDS[mode]
         idle = verify_loop(ours, pool, lambda: time.perf_counter() >= deadline)
         gc.collect()
-        purge = PurgeThread(GuestService(database.uow), batch_size)
+        purge = PurgeThread(ours.guests, batch_size)
         purge.start()
         loaded = verify_loop(ours, pool, purge.done.is_set)
         purge.join()

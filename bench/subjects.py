@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from storages import BookingRef, IssueItem, KnownToken, Preparer, Seeder, World
 
-from magiclink import BookingService, GuestService, InvalidationReason, Requester, Settings
+from magiclink import InvalidationReason, Requester, Settings, build_services
 from magiclink.adapters.memory import InMemoryNotifier
 from magiclink.ports import UnitOfWork
 
@@ -85,10 +85,9 @@ class Ours(Subject):
 
     def __init__(self, uow: UnitOfWork, seeder: Seeder, world: World) -> None:
         super().__init__(seeder, world)
-        self.guests = GuestService(
-            uow, settings=Settings(request_interval=timedelta(0), max_links_per_hour=None)
-        )
-        self.bookings = BookingService(uow, self.guests, notifier=InMemoryNotifier())
+        settings = Settings(request_interval=timedelta(0), max_links_per_hour=None)
+        services = build_services(uow, notifier=InMemoryNotifier(), settings=settings)
+        self.guests, self.bookings = services.guests, services.bookings
 
     def runner(self, op: str) -> Runner:
         guests, bookings = self.guests, self.bookings

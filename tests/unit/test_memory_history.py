@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from magiclink import Booking
+from magiclink import Booking, BookingStatus, InvalidationReason, MagicLinkToken
 from magiclink.adapters.memory import InMemoryUnitOfWork
 from magiclink.adapters.memory._store import _Store
 from magiclink.adapters.memory._unit_of_work import _InMemoryTransaction
-from magiclink.domain._enums import BookingStatus, InvalidationReason
-from magiclink.domain._records import MagicLinkToken
 from magiclink.ports import UNSAVED_ID, Transaction
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
