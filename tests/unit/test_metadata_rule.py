@@ -10,7 +10,6 @@ surrogates, backslashes, control characters).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from magiclink import GuestService, InvalidInput
-from magiclink.adapters.memory import InMemoryUnitOfWork, ManualClock
+from magiclink.testing import World
 
 HARD = st.sampled_from(["\x00", "\ud800", "\udfff", "\\", "\\u0000", "\n", "\t", "é", "日"])
 TEXT = st.lists(st.one_of(st.text(max_size=3), HARD), max_size=4).map("".join)
@@ -37,7 +36,7 @@ def storable(metadata: dict[str, Any]) -> bool:
 
 
 def _guests() -> GuestService:
-    return GuestService(InMemoryUnitOfWork(), clock=ManualClock(datetime(2030, 1, 1, tzinfo=UTC)))
+    return World.build().services.guests
 
 
 @given(metadata=FLAT)

@@ -9,18 +9,15 @@ from __future__ import annotations
 import multiprocessing
 import re
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from magiclink import GuestService, Settings
-from magiclink.adapters.memory import InMemoryUnitOfWork, ManualClock
+from magiclink.testing import World
 
 
 def _guests() -> GuestService:
-    return GuestService(
-        InMemoryUnitOfWork(),
-        clock=ManualClock(datetime(2030, 1, 1, tzinfo=UTC)),
-        settings=Settings(request_interval=timedelta(0), max_links_per_hour=None),
-    )
+    settings = Settings(request_interval=timedelta(0), max_links_per_hour=None)
+    return World.build(settings=settings).services.guests
 
 
 def _operation_id_of_a_call(guests: GuestService) -> str:
