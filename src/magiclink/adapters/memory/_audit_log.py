@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -55,12 +56,20 @@ class InMemoryAuditLog(_Repository, AuditLog):
         )
 
 
+_WRITTEN_FIELDS: Final = [field.name for field in attrs.fields(NewAuditEntry)]
+if [field.name for field in attrs.fields(AuditEntry)] != ["id", *_WRITTEN_FIELDS]:
+    raise TypeError("AuditEntry must be the id followed by NewAuditEntry's fields, in order")
+_written: Final = operator.attrgetter(*_WRITTEN_FIELDS)
+_METADATA: Final = _WRITTEN_FIELDS.index("metadata")
+
+
 def _entry(entry_id: int, stored: tuple[NewAuditEntry, Mapping[str, Any]]) -> AuditEntry:
-    """The log's row of a stored entry: the entry as written, with its id."""
+    """The log's row of a stored entry: its id, then the entry as written, positionally (the
+    fields match, checked at import), with the private copy of its metadata."""
     new, metadata = stored
-    fields = attrs.asdict(new, recurse=False)
-    fields["metadata"] = metadata  # the private copy taken when it was written
-    return AuditEntry(id=entry_id, **fields)
+    values = list(_written(new))
+    values[_METADATA] = metadata
+    return AuditEntry(entry_id, *values)
 
 
 __all__ = ["InMemoryAuditLog"]
